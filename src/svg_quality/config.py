@@ -1,0 +1,359 @@
+"""Typed, strict configuration: each params.yaml section loads into a frozen dataclass.
+
+Unknown keys, wrong types and out-of-range values raise ``ValueError`` naming the
+key (as ``section.key``), the offending value and what is allowed, so a typo in
+``dvc exp run -S train.lr=...`` fails loudly instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+LOGO_TYPES = ("simple", "text", "gradient", "complex")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _fail(key: str, value: Any, allowed: str) -> ValueError:
+    return ValueError(f"params.yaml: {key} = {value!r} is invalid; allowed: {allowed}")
+
+
+def check_range(
+    key: str, value: float, lo: float | None = None, hi: float | None = None
+) -> None:
+    """Raise ValueError naming ``key`` unless ``lo <= value <= hi``."""
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        lo_s = "-inf" if lo is None else f"{lo}"
+        hi_s = "inf" if hi is None else f"{hi}"
+        raise _fail(key, value, f"a value in [{lo_s}, {hi_s}]")
+
+
+def check_choice(key: str, value: Any, choices: typing.Iterable[Any]) -> None:
+    choices = tuple(choices)
+    if value not in choices:
+        raise _fail(key, value, "one of " + ", ".join(repr(c) for c in choices))
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Check ``value`` against a type hint; ints are accepted for floats, lists become tuples."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(key, value, arg)
+            except ValueError as exc:
+                errors.append(str(exc))
+        raise _fail(key, value, " or ".join(getattr(a, "__name__", str(a)) for a in args))
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise _fail(key, value, "a list")
+        item = args[0]
+        return tuple(_coerce(f"{key}[{i}]", v, item) for i, v in enumerate(value))
+    if origin in (dict, Mapping):
+        if not isinstance(value, Mapping):
+            raise _fail(key, value, "a mapping")
+        return {str(k): _coerce(f"{key}.{k}", v, args[1]) for k, v in value.items()}
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise _fail(key, value, "true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _fail(key, value, "an integer")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _fail(key, value, "a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise _fail(key, value, "a string")
+        return value
+    if hint is Any:
+        return value
+    raise TypeError(f"unsupported config type {hint!r} for {key}")
+
+
+def build(cls: type[T], section: str, raw: Mapping[str, Any] | None) -> T:
+    """Build the dataclass ``cls`` from the mapping ``raw`` (params.yaml section ``section``).
+
+    Missing keys take the dataclass defaults; unknown keys raise.
+    """
+    raw = dict(raw or {})
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        key = f"{section}.{unknown[0]}"
+        raise ValueError(
+            f"params.yaml: unknown key {key!r}; {section} accepts: {', '.join(names)}"
+        )
+    values = {k: _coerce(f"{section}.{k}", v, hints[k]) for k, v in raw.items()}
+    return cls(**values)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "synthetic"  # "synthetic" or a folder laid out as <logo_type>/<file>
+    per_type: int = 100  # synthetic logos per logo type
+    seed: int = 0
+    image_size: int = 256  # longest side after normalization
+    min_size: int = 16  # images with a side shorter than this are rejected
+    max_pixels: int = 50_000_000  # decompression-bomb guard (width * height)
+
+    def __post_init__(self) -> None:
+        if not self.source:
+            raise _fail("data.source", self.source, "'synthetic' or a folder path")
+        check_range("data.per_type", self.per_type, 1, 100_000)
+        check_range("data.image_size", self.image_size, 32, 4096)
+        check_range("data.min_size", self.min_size, 1, self.image_size)
+        check_range("data.max_pixels", self.max_pixels, 1)
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    seed: int = 42
+    val: float = 0.15
+    test: float = 0.15
+
+    def __post_init__(self) -> None:
+        check_range("split.val", self.val, 0.0, 0.5)
+        check_range("split.test", self.test, 0.0, 0.5)
+        if self.val + self.test >= 0.9:
+            raise _fail("split.val + split.test", self.val + self.test, "a sum below 0.9")
+
+
+@dataclass(frozen=True)
+class VtracerConfig:
+    colormode: str = "color"
+    hierarchical: str = "stacked"
+    mode: str = "spline"
+    # name -> [low, high]; checked against VTracer's real limits in svg_quality.paramspace
+    ranges: dict[str, tuple[float, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from svg_quality.paramspace import validate_ranges
+
+        check_choice("vtracer.colormode", self.colormode, ("color", "binary"))
+        check_choice("vtracer.hierarchical", self.hierarchical, ("stacked", "cutout"))
+        check_choice("vtracer.mode", self.mode, ("spline", "polygon", "none"))
+        validate_ranges(self.ranges)
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    samples_per_image: int = 12
+    seed: int = 0
+    workers: int = 0  # 0 = all cores
+    timeout_s: float = 60.0  # per-sample limit; a hung conversion becomes a "timeout" row
+    cluster: str | None = None  # Dask scheduler address, e.g. "tcp://10.0.0.5:8786"
+
+    def __post_init__(self) -> None:
+        check_range("label.samples_per_image", self.samples_per_image, 1, 4096)
+        check_range("label.workers", self.workers, 0, 1024)
+        check_range("label.timeout_s", self.timeout_s, 0.1)
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    weights: str = "auto"  # imagenet | random | auto
+    weights_path: str | None = None  # local ResNet-50 state dict for `imagenet`
+    seed: int = 0  # initialisation seed for `random`
+    batch_size: int = 64
+    num_workers: int = 2  # DataLoader workers decoding and resizing
+    device: str = "auto"  # auto | cpu | cuda
+
+    def __post_init__(self) -> None:
+        check_choice("features.weights", self.weights, ("imagenet", "random", "auto"))
+        check_range("features.batch_size", self.batch_size, 1, 4096)
+        check_range("features.num_workers", self.num_workers, 0, 64)
+        check_choice("features.device", self.device, ("auto", "cpu", "cuda"))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    inputs: str = "resnet"  # resnet | resnet+stats | stats
+    hidden: tuple[int, ...] = (1024, 512, 256)
+    dropout: tuple[float, ...] = (0.3, 0.2, 0.1)
+    input_dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_choice("model.inputs", self.inputs, ("resnet", "resnet+stats", "stats"))
+        if not self.hidden:
+            raise _fail("model.hidden", self.hidden, "at least one layer width")
+        for i, w in enumerate(self.hidden):
+            check_range(f"model.hidden[{i}]", w, 1, 65536)
+        if len(self.dropout) != len(self.hidden):
+            raise _fail(
+                "model.dropout", list(self.dropout), f"{len(self.hidden)} values (one per hidden layer)"
+            )
+        for i, p in enumerate(self.dropout):
+            check_range(f"model.dropout[{i}]", p, 0.0, 0.95)
+        check_range("model.input_dropout", self.input_dropout, 0.0, 0.95)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 60
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    optimizer: str = "adamw"  # adamw | adam | sgd
+    momentum: float = 0.9  # sgd only
+    scheduler: str = "cosine"  # cosine (with linear warmup) | step | none
+    warmup_epochs: int = 2
+    step_size: int = 20  # step scheduler
+    gamma: float = 0.5  # step scheduler
+    grad_clip: float = 1.0  # max gradient norm; 0 disables
+    monitor: str = "val_rmse"  # val_loss | val_rmse | val_pearson
+    patience: int = 10  # epochs without improvement before stopping; 0 disables
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    amp: str = "auto"  # auto (bf16/fp16 on CUDA, off on CPU) | off | bf16 | fp16
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        check_range("train.epochs", self.epochs, 1, 100_000)
+        check_range("train.batch_size", self.batch_size, 1, 1_000_000)
+        check_range("train.lr", self.lr, 1e-8, 10.0)
+        check_range("train.weight_decay", self.weight_decay, 0.0, 10.0)
+        check_choice("train.optimizer", self.optimizer, ("adamw", "adam", "sgd"))
+        check_range("train.momentum", self.momentum, 0.0, 1.0)
+        check_choice("train.scheduler", self.scheduler, ("cosine", "step", "none"))
+        check_range("train.warmup_epochs", self.warmup_epochs, 0, self.epochs)
+        check_range("train.step_size", self.step_size, 1)
+        check_range("train.gamma", self.gamma, 0.0, 1.0)
+        check_range("train.grad_clip", self.grad_clip, 0.0)
+        check_choice("train.monitor", self.monitor, ("val_loss", "val_rmse", "val_pearson"))
+        check_range("train.patience", self.patience, 0)
+        check_choice("train.device", self.device, ("auto", "cpu", "cuda"))
+        check_choice("train.amp", self.amp, ("auto", "off", "bf16", "fp16"))
+
+
+@dataclass(frozen=True)
+class ValidateConfig:
+    min_type_examples: int = 30
+    cv_folds: int = 5
+    cv_epochs: int = 30
+    seed: int = 0
+    fail_on_gates: bool = False
+    gates: dict[str, float] = field(
+        default_factory=lambda: {
+            "pearson": 0.90,
+            "rmse": 0.05,
+            "acc_0_1": 0.85,
+            "type_pearson": 0.85,
+        }
+    )
+
+    def __post_init__(self) -> None:
+        check_range("validate.min_type_examples", self.min_type_examples, 1)
+        check_range("validate.cv_folds", self.cv_folds, 0, 100)
+        if self.cv_folds == 1:
+            raise _fail("validate.cv_folds", 1, "0 (off) or at least 2")
+        check_range("validate.cv_epochs", self.cv_epochs, 1)
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    opset: int = 18
+    parity_batch: int = 64
+    latency_repeats: int = 200
+    suggest_candidates: int = 2048
+    registry_name: str = "svg-quality"
+
+    def __post_init__(self) -> None:
+        check_range("export.opset", self.opset, 13, 30)
+        check_range("export.parity_batch", self.parity_batch, 2)
+        check_range("export.latency_repeats", self.latency_repeats, 1)
+        check_range("export.suggest_candidates", self.suggest_candidates, 1)
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    uri: str | None = None  # None: MLFLOW_TRACKING_URI, else sqlite:///<repo root>/mlflow.db
+    experiment: str = "svg-quality"
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "split": SplitConfig,
+    "vtracer": VtracerConfig,
+    "label": LabelConfig,
+    "features": FeaturesConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "validate": ValidateConfig,
+    "export": ExportConfig,
+    "tracking": TrackingConfig,
+}
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataConfig
+    split: SplitConfig
+    vtracer: VtracerConfig
+    label: LabelConfig
+    features: FeaturesConfig
+    model: ModelConfig
+    train: TrainConfig
+    validate: ValidateConfig
+    export: ExportConfig
+    tracking: TrackingConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def parse_params(raw: Mapping[str, Any]) -> Params:
+    """Validate a whole params mapping (as read from params.yaml)."""
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"params.yaml: expected a mapping at the top level, got {raw!r}")
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise ValueError(
+            f"params.yaml: unknown section {unknown[0]!r}; sections: {', '.join(SECTIONS)}"
+        )
+    return Params(**{name: build(cls, name, raw.get(name)) for name, cls in SECTIONS.items()})
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: params file not found; run from the repository root")
+    with path.open() as fh:
+        raw = yaml.safe_load(fh) or {}
+    return parse_params(raw)
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"lr": 1e-3}}`` -> ``{"train.lr": 1e-3}`` (for MLflow params)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
