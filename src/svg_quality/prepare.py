@@ -1,0 +1,223 @@
+"""The ``prepare`` stage's library: gather logos, normalize, dedupe, split, report.
+
+Sources: ``synthetic`` (svg_quality.synthetic) or a folder laid out as
+``<logo_type>/<image file>``. Bad files never stop the stage: each becomes a row of
+``rejects.csv`` with a reason code (see :func:`svg_quality.images.open_image`, plus
+``unknown_file``, ``no_type_folder``, ``unsupported_mode`` and ``duplicate``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw, ImageFont
+from tqdm import tqdm
+
+from svg_quality import images, io, synthetic
+from svg_quality.config import LOGO_TYPES, DataConfig, SplitConfig
+
+LOGO_COLUMNS = ["image_id", "path", "logo_type", "source", "width", "height", "split"]
+REJECT_COLUMNS = ["source", "reason", "detail"]
+_TYPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One candidate logo: a synthetic recipe or a file in the source folder."""
+
+    logo_type: str
+    source: str  # "synthetic:<type>:<index>" or the path relative to the source folder
+    file: str | None = None  # absolute path for folder sources
+    index: int = 0
+
+
+@dataclass(frozen=True)
+class Result:
+    job: Job
+    png: bytes | None = None
+    width: int = 0
+    height: int = 0
+    reason: str = ""
+    detail: str = ""
+
+
+def synthetic_jobs(cfg: DataConfig) -> list[Job]:
+    return [
+        Job(t, f"synthetic:{t}:{i}", index=i) for t in LOGO_TYPES for i in range(cfg.per_type)
+    ]
+
+
+def folder_jobs(root: Path) -> tuple[list[Job], list[Result]]:
+    """Every file under ``root``; the first path component is the logo type."""
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"data.source = {str(root)!r} is not a folder; use 'synthetic' or a folder laid out "
+            "as <logo_type>/<image file>"
+        )
+    jobs, rejects = [], []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        job = Job(path.relative_to(root).parts[0], rel, file=str(path))
+        if len(path.relative_to(root).parts) < 2:
+            rejects.append(Result(job, reason="no_type_folder", detail="file is not inside a <logo_type>/ folder"))
+        elif not _TYPE_NAME.match(job.logo_type):
+            rejects.append(Result(job, reason="bad_type_name", detail=f"folder name {job.logo_type!r}"))
+        elif path.suffix.lower() not in images.IMAGE_EXTENSIONS:
+            rejects.append(Result(job, reason="unknown_file", detail=f"extension {path.suffix!r} is not an image type"))
+        else:
+            jobs.append(job)
+    return jobs, rejects
+
+
+def process(job: Job, cfg: DataConfig) -> Result:
+    """Produce one normalized logo (or a reject). Runs in worker processes."""
+    try:
+        if job.file is None:
+            im = synthetic.generate(job.logo_type, cfg.seed, job.index, cfg.image_size)
+        else:
+            im = images.open_image(job.file, max_pixels=cfg.max_pixels, min_size=cfg.min_size)
+        norm = images.normalize(im, cfg.image_size)
+    except images.ImageRejected as exc:
+        return Result(job, reason=exc.reason, detail=exc.detail)
+    return Result(job, images.png_bytes(norm), norm.width, norm.height)
+
+
+def _run_all(jobs: list[Job], cfg: DataConfig, workers: int) -> Iterator[Result]:
+    if workers <= 1 or len(jobs) < 8:
+        for job in tqdm(jobs, desc="prepare", unit="logo"):
+            yield process(job, cfg)
+        return
+    with ProcessPoolExecutor(workers) as pool:
+        it = pool.map(process, jobs, [cfg] * len(jobs), chunksize=4)
+        yield from tqdm(it, total=len(jobs), desc="prepare", unit="logo")
+
+
+def assign_splits(df: pd.DataFrame, cfg: SplitConfig) -> pd.Series:
+    """Per image, stratified by logo type, reproducible from ``split.seed``.
+
+    Within each type the sorted image ids are permuted by a generator seeded from the
+    split seed and the type name, so the split depends only on the set of images.
+    """
+    split = pd.Series("train", index=df.index, dtype=object)
+    for logo_type, group in df.groupby("logo_type", sort=True):
+        ids = group.sort_values("image_id").index.to_numpy()
+        rng = np.random.default_rng([cfg.seed, zlib.crc32(str(logo_type).encode())])
+        ids = ids[rng.permutation(len(ids))]
+        n = len(ids)
+        n_test = _share(n, cfg.test)
+        n_val = max(0, min(n - n_test - 1, _share(n, cfg.val)))
+        split[ids[:n_test]] = "test"
+        split[ids[n_test : n_test + n_val]] = "val"
+    return split
+
+
+def _share(n: int, frac: float) -> int:
+    # At least one image per split once a type has 3 images, so every split sees every type.
+    if frac <= 0 or n < 3:
+        return 0
+    return min(n - 1, max(1, round(n * frac)))
+
+
+@dataclass
+class Prepared:
+    logos: pd.DataFrame
+    rejects: pd.DataFrame
+    pngs: dict[str, bytes]
+
+
+def collect(data: DataConfig, split: SplitConfig, workers: int | None = None) -> Prepared:
+    """Gather, normalize, dedupe and split; nothing is written here."""
+    if data.source == "synthetic":
+        jobs, rejected = synthetic_jobs(data), []
+    else:
+        jobs, rejected = folder_jobs(Path(data.source))
+    workers = workers if workers is not None else len(os.sched_getaffinity(0))
+    rows, pngs, seen = [], {}, {}
+    for res in _run_all(jobs, data, workers):
+        if res.png is None:
+            rejected.append(res)
+            continue
+        image_id = io.image_id_for(res.png)
+        if image_id in seen:
+            rejected.append(Result(res.job, reason="duplicate", detail=f"same content as {seen[image_id]}"))
+            continue
+        seen[image_id] = res.job.source
+        pngs[image_id] = res.png
+        rows.append(
+            {
+                "image_id": image_id,
+                "path": f"{image_id}.png",
+                "logo_type": res.job.logo_type,
+                "source": res.job.source,
+                "width": res.width,
+                "height": res.height,
+            }
+        )
+    if not rows:
+        raise ValueError(
+            f"data.source = {data.source!r} yielded no usable logos "
+            f"({len(rejected)} rejected); see the rejects report"
+        )
+    logos = pd.DataFrame(rows)
+    logos["split"] = assign_splits(logos, split)
+    logos = logos.sort_values(["logo_type", "image_id"]).reset_index(drop=True)[LOGO_COLUMNS]
+    rejects = pd.DataFrame(
+        [{"source": r.job.source, "reason": r.reason, "detail": r.detail} for r in rejected],
+        columns=REJECT_COLUMNS,
+    )
+    return Prepared(logos, rejects, pngs)
+
+
+def write(prep: Prepared, logos_dir: Path, logos_csv: Path, report_dir: Path) -> dict:
+    """Write the logos folder, the table and the reports, each atomically."""
+    with io.atomic_dir(logos_dir) as tmp:
+        for image_id, png in prep.pngs.items():
+            (tmp / f"{image_id}.png").write_bytes(png)
+    with io.atomic_path(logos_csv) as tmp:
+        prep.logos.to_csv(tmp, index=False)
+    with io.atomic_path(report_dir / "rejects.csv") as tmp:
+        prep.rejects.to_csv(tmp, index=False)
+    summary = summarize(prep)
+    io.write_json(report_dir / "summary.json", summary)
+    with io.atomic_path(report_dir / "samples.png") as tmp:
+        contact_sheet(prep, logos_dir).save(tmp, format="PNG")
+    return summary
+
+
+def summarize(prep: Prepared) -> dict:
+    by_type_split = prep.logos.groupby(["logo_type", "split"]).size()
+    return {
+        "logos": len(prep.logos),
+        "rejected": len(prep.rejects),
+        "by_type": {k: int(v) for k, v in Counter(prep.logos["logo_type"]).items()},
+        "by_split": {k: int(v) for k, v in Counter(prep.logos["split"]).items()},
+        "by_type_split": {f"{t}/{s}": int(n) for (t, s), n in by_type_split.items()},
+        "rejects_by_reason": {k: int(v) for k, v in Counter(prep.rejects["reason"]).items()},
+    }
+
+
+def contact_sheet(prep: Prepared, logos_dir: Path, per_type: int = 8, cell: int = 128) -> Image.Image:
+    """A grid of a few logos per type, labelled, so a person can see what the data is."""
+    types = sorted(prep.logos["logo_type"].unique())
+    label_w = 90
+    sheet = Image.new("RGB", (label_w + per_type * (cell + 4), len(types) * (cell + 4)), (225, 225, 225))
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=14)
+    for r, t in enumerate(types):
+        y = r * (cell + 4)
+        draw.text((6, y + cell // 2 - 8), t, fill=(0, 0, 0), font=font)
+        for c, path in enumerate(prep.logos.loc[prep.logos["logo_type"] == t, "path"][:per_type]):
+            with Image.open(logos_dir / path) as im:
+                thumb = im.convert("RGB")
+                thumb.thumbnail((cell, cell))
+            sheet.paste(thumb, (label_w + c * (cell + 4), y))
+    return sheet

@@ -1,0 +1,39 @@
+"""Stage `prepare`: logos from `data.source` -> normalized PNGs, logos.csv, reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from svg_quality.config import load_params
+from svg_quality.prepare import collect, write
+
+log = logging.getLogger("prepare")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--logos-dir", type=Path, required=True)
+    ap.add_argument("--logos-csv", type=Path, required=True)
+    ap.add_argument("--reports", type=Path, required=True)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+
+    params = load_params(args.params)
+    prepared = collect(params.data, params.split)
+    summary = write(prepared, args.logos_dir, args.logos_csv, args.reports)
+    if summary["rejected"]:
+        log.warning(
+            "%d file(s) rejected: %s (details in %s)",
+            summary["rejected"],
+            json.dumps(summary["rejects_by_reason"]),
+            args.reports / "rejects.csv",
+        )
+    log.info("%d logos: %s", summary["logos"], json.dumps(summary["by_type_split"]))
+
+
+if __name__ == "__main__":
+    main()
