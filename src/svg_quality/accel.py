@@ -60,7 +60,9 @@ def choose_precision(device: torch.device, amp: str = "auto") -> Precision:
     if amp == "auto":
         if device.type != "cuda":
             return Precision(device, None)
-        return Precision(device, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+        return Precision(
+            device, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        )
     if amp == "bf16":
         return Precision(device, torch.bfloat16)
     if amp == "fp16":

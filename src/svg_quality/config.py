@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
 T = TypeVar("T")
 
 LOGO_TYPES = ("simple", "text", "gradient", "complex")
@@ -29,9 +27,7 @@ def _fail(key: str, value: Any, allowed: str) -> ValueError:
     return ValueError(f"params.yaml: {key} = {value!r} is invalid; allowed: {allowed}")
 
 
-def check_range(
-    key: str, value: float, lo: float | None = None, hi: float | None = None
-) -> None:
+def check_range(key: str, value: float, lo: float | None = None, hi: float | None = None) -> None:
     """Raise ValueError naming ``key`` unless ``lo <= value <= hi``."""
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         lo_s = "-inf" if lo is None else f"{lo}"
@@ -102,9 +98,7 @@ def build(cls: type[T], section: str, raw: Mapping[str, Any] | None) -> T:
     unknown = sorted(set(raw) - set(names))
     if unknown:
         key = f"{section}.{unknown[0]}"
-        raise ValueError(
-            f"params.yaml: unknown key {key!r}; {section} accepts: {', '.join(names)}"
-        )
+        raise ValueError(f"params.yaml: unknown key {key!r}; {section} accepts: {', '.join(names)}")
     values = {k: _coerce(f"{section}.{k}", v, hints[k]) for k, v in raw.items()}
     return cls(**values)
 
@@ -205,7 +199,9 @@ class ModelConfig:
             check_range(f"model.hidden[{i}]", w, 1, 65536)
         if len(self.dropout) != len(self.hidden):
             raise _fail(
-                "model.dropout", list(self.dropout), f"{len(self.hidden)} values (one per hidden layer)"
+                "model.dropout",
+                list(self.dropout),
+                f"{len(self.hidden)} values (one per hidden layer)",
             )
         for i, p in enumerate(self.dropout):
             check_range(f"model.dropout[{i}]", p, 0.0, 0.95)
@@ -342,6 +338,8 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: params file not found; run from the repository root")
+    import yaml  # lazy: the trainer (and its benchmark) import config without needing PyYAML
+
     with path.open() as fh:
         raw = yaml.safe_load(fh) or {}
     return parse_params(raw)

@@ -50,7 +50,9 @@ def open_image(path: str | Path, *, max_pixels: int, min_size: int = 1) -> Image
             im = Image.open(path)
             w, h = im.size
             if w * h > max_pixels:
-                raise ImageRejected("too_large", f"{w}x{h} = {w * h} pixels > max_pixels {max_pixels}")
+                raise ImageRejected(
+                    "too_large", f"{w}x{h} = {w * h} pixels > max_pixels {max_pixels}"
+                )
             if min(w, h) < min_size:
                 raise ImageRejected("too_small", f"{w}x{h} has a side under min_size {min_size}")
             if getattr(im, "n_frames", 1) > 1:
@@ -79,11 +81,7 @@ def to_rgb_on_white(im: Image.Image) -> Image.Image:
         top = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
         grey = np.clip(np.round(arr / top * 255.0), 0, 255).astype(np.uint8)
         return Image.fromarray(grey).convert("RGB")
-    if mode == "P" and "transparency" in im.info or mode == "PA":
-        im = im.convert("RGBA")
-    elif mode in ("LA", "La", "RGBa"):
-        im = im.convert("RGBA")
-    elif mode == "L" and "transparency" in im.info or mode == "RGB" and "transparency" in im.info:
+    if (mode == "P" and "transparency" in im.info) or mode == "PA" or mode in ("LA", "La", "RGBa") or (mode == "L" and "transparency" in im.info) or (mode == "RGB" and "transparency" in im.info):
         im = im.convert("RGBA")
     if im.mode == "RGBA":
         white = Image.new("RGBA", im.size, (255, 255, 255, 255))

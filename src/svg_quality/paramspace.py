@@ -22,17 +22,33 @@ class ParamSpec:
 
 
 # Order matters: it is the model's input order and the exported metadata's order.
+# ``limit`` is what the vtracer 0.6.15 Python binding accepts *and* gives meaning to,
+# established by reading its source and by probing it on 256 px logos (simple, text,
+# gradient, busy); the sampled ranges in params.yaml sit inside these limits and
+# their comments there say why each was chosen.
 PARAM_SPECS: tuple[ParamSpec, ...] = (
-    # A bit count per channel: 0 panics; 9-10 wrap around and behave like 1-2.
+    # Significant bits per RGB channel (VTracer uses 8 - value as "precision loss").
+    # 0 (and negatives) panic: `assertion failed: is_same_color_a < 8`. 9 and 10 are
+    # accepted but wrap around and behave exactly like 1 and 2.
     ParamSpec("color_precision", int, (1, 8), 6),
+    # Colour difference between gradient layers. 0 is a switch (diagonal clustering),
+    # values >= 255 are all the same (one layer); negatives are accepted but meaningless.
     ParamSpec("layer_difference", int, (0, 255), 16),
+    # Degrees. Values above 180 behave exactly like 180.
     ParamSpec("corner_threshold", int, (0, 180), 60),
-    # Only meaningful in [3.5, 10] (VTracer's own documentation).
+    # Pixels. Only meaningful in [3.5, 10] (VTracer's own documentation and CLI check);
+    # values outside run but are outside what the algorithm was designed for.
     ParamSpec("length_threshold", float, (3.5, 10.0), 4.0),
-    # 0 panics.
+    # Subdivide-smooth iterations. 0 panics: `assertion failed: max_iterations > 0`.
+    # Results stop changing after ~5 on logos; 100 is a generous hard cap.
     ParamSpec("max_iterations", int, (1, 100), 10),
+    # Degrees. Above 180 is accepted but no longer an angle (360 differs from 180).
     ParamSpec("splice_threshold", int, (0, 180), 45),
+    # Decimal places of SVG coordinates. Omitting it means *unrounded* coordinates in
+    # the Python binding; 8 is the binding's documented default, so we always pass it.
     ParamSpec("path_precision", int, (0, 16), 8),
+    # Side in px of the smallest patch kept (area = value^2). Negatives raise
+    # OverflowError; at 128 a 256 px logo collapses to one or two paths.
     ParamSpec("filter_speckle", int, (0, 128), 4),
 )
 
@@ -71,6 +87,11 @@ def validate_ranges(ranges: Mapping[str, Sequence[float]]) -> None:
             )
         if spec.kind is int and (lo != int(lo) or hi != int(hi)):
             raise ValueError(f"params.yaml: {key} = {list(rng)!r} is invalid; allowed: integers")
+        if not lo <= spec.default <= hi:
+            raise ValueError(
+                f"params.yaml: {key} = {list(rng)!r} must contain VTracer's default "
+                f"{spec.default} (label always samples the defaults)"
+            )
 
 
 def check_point(point: Mapping[str, float], ranges: Mapping[str, Sequence[float]]) -> None:
@@ -99,3 +120,41 @@ def denormalize(unit: np.ndarray, ranges: Mapping[str, Sequence[float]]) -> np.n
         if spec.kind is int:
             raw[:, j] = np.round(raw[:, j])
     return raw
+
+
+def sample_params(
+    image_id: str, n: int, ranges: Mapping[str, Sequence[float]], seed: int
+) -> list[dict[str, float]]:
+    """``n`` parameter sets for one logo: VTracer's defaults first, then scrambled Sobol points.
+
+    Deterministic per ``(seed, image_id)``: the same logo gets the same sets in every
+    run, on every machine, whatever else is in the dataset. Integers are drawn so each
+    value in ``[low, high]`` gets an equal share of the unit interval.
+    """
+    from scipy.stats import qmc
+
+    if n < 1:
+        raise ValueError(f"label.samples_per_image = {n} is invalid; allowed: at least 1")
+    try:
+        image_key = int(image_id, 16)
+    except ValueError:
+        raise ValueError(
+            f"image_id {image_id!r} is not a hex digest (see io.image_id_for)"
+        ) from None
+    sets: list[dict[str, float]] = [dict(VTRACER_DEFAULTS)]
+    if n == 1:
+        return sets
+    rng = np.random.default_rng(np.random.SeedSequence([seed, image_key]))
+    sobol = qmc.Sobol(d=len(PARAM_NAMES), scramble=True, rng=rng)
+    m = int(np.ceil(np.log2(n - 1))) if n > 2 else 0
+    unit = sobol.random_base2(m)[: n - 1]  # [n-1, 8]; a power-of-two draw keeps Sobol balance
+    for row in unit:
+        point: dict[str, float] = {}
+        for u, spec in zip(row, PARAM_SPECS, strict=True):
+            lo, hi = ranges[spec.name]
+            if spec.kind is int:
+                point[spec.name] = int(min(hi, lo + np.floor(u * (hi - lo + 1))))
+            else:
+                point[spec.name] = float(lo + u * (hi - lo))
+        sets.append(point)
+    return sets

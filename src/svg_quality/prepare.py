@@ -51,9 +51,7 @@ class Result:
 
 
 def synthetic_jobs(cfg: DataConfig) -> list[Job]:
-    return [
-        Job(t, f"synthetic:{t}:{i}", index=i) for t in LOGO_TYPES for i in range(cfg.per_type)
-    ]
+    return [Job(t, f"synthetic:{t}:{i}", index=i) for t in LOGO_TYPES for i in range(cfg.per_type)]
 
 
 def folder_jobs(root: Path) -> tuple[list[Job], list[Result]]:
@@ -68,11 +66,23 @@ def folder_jobs(root: Path) -> tuple[list[Job], list[Result]]:
         rel = path.relative_to(root).as_posix()
         job = Job(path.relative_to(root).parts[0], rel, file=str(path))
         if len(path.relative_to(root).parts) < 2:
-            rejects.append(Result(job, reason="no_type_folder", detail="file is not inside a <logo_type>/ folder"))
+            rejects.append(
+                Result(
+                    job, reason="no_type_folder", detail="file is not inside a <logo_type>/ folder"
+                )
+            )
         elif not _TYPE_NAME.match(job.logo_type):
-            rejects.append(Result(job, reason="bad_type_name", detail=f"folder name {job.logo_type!r}"))
+            rejects.append(
+                Result(job, reason="bad_type_name", detail=f"folder name {job.logo_type!r}")
+            )
         elif path.suffix.lower() not in images.IMAGE_EXTENSIONS:
-            rejects.append(Result(job, reason="unknown_file", detail=f"extension {path.suffix!r} is not an image type"))
+            rejects.append(
+                Result(
+                    job,
+                    reason="unknown_file",
+                    detail=f"extension {path.suffix!r} is not an image type",
+                )
+            )
         else:
             jobs.append(job)
     return jobs, rejects
@@ -148,7 +158,9 @@ def collect(data: DataConfig, split: SplitConfig, workers: int | None = None) ->
             continue
         image_id = io.image_id_for(res.png)
         if image_id in seen:
-            rejected.append(Result(res.job, reason="duplicate", detail=f"same content as {seen[image_id]}"))
+            rejected.append(
+                Result(res.job, reason="duplicate", detail=f"same content as {seen[image_id]}")
+            )
             continue
         seen[image_id] = res.job.source
         pngs[image_id] = res.png
@@ -205,11 +217,15 @@ def summarize(prep: Prepared) -> dict:
     }
 
 
-def contact_sheet(prep: Prepared, logos_dir: Path, per_type: int = 8, cell: int = 128) -> Image.Image:
+def contact_sheet(
+    prep: Prepared, logos_dir: Path, per_type: int = 8, cell: int = 128
+) -> Image.Image:
     """A grid of a few logos per type, labelled, so a person can see what the data is."""
     types = sorted(prep.logos["logo_type"].unique())
     label_w = 90
-    sheet = Image.new("RGB", (label_w + per_type * (cell + 4), len(types) * (cell + 4)), (225, 225, 225))
+    sheet = Image.new(
+        "RGB", (label_w + per_type * (cell + 4), len(types) * (cell + 4)), (225, 225, 225)
+    )
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default(size=14)
     for r, t in enumerate(types):

@@ -323,14 +323,19 @@ def _draw_simple(canvas, rng: Rng, pal: list[Color], bg: Color) -> None:
     if layout == "single":
         hole = None
         if rng.random() < 0.35:
-            hole = (str(rng.choice(FLAT_SHAPES)), (rng.uniform(-0.3, 0.3), 0.0, rng.uniform(0.3, 0.6)))
+            hole = (
+                str(rng.choice(FLAT_SHAPES)),
+                (rng.uniform(-0.3, 0.3), 0.0, rng.uniform(0.3, 0.6)),
+            )
         _draw_shape(canvas, rng, rng.choice(SHAPES), _square_in(box, rng), colors[0], hole=hole)
     elif layout == "nested":
         sq = _square_in(box, rng)
         for i, f in enumerate((1.0, rng.uniform(0.45, 0.7), rng.uniform(0.15, 0.35))):
             cx, cy, r = (sq[0] + sq[2]) / 2, (sq[1] + sq[3]) / 2, (sq[2] - sq[0]) / 2 * f
             kind = rng.choice(FLAT_SHAPES)
-            _draw_shape(canvas, rng, kind, (cx - r, cy - r, cx + r, cy + r), colors[i % len(colors)])
+            _draw_shape(
+                canvas, rng, kind, (cx - r, cy - r, cx + r, cy + r), colors[i % len(colors)]
+            )
     elif layout == "row":
         n = int(rng.integers(2, 5))
         cell = (x1 - x0) / n
@@ -392,7 +397,9 @@ def _draw_text(canvas, rng: Rng, pal: list[Color], bg: Color) -> None:
             _draw_shape(canvas, rng, rng.choice(["ellipse", "squircle", "poly6", "poly4"]), sq, c0)
             pad = (sq[2] - sq[0]) * 0.25
             inner = (sq[0] + pad, sq[1] + pad, sq[2] - pad, sq[3] - pad)
-            _fit_text(canvas, rng, letters, inner, font, _bg_or_white(bg) if rng.random() < 0.7 else c1)
+            _fit_text(
+                canvas, rng, letters, inner, font, _bg_or_white(bg) if rng.random() < 0.7 else c1
+            )
         else:
             _fit_text(canvas, rng, letters, sq, font, c0)
     elif layout == "combo_left":
@@ -402,7 +409,9 @@ def _draw_text(canvas, rng: Rng, pal: list[Color], bg: Color) -> None:
         gap = side * 0.15
         th = (y1 - y0) * rng.uniform(0.45, 0.8)
         cy = (y0 + y1) / 2
-        _fit_text(canvas, rng, _word(rng), (x0 + side + gap, cy - th / 2, x1, cy + th / 2), font, c0, 0)
+        _fit_text(
+            canvas, rng, _word(rng), (x0 + side + gap, cy - th / 2, x1, cy + th / 2), font, c0, 0
+        )
     elif layout == "combo_top":
         split = y0 + (y1 - y0) * rng.uniform(0.5, 0.65)
         _draw_shape(canvas, rng, rng.choice(SHAPES), _square_in((x0, y0, x1, split), rng), c1)
@@ -423,7 +432,9 @@ def _draw_gradient(canvas, rng: Rng, pal: list[Color], bg: Color) -> None:
         return _gradient(canvas.size, rng, [pal[i] for i in idx])
 
     if layout == "shape":
-        _draw_shape(canvas, rng, rng.choice(SHAPES), _square_in(box, rng), grad(int(rng.integers(2, 4))))
+        _draw_shape(
+            canvas, rng, rng.choice(SHAPES), _square_in(box, rng), grad(int(rng.integers(2, 4)))
+        )
     elif layout == "sphere":  # radial highlight on a disc: the classic shaded orb
         sq = _square_in(box, rng)
         c = pal[int(rng.integers(len(pal)))]
@@ -432,18 +443,39 @@ def _draw_gradient(canvas, rng: Rng, pal: list[Color], bg: Color) -> None:
     elif layout == "badge":  # glossy rounded badge with a flat mark or text on top
         sq = _square_in(box, rng) if rng.random() < 0.5 else box
         c = pal[int(rng.integers(len(pal)))]
-        _draw_shape(canvas, rng, "squircle", sq, _gradient(canvas.size, rng, [_shade(c, 0.4), _shade(c, -0.3)], False))
+        _draw_shape(
+            canvas,
+            rng,
+            "squircle",
+            sq,
+            _gradient(canvas.size, rng, [_shade(c, 0.4), _shade(c, -0.3)], False),
+        )
         pad = min(sq[2] - sq[0], sq[3] - sq[1]) * 0.25
         inner = (sq[0] + pad, sq[1] + pad, sq[2] - pad, sq[3] - pad)
         if rng.random() < 0.5:
-            _draw_shape(canvas, rng, rng.choice(SHAPES), _square_in(inner, rng), (255, 255, 255, 255))
+            _draw_shape(
+                canvas, rng, rng.choice(SHAPES), _square_in(inner, rng), (255, 255, 255, 255)
+            )
         else:
             fonts = available_fonts()
-            _fit_text(canvas, rng, _word(rng, 1, 2), inner, fonts[int(rng.integers(len(fonts)))], (255, 255, 255, 255))
+            _fit_text(
+                canvas,
+                rng,
+                _word(rng, 1, 2),
+                inner,
+                fonts[int(rng.integers(len(fonts)))],
+                (255, 255, 255, 255),
+            )
     elif layout == "plate":  # a gradient background plate behind a flat mark
         plate = Image.new("L", canvas.size, 255)
         _fill(canvas, plate, grad(2))
-        _draw_shape(canvas, rng, rng.choice(SHAPES), _square_in(_layout_box(canvas, rng, (0.2, 0.3)), rng), pal[0])
+        _draw_shape(
+            canvas,
+            rng,
+            rng.choice(SHAPES),
+            _square_in(_layout_box(canvas, rng, (0.2, 0.3)), rng),
+            pal[0],
+        )
     elif layout == "shadowed":  # flat or graded shape with a soft drop shadow
         sq = _square_in(box, rng, 0.85)
         kind = rng.choice(SHAPES)
@@ -471,7 +503,9 @@ def _draw_complex(canvas, rng: Rng, pal: list[Color], bg: Color) -> None:
     x0, y0, x1, y1 = box
     unit = min(x1 - x0, y1 - y0)
     # Many colours: the palette plus jittered variants.
-    colors = pal + [_shade(pal[int(i)], rng.uniform(-0.4, 0.4)) for i in rng.integers(0, len(pal), 16)]
+    colors = pal + [
+        _shade(pal[int(i)], rng.uniform(-0.4, 0.4)) for i in rng.integers(0, len(pal), 16)
+    ]
 
     def color() -> Color:
         return colors[int(rng.integers(len(colors)))]
@@ -500,7 +534,15 @@ def _draw_complex(canvas, rng: Rng, pal: list[Color], bg: Color) -> None:
     elif layout == "emblem":  # a crest: outlined shield, inner marks, banner text
         sq = _square_in(box, rng)
         w = unit * rng.uniform(0.02, 0.05)
-        _draw_shape(canvas, rng, rng.choice(["poly6", "squircle", "ellipse", "poly5"]), sq, color(), color(), w)
+        _draw_shape(
+            canvas,
+            rng,
+            rng.choice(["poly6", "squircle", "ellipse", "poly5"]),
+            sq,
+            color(),
+            color(),
+            w,
+        )
         inner = _layout_box(canvas, rng, (0.28, 0.35))
         for _ in range(int(rng.integers(3, 9))):
             r = unit * rng.uniform(0.04, 0.12)

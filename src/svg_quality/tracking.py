@@ -53,7 +53,7 @@ def check_server(uri: str, timeout: float = 5.0) -> None:
         return
     url = uri.rstrip("/") + "/health"
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - user's own URI
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             resp.read()
     except (urllib.error.URLError, OSError) as exc:
         raise RuntimeError(
@@ -114,7 +114,10 @@ def run_tags() -> dict[str, str]:
     if commit:
         tags["mlflow.source.git.commit"] = commit
         tags["git_commit"] = commit
-    for env, tag in (("DVC_EXP_NAME", "dvc_exp_name"), ("DVC_EXP_BASELINE_REV", "dvc_exp_baseline_rev")):
+    for env, tag in (
+        ("DVC_EXP_NAME", "dvc_exp_name"),
+        ("DVC_EXP_BASELINE_REV", "dvc_exp_baseline_rev"),
+    ):
         if os.environ.get(env):
             tags[tag] = os.environ[env]
     return tags
@@ -158,7 +161,9 @@ def resume_run(cfg: TrackingConfig, run_json: str | Path) -> Iterator[mlflow.Act
         mlflow.end_run()
 
 
-def log_flat_metrics(metrics: Mapping[str, float], prefix: str = "", step: int | None = None) -> None:
+def log_flat_metrics(
+    metrics: Mapping[str, float], prefix: str = "", step: int | None = None
+) -> None:
     """Log numeric values with flat keys (``test/type/text/pearson``); non-finite ones are skipped."""
     import math
 

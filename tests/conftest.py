@@ -1,0 +1,59 @@
+"""Shared test fixtures: the real params.yaml, shrunk (tiny data, CPU, few steps)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_repo_params() -> dict[str, Any]:
+    with (REPO_ROOT / "params.yaml").open() as fh:
+        return yaml.safe_load(fh)
+
+
+def shrink(raw: dict[str, Any]) -> dict[str, Any]:
+    """The real config, made tiny: a few logos per type, few samples, few epochs."""
+    p = copy.deepcopy(raw)
+    p["data"]["per_type"] = 4
+    p["data"]["image_size"] = 96
+    p["label"]["samples_per_image"] = 3
+    p["label"]["workers"] = 2
+    p["features"]["weights"] = "random"
+    p["features"]["batch_size"] = 8
+    p["features"]["num_workers"] = 0
+    p["train"]["epochs"] = 3
+    p["train"]["batch_size"] = 32
+    p["train"]["device"] = "cpu"
+    p["validate"]["cv_folds"] = 2
+    p["validate"]["cv_epochs"] = 2
+    p["validate"]["min_type_examples"] = 2
+    p["export"]["latency_repeats"] = 5
+    p["export"]["suggest_candidates"] = 64
+    return p
+
+
+@pytest.fixture
+def repo_params() -> dict[str, Any]:
+    return load_repo_params()
+
+
+@pytest.fixture
+def tiny_params() -> dict[str, Any]:
+    return shrink(load_repo_params())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
