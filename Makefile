@@ -32,3 +32,17 @@ ui:  ## open the MLflow UI on the local tracking database (README step 4)
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
 .PHONY: help setup repro test test-fast lint format bench ui
+
+# A team tracking server on this machine: SQLite backend and artifacts under
+# .mlflow-server/ (absolute paths, so it works from any cwd), one worker and no job
+# execution keep it near 0.5 GB. Users then only set
+# MLFLOW_TRACKING_URI=http://127.0.0.1:$(MLFLOW_PORT) (README, MLflow server).
+MLFLOW_PORT ?= 5001
+MLFLOW_SERVER_DIR ?= $(CURDIR)/.mlflow-server
+mlflow-server:  ## MLflow tracking server on 127.0.0.1:5001 (MLFLOW_PORT=...) (README, MLflow server)
+	@mkdir -p $(MLFLOW_SERVER_DIR)/artifacts
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) \
+		--workers 1 --backend-store-uri sqlite:///$(MLFLOW_SERVER_DIR)/mlflow.db \
+		--artifacts-destination $(MLFLOW_SERVER_DIR)/artifacts
+
+.PHONY: mlflow-server

@@ -174,14 +174,23 @@ class FeaturesConfig:
     weights_path: str | None = None  # local ResNet-50 state dict for `imagenet`
     seed: int = 0  # initialisation seed for `random`
     batch_size: int = 64
-    num_workers: int = 2  # DataLoader workers decoding and resizing
+    # DataLoader workers decoding, letterboxing and computing logo statistics in parallel;
+    # "auto" = one per core, at most 8; 0 = in the main process
+    num_workers: int | str = "auto"
     device: str = "auto"  # auto | cpu | cuda
+    amp: str = "auto"  # auto (bf16, else fp16, on CUDA; fp32 on CPU) | off | bf16 | fp16
 
     def __post_init__(self) -> None:
         check_choice("features.weights", self.weights, ("imagenet", "random", "auto"))
         check_range("features.batch_size", self.batch_size, 1, 4096)
-        check_range("features.num_workers", self.num_workers, 0, 64)
+        if isinstance(self.num_workers, str):
+            check_choice("features.num_workers", self.num_workers, ("auto",))
+        else:
+            check_range("features.num_workers", self.num_workers, 0, 64)
         check_choice("features.device", self.device, ("auto", "cpu", "cuda"))
+        check_choice("features.amp", self.amp, ("auto", "off", "bf16", "fp16"))
+        if self.amp == "fp16" and self.device == "cpu":
+            raise _fail("features.amp", self.amp, "'auto', 'off' or 'bf16' with features.device cpu")
 
 
 @dataclass(frozen=True)
@@ -251,8 +260,11 @@ class ValidateConfig:
     min_type_examples: int = 30
     cv_folds: int = 5
     cv_epochs: int = 30
+    cv_val_share: float = 0.15  # share of each fold's training images held out for early stopping
     seed: int = 0
     fail_on_gates: bool = False
+    # gate name -> threshold: a metric of svg_quality.metrics.METRIC_NAMES on the test rows,
+    # or type_<metric> for every reported logo type; rmse-like metrics pass at <=, others >=
     gates: dict[str, float] = field(
         default_factory=lambda: {
             "pearson": 0.90,
@@ -268,21 +280,35 @@ class ValidateConfig:
         if self.cv_folds == 1:
             raise _fail("validate.cv_folds", 1, "0 (off) or at least 2")
         check_range("validate.cv_epochs", self.cv_epochs, 1)
+        check_range("validate.cv_val_share", self.cv_val_share, 0.05, 0.5)
+        from svg_quality.metrics import METRIC_NAMES
+
+        allowed = (*METRIC_NAMES, *(f"type_{m}" for m in METRIC_NAMES))
+        for name, threshold in self.gates.items():
+            check_choice(f"validate.gates.{name}", name, allowed)
+            if threshold != threshold:  # NaN would make every comparison fail silently
+                raise _fail(f"validate.gates.{name}", threshold, "a number")
 
 
 @dataclass(frozen=True)
 class ExportConfig:
     opset: int = 18
-    parity_batch: int = 64
-    latency_repeats: int = 200
-    suggest_candidates: int = 2048
-    registry_name: str = "svg-quality"
+    parity_batch: int = 64  # the larger batch of the MLP formats' parity check
+    latency_repeats: int = 200  # timed calls per MLP format at batch 1 (a quarter at 256)
+    suggest_candidates: int = 2048  # Sobol parameter sets scored by `suggest` (+ defaults)
+    suggest_logos: int = 0  # test logos in the suggestion check (0 = all)
+    e2e_batch: int = 8  # larger batch for the end-to-end model (ResNet-50 on CPU is slow)
+    e2e_repeats: int = 10  # timed end-to-end calls at batch 1 (a third at e2e_batch)
+    registry_name: str | None = "svg-quality"  # MLflow registered model; null: don't register
 
     def __post_init__(self) -> None:
-        check_range("export.opset", self.opset, 13, 30)
+        check_range("export.opset", self.opset, 18, 30)  # the dynamo exporter emits >= 18
         check_range("export.parity_batch", self.parity_batch, 2)
         check_range("export.latency_repeats", self.latency_repeats, 1)
-        check_range("export.suggest_candidates", self.suggest_candidates, 1)
+        check_range("export.suggest_candidates", self.suggest_candidates, 1, 1_000_000)
+        check_range("export.suggest_logos", self.suggest_logos, 0)
+        check_range("export.e2e_batch", self.e2e_batch, 2, 1024)
+        check_range("export.e2e_repeats", self.e2e_repeats, 1)
 
 
 @dataclass(frozen=True)

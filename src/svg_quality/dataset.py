@@ -100,6 +100,14 @@ def stat_names_from_meta(meta: Mapping[str, Any], k: int) -> tuple[str, ...]:
     return names
 
 
+def weights_used(meta: Mapping[str, Any]) -> str:
+    """The backbone weights the features came from (``imagenet``/``random``), from meta.json."""
+    w = meta.get("weights")
+    if isinstance(w, Mapping):
+        w = w.get("used", w.get("source"))
+    return str(w) if w is not None else "unknown"
+
+
 def load_labeled(
     labels_path: str | Path, features_dir: str | Path, logos_csv: str | Path
 ) -> LabeledData:
@@ -107,15 +115,21 @@ def load_labeled(
     labels = pd.read_parquet(labels_path)
     need = {"image_id", "logo_type", "ssim", "status", *PARAM_NAMES}
     if missing := sorted(need - set(labels.columns)):
-        raise ValueError(f"{labels_path}: missing columns {missing}; rebuild with `dvc repro label`")
+        raise ValueError(
+            f"{labels_path}: missing columns {missing}; rebuild with `dvc repro label`"
+        )
     ok = labels[labels["status"] == "ok"].copy()
     if ok.empty:
-        raise ValueError(f"{labels_path}: no rows with status == 'ok'; check the label stage's report")
+        raise ValueError(
+            f"{labels_path}: no rows with status == 'ok'; check the label stage's report"
+        )
     ok["image_id"] = ok["image_id"].astype(str)
 
     logos = pd.read_csv(logos_csv, dtype={"image_id": str})
     if missing := sorted({"image_id", "split"} - set(logos.columns)):
-        raise ValueError(f"{logos_csv}: missing columns {missing}; rebuild with `dvc repro prepare`")
+        raise ValueError(
+            f"{logos_csv}: missing columns {missing}; rebuild with `dvc repro prepare`"
+        )
     if logos["image_id"].duplicated().any():
         dup = logos.loc[logos["image_id"].duplicated(), "image_id"].iloc[0]
         raise ValueError(f"{logos_csv}: image {dup} is listed twice (one split per image)")
@@ -123,6 +137,8 @@ def load_labeled(
         raise ValueError(f"{logos_csv}: unknown split {bad[0]!r}; allowed: {', '.join(SPLITS)}")
 
     features, stats, index, meta = read_features(features_dir)
+    # logos.csv owns the split; a split column copied into the labels must agree with it
+    label_split = ok.pop("split") if "split" in ok.columns else None
     rows = ok.merge(logos[["image_id", "split"]], on="image_id", how="left", validate="many_to_one")
     if rows["split"].isna().any():
         lost = rows.loc[rows["split"].isna(), "image_id"].iloc[0]
@@ -130,6 +146,15 @@ def load_labeled(
             f"image {lost} has labels but is not in {logos_csv}; rerun `dvc repro label` "
             "after prepare so labels and logos agree"
         )
+    if label_split is not None:
+        differs = label_split.to_numpy() != rows["split"].to_numpy()
+        if differs.any():
+            j = int(np.flatnonzero(differs)[0])
+            raise ValueError(
+                f"image {rows['image_id'].iloc[j]} is in split {label_split.iloc[j]!r} in "
+                f"{labels_path} but {rows['split'].iloc[j]!r} in {logos_csv}; the labels are "
+                "stale, rerun `dvc repro label`"
+            )
     index = index[["image_id", "row"]].rename(columns={"row": "feature_row"})
     rows = rows.merge(index, on="image_id", how="left", validate="many_to_one")
     if rows["feature_row"].isna().any():

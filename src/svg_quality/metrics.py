@@ -52,3 +52,93 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
         "pearson": pearson(t, p),
         "n": int(t.size),
     }
+
+
+# --------------------------------------------------------------------------- validate's metric set
+# Added for the validate stage (test metrics, cross-validation folds, baselines).
+
+METRIC_NAMES: tuple[str, ...] = (
+    "mse",
+    "mae",
+    "rmse",
+    "pearson",
+    "pearson_p",
+    "spearman",
+    "r2",
+    "acc_0_1",
+    "acc_0_05",
+    "max_error",
+    "median_error",
+)
+# Metrics where smaller is better (gates compare these with <=, the rest with >=).
+LOWER_IS_BETTER: frozenset[str] = frozenset(
+    {"mse", "mae", "rmse", "pearson_p", "max_error", "median_error"}
+)
+
+
+def pearson_pvalue(r: float, n: int) -> float:
+    """Two-sided p-value of Pearson ``r`` on ``n`` pairs (t test, n - 2 degrees of freedom)."""
+    from scipy import stats
+
+    if n < 3 or not np.isfinite(r):
+        return float("nan")
+    r = float(np.clip(r, -1.0, 1.0))
+    if abs(r) == 1.0:
+        return 0.0
+    t = r * np.sqrt((n - 2) / (1.0 - r * r))
+    return float(2.0 * stats.t.sf(abs(t), n - 2))
+
+
+def spearman(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Spearman rho: Pearson r of the ranks (ties get their average rank)."""
+    from scipy.stats import rankdata
+
+    t, p = _pair(y_true, y_pred)
+    return pearson(rankdata(t), rankdata(p))
+
+
+def r2(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Coefficient of determination; NaN when ``y_true`` is constant."""
+    t, p = _pair(y_true, y_pred)
+    ss_tot = float(np.sum((t - t.mean()) ** 2))
+    if ss_tot == 0.0:
+        return float("nan")
+    return 1.0 - float(np.sum((t - p) ** 2)) / ss_tot
+
+
+def accuracy_within(y_true: np.ndarray, y_pred: np.ndarray, tol: float) -> float:
+    """Share of predictions with ``|error| <= tol``."""
+    t, p = _pair(y_true, y_pred)
+    # A hair of slack so an error of exactly ``tol`` counts despite float rounding.
+    return float(np.mean(np.abs(t - p) <= tol + 1e-12))
+
+
+def max_error(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    t, p = _pair(y_true, y_pred)
+    return float(np.max(np.abs(t - p)))
+
+
+def median_error(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Median absolute error."""
+    t, p = _pair(y_true, y_pred)
+    return float(np.median(np.abs(t - p)))
+
+
+def full_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Every metric of :data:`METRIC_NAMES`, plus ``n`` (the number of rows)."""
+    t, p = _pair(y_true, y_pred)
+    r = pearson(t, p)
+    out = {
+        "mse": mse(t, p),
+        "mae": mae(t, p),
+        "rmse": rmse(t, p),
+        "pearson": r,
+        "pearson_p": pearson_pvalue(r, t.size),
+        "spearman": spearman(t, p),
+        "r2": r2(t, p),
+        "acc_0_1": accuracy_within(t, p, 0.1),
+        "acc_0_05": accuracy_within(t, p, 0.05),
+        "max_error": max_error(t, p),
+        "median_error": median_error(t, p),
+    }
+    return {**out, "n": int(t.size)}

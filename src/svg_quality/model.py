@@ -55,13 +55,17 @@ class InputSpec:
 
     def __post_init__(self) -> None:
         if self.inputs not in INPUT_CHOICES:
-            raise ValueError(f"inputs {self.inputs!r} is invalid; allowed: {', '.join(INPUT_CHOICES)}")
+            raise ValueError(
+                f"inputs {self.inputs!r} is invalid; allowed: {', '.join(INPUT_CHOICES)}"
+            )
         if self.uses_stats and not self.stat_names:
             raise ValueError(
                 f"inputs {self.inputs!r} needs logo statistics, but the features have none "
                 "(data/features/stats.npy is empty); use model.inputs=resnet"
             )
-        if self.uses_stats and not (len(self.stats_mean) == len(self.stats_std) == len(self.stat_names)):
+        if self.uses_stats and not (
+            len(self.stats_mean) == len(self.stats_std) == len(self.stat_names)
+        ):
             raise ValueError(
                 f"stats mean/std have {len(self.stats_mean)}/{len(self.stats_std)} values for "
                 f"{len(self.stat_names)} statistics; fit them with dataset.fit_standardizer"
@@ -226,7 +230,9 @@ def model_meta(
 ) -> dict[str, Any]:
     """Everything needed to rebuild and feed the model, as plain Python values."""
     if cfg.inputs != spec.inputs:
-        raise ValueError(f"model.inputs {cfg.inputs!r} differs from the input spec's {spec.inputs!r}")
+        raise ValueError(
+            f"model.inputs {cfg.inputs!r} differs from the input spec's {spec.inputs!r}"
+        )
     meta = {
         "format": MODEL_FORMAT,
         "model": model_config_meta(cfg),

@@ -18,7 +18,8 @@ Why it is faster than calling skimage per rendering:
   one separable 1-D pass per axis.
 * Only pixels at least the window radius away from the border are averaged, and
   their windows never leave the image, so the filter's border mode cannot change
-  the result; we still use skimage's ``mode="reflect"`` to stay identical.
+  the result (we still use skimage's ``mode="reflect"``), and only those pixels are
+  filtered in the second pass.
 """
 
 from __future__ import annotations
@@ -48,14 +49,27 @@ def luma(rgb: np.ndarray, dtype: type = np.float32) -> np.ndarray:
     return rgb.astype(dtype, copy=False) @ LUMA_WEIGHTS.astype(dtype)
 
 
-def _blur(stack: np.ndarray) -> np.ndarray:
-    """Gaussian-filter the last two axes of ``stack`` ([..., H, W]) as skimage does."""
-    out = stack
-    for axis in (-2, -1):
-        out = ndimage.gaussian_filter1d(
-            out, SIGMA, axis=axis, mode="reflect", truncate=TRUNCATE, output=np.float32
-        )
-    return out
+def _kernel() -> np.ndarray:
+    # scipy.ndimage.gaussian_filter1d's order-0 kernel (symmetric, so no flip needed)
+    x = np.arange(-RADIUS, RADIUS + 1, dtype=np.float64)
+    phi = np.exp(-0.5 / SIGMA**2 * x * x)
+    return phi / phi.sum()
+
+
+_KERNEL = _kernel()
+
+
+def _blur_valid(stack: np.ndarray) -> np.ndarray:
+    """Gaussian-filter the last two axes of ``stack`` ([..., H, W]) as skimage does, keeping
+    only the pixels SSIM averages: ``[..., H - 2r, W - 2r]``.
+
+    Cropping the columns after the horizontal pass is exact: the kept columns' windows lie
+    inside the image, and the vertical pass then never needs the dropped ones.
+    """
+    r = RADIUS
+    out = ndimage.correlate1d(stack, _KERNEL, axis=-1, output=np.float32, mode="reflect")
+    out = ndimage.correlate1d(out[..., r:-r], _KERNEL, axis=-2, output=np.float32, mode="reflect")
+    return out[..., r:-r, :]
 
 
 def _check_shape(shape: tuple[int, ...]) -> None:
@@ -69,6 +83,8 @@ def _check_shape(shape: tuple[int, ...]) -> None:
 class SSIMReference:
     """The logo's side of SSIM, computed once; :meth:`score` compares a rendering to it.
 
+    Not thread-safe (:meth:`score` reuses one scratch buffer); use one per thread.
+
     >>> ref = SSIMReference(logo_rgb)          # [H, W, 3] uint8
     >>> ref.score(rendering_rgb)               # float, same shape required
     """
@@ -78,9 +94,11 @@ class SSIMReference:
         _check_shape(x.shape)
         self.shape: tuple[int, int] = (x.shape[0], x.shape[1])
         self._x = x
-        mu_x, e_xx = _blur(np.stack([x, x * x]))  # [2, H, W] -> two [H, W]
+        mu_x, e_xx = _blur_valid(np.stack([x, x * x]))  # two [H - 2r, W - 2r]
         self._mu_x = mu_x
         self._var_x = e_xx - mu_x * mu_x
+        self._mu_x_abs = mu_x + np.float32(_SHIFT)
+        self._buf = np.empty((3, *self.shape), dtype=np.float32)  # reused per rendering
 
     def score(self, rendering_rgb: np.ndarray) -> float:
         """Mean SSIM between the logo and ``rendering_rgb`` ([H, W, 3], same size)."""
@@ -90,17 +108,17 @@ class SSIMReference:
                 f"rendering has shape {y.shape[:2]} but the logo is {self.shape}; render the SVG "
                 "at the logo's own size"
             )
-        mu_y, e_yy, e_xy = _blur(np.stack([y, y * y, self._x * y]))  # [3, H, W]
-        r = RADIUS
-        crop = (slice(r, -r), slice(r, -r))
-        mu_x = self._mu_x[crop] + np.float32(_SHIFT)
-        var_x = self._var_x[crop]
-        mu_y_c = mu_y[crop]
-        var_y = e_yy[crop] - mu_y_c * mu_y_c
-        cov = e_xy[crop] - self._mu_x[crop] * mu_y_c
-        mu_y_c = mu_y_c + np.float32(_SHIFT)
-        num = (2.0 * mu_x * mu_y_c + _C1) * (2.0 * cov + _C2)
-        den = (mu_x * mu_x + mu_y_c * mu_y_c + _C1) * (var_x + var_y + _C2)
+        buf = self._buf
+        buf[0] = y
+        np.multiply(y, y, out=buf[1])
+        np.multiply(self._x, y, out=buf[2])
+        mu_y, e_yy, e_xy = _blur_valid(buf)  # three [H - 2r, W - 2r]
+        var_y = e_yy - mu_y * mu_y
+        cov = e_xy - self._mu_x * mu_y
+        mu_x = self._mu_x_abs
+        mu_y += np.float32(_SHIFT)
+        num = (2.0 * mu_x * mu_y + _C1) * (2.0 * cov + _C2)
+        den = (mu_x * mu_x + mu_y * mu_y + _C1) * (self._var_x + var_y + _C2)
         return float(np.mean(num / den, dtype=np.float64))
 
 

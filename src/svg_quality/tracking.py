@@ -1,7 +1,11 @@
-"""MLflow access in one place: tracking URI, experiment, the per-model run.
+"""MLflow access in one place: tracking URI, experiment, the per-model run, the registry.
 
 One MLflow run per trained model (DESIGN.md): the train stage opens it and writes
-its id to ``models/run.json``; validate and export log into that same run.
+its id to ``models/run.json``; validate and export log into that same run. When DVC
+restores train from its run-cache, train does not run and the restored
+``models/run.json`` still names the original run, so validate and export log into
+it and nothing creates a new one.
+
 mlflow is imported lazily so library modules that do not track stay light.
 """
 
@@ -9,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
+import re
 import subprocess
 import urllib.error
 import urllib.request
@@ -23,8 +29,17 @@ from svg_quality.io import write_json
 if TYPE_CHECKING:
     import mlflow
 
-# Keep stage output clean: MLflow otherwise prints the run's URL on every run end.
-os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "1")
+# Environment DVC sets for stage commands (dvc 3.67, dvc/env.py). DVC_ROOT: always, the
+# repository root (for a queued or --temp experiment, the *workspace* root, not the temp
+# copy). DVC_STAGE: always, the stage name. DVC_EXP_NAME and DVC_EXP_BASELINE_REV: only
+# under `dvc exp run` (workspace, --temp and --queue alike), not under `dvc repro`.
+DVC_TAG_ENV = {
+    "DVC_EXP_NAME": "dvc_exp_name",
+    "DVC_EXP_BASELINE_REV": "dvc_exp_baseline_rev",
+}
+# The local SQLite store and its artifacts, relative to the repository root.
+LOCAL_DB = "mlflow.db"
+LOCAL_ARTIFACTS = "mlartifacts"
 
 
 def repo_root() -> Path:
@@ -32,19 +47,34 @@ def repo_root() -> Path:
     return Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
 
 
-def resolve_tracking_uri(cfg: TrackingConfig, root: Path | None = None) -> str:
-    """``MLFLOW_TRACKING_URI``, else ``tracking.uri``, else an absolute SQLite file in the repo.
+def _absolute_sqlite(uri: str, root: Path) -> str:
+    """Anchor a relative ``sqlite:///rel.db`` at ``root`` so every working dir shares one file.
 
-    The default is absolute so that a stage run from a temporary experiment folder
-    still logs to the workspace's database.
+    Queued experiments run in temporary copies of the repo; a relative path would give
+    each of them its own database, deleted with the copy.
     """
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
-        return env
-    if cfg.uri:
-        return cfg.uri
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return uri
+    path = uri[len(prefix) :]
+    if path.startswith("/") or path == ":memory:" or re.match(r"^[A-Za-z]:[/\\]", path):
+        return uri
+    return f"{prefix}{(root / path).resolve().as_posix()}"
+
+
+def resolve_tracking_uri(cfg: TrackingConfig, root: Path | None = None) -> str:
+    """``MLFLOW_TRACKING_URI``, else ``tracking.uri``, else ``sqlite:///<repo root>/mlflow.db``.
+
+    Relative SQLite paths are anchored at the repository root (``DVC_ROOT``), so a stage
+    run from a temporary experiment folder still logs to the workspace's database.
+    """
     root = root or repo_root()
-    return f"sqlite:///{root / 'mlflow.db'}"
+    env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    if env:
+        return _absolute_sqlite(env, root)
+    if cfg.uri:
+        return _absolute_sqlite(cfg.uri, root)
+    return f"sqlite:///{(root / LOCAL_DB).as_posix()}"
 
 
 def check_server(uri: str, timeout: float = 5.0) -> None:
@@ -56,74 +86,129 @@ def check_server(uri: str, timeout: float = 5.0) -> None:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             resp.read()
     except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
         raise RuntimeError(
-            f"MLflow tracking server {uri} is unreachable ({exc}). Start it (`make mlflow-server`) "
+            f"MLflow tracking server {uri} is unreachable ({reason}). Start it with "
+            "`make mlflow-server` (or fix MLFLOW_TRACKING_URI / params.yaml tracking.uri), "
             "or unset MLFLOW_TRACKING_URI to log to the local sqlite:///<repo>/mlflow.db"
         ) from exc
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """Serialize first use of a SQLite store between processes.
+
+    Two processes creating a fresh mlflow.db at once (``dvc queue start -j 2``) race in
+    MLflow's schema migrations and corrupt it ("duplicate column name"); a lock file
+    next to the database makes creation and experiment lookup one at a time.
+    """
+    if not uri.startswith("sqlite:///") or uri.endswith(":memory:"):
+        yield
+        return
+    db = Path(uri[len("sqlite:///") :])
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "a+b") as fh:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; first use is rarely concurrent there
+            yield
+            return
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def artifact_location(uri: str, experiment: str, root: Path | None = None) -> str | None:
+    """Where a new experiment's artifacts go: ``<repo>/mlartifacts/<experiment>`` for SQLite.
+
+    MLflow's default for a SQLite store is ``./mlruns`` of whatever the cwd is, which for
+    a queued experiment is a temporary folder deleted after the run. A server decides
+    for itself (``--artifacts-destination``), so None there.
+    """
+    if not uri.startswith("sqlite:///"):
+        return None
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", experiment)
+    return ((root or repo_root()) / LOCAL_ARTIFACTS / safe).resolve().as_uri()
 
 
 def setup(cfg: TrackingConfig) -> str:
     """Point MLflow at the resolved URI and make sure the experiment exists; returns its id."""
     import mlflow
 
+    # Keep stage output clean: MLflow otherwise prints the run's URL on every run end.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     uri = resolve_tracking_uri(cfg)
     check_server(uri)
     mlflow.set_tracking_uri(uri)
-    exp_id = get_or_create_experiment(cfg.experiment)
+    with _store_lock(uri):
+        exp_id = get_or_create_experiment(cfg.experiment, artifact_location(uri, cfg.experiment))
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
 
 
-def get_or_create_experiment(name: str) -> str:
-    """Robust to concurrent creators (queued `dvc exp` runs): never falls back to Default."""
+def get_or_create_experiment(name: str, artifact_location: str | None = None) -> str:
+    """The id of experiment ``name``, created if missing; never falls back to Default.
+
+    Robust to concurrent creators (queued `dvc exp` runs): losing the creation race
+    means the other process created it, so look it up again.
+    """
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    if not name or not name.strip():
+        raise ValueError("tracking.experiment is empty; set it in params.yaml (e.g. svg-quality)")
     client = mlflow.MlflowClient()
-    for _ in range(5):
+    last: Exception | None = None
+    for _ in range(10):
         exp = client.get_experiment_by_name(name)
         if exp is not None:
             if exp.lifecycle_stage == "deleted":
                 client.restore_experiment(exp.experiment_id)
             return exp.experiment_id
         try:
-            return client.create_experiment(name)
-        except MlflowException:
-            continue  # somebody else created it between our get and create; get it again
-    raise RuntimeError(f"could not get or create MLflow experiment {name!r}")
+            return client.create_experiment(name, artifact_location=artifact_location)
+        except MlflowException as exc:
+            last = exc  # somebody else created it between our get and create; get it again
+    raise RuntimeError(
+        f"could not get or create MLflow experiment {name!r} in {mlflow.get_tracking_uri()}: {last}"
+    )
 
 
-def git_commit(root: Path | None = None) -> str | None:
+def git_commit(cwd: Path | None = None) -> str | None:
+    """HEAD of the checkout the stage runs in (a queued experiment's temp copy included)."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],
-            cwd=root or repo_root(),
+            cwd=cwd or Path.cwd(),
             capture_output=True,
             text=True,
             check=True,
         )
-        return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
+    return out.stdout.strip() or None
 
 
 def run_tags() -> dict[str, str]:
-    """Provenance tags every model run carries."""
-    tags = {}
+    """Provenance tags every model run carries: git commit and, under `dvc exp run`, the
+    DVC experiment name and baseline revision (see ``DVC_TAG_ENV``)."""
+    tags: dict[str, str] = {}
     commit = git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
         tags["git_commit"] = commit
-    for env, tag in (
-        ("DVC_EXP_NAME", "dvc_exp_name"),
-        ("DVC_EXP_BASELINE_REV", "dvc_exp_baseline_rev"),
-    ):
+    for env, tag in DVC_TAG_ENV.items():
         if os.environ.get(env):
             tags[tag] = os.environ[env]
+    # The one readable handle in the UI's run list: the DVC experiment name when there is one.
+    if "dvc_exp_name" in tags:
+        tags["mlflow.note.content"] = f"DVC experiment {tags['dvc_exp_name']}"
     return tags
 
 
-def write_run_json(path: str | Path, run: mlflow.entities.Run, uri: str) -> None:
+def write_run_json(path: str | Path, run: mlflow.ActiveRun | mlflow.entities.Run, uri: str) -> None:
     write_json(
         path,
         {
@@ -138,47 +223,162 @@ def read_run_json(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no training run recorded; run `dvc repro train` first")
-    return json.loads(path.read_text())
+    info = json.loads(path.read_text())
+    if not isinstance(info, dict) or not info.get("run_id"):
+        raise ValueError(f"{path}: no run_id in {info!r}; rerun `dvc repro --force train`")
+    return info
 
 
 @contextlib.contextmanager
 def resume_run(cfg: TrackingConfig, run_json: str | Path) -> Iterator[mlflow.ActiveRun]:
-    """Log into the training run named by ``models/run.json`` (validate, export)."""
+    """Log into the training run named by ``models/run.json`` (validate, export).
+
+    Never creates a run: if the recorded run is not in the current store, fail and say
+    which store it was logged to.
+    """
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     info = read_run_json(run_json)
     setup(cfg)
+    uri = mlflow.get_tracking_uri()
     try:
-        run = mlflow.start_run(run_id=info["run_id"])
-    except Exception as exc:
+        mlflow.get_run(info["run_id"])
+    except MlflowException as exc:
         raise RuntimeError(
-            f"MLflow run {info['run_id']} from {run_json} is not in {mlflow.get_tracking_uri()}; "
-            "rerun `dvc repro train` (or point MLFLOW_TRACKING_URI at the server it was logged to)"
+            f"MLflow run {info['run_id']} from {run_json} is not in {uri} (it was logged to "
+            f"{info.get('tracking_uri', 'an unknown store')}). Point MLFLOW_TRACKING_URI at "
+            "that store, or rerun training with `dvc repro --force train`"
         ) from exc
+    run = mlflow.start_run(run_id=info["run_id"])
+    status = "FAILED"
     try:
         yield run
+        status = "FINISHED"
     finally:
-        mlflow.end_run()
+        mlflow.end_run(status=status)
 
 
 def log_flat_metrics(
-    metrics: Mapping[str, float], prefix: str = "", step: int | None = None
+    metrics: Mapping[str, Any], prefix: str = "", step: int | None = None
 ) -> None:
-    """Log numeric values with flat keys (``test/type/text/pearson``); non-finite ones are skipped."""
-    import math
+    """Log numeric values with flat keys (``test/type/text/pearson``).
 
+    Nested mappings are flattened with ``/``; non-numeric and non-finite values skipped.
+    """
     import mlflow
 
-    clean = {}
-    for k, v in metrics.items():
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            continue
-        if math.isfinite(v):
-            clean[_metric_key(prefix + k)] = float(v)
+    clean: dict[str, float] = {}
+    for k, v in flatten_metrics(metrics, prefix).items():
+        clean[_metric_key(k)] = v
     if clean:
         mlflow.log_metrics(clean, step=step)
+
+
+def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k, v in metrics.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten_metrics(v, key + "/"))
+        elif isinstance(v, bool) or not isinstance(v, int | float):
+            continue
+        elif math.isfinite(v):
+            out[key] = float(v)
+    return out
 
 
 def _metric_key(key: str) -> str:
     # MLflow keys allow alphanumerics, _ - . space / ; replace anything else.
     return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in key)
+
+
+def gate_failures(gates: Mapping[str, Any]) -> list[str]:
+    """Why a validate gates report does not pass (empty when it passes).
+
+    Accepts the validate stage's ``reports/validate/gates.json``: a top-level ``passed``
+    and a ``gates`` mapping of name -> {passed, value, threshold, ...} (or name -> bool).
+    """
+    if "passed" not in gates:
+        raise ValueError(f"gates report has no 'passed' key: {sorted(gates)}")
+    failures = []
+    for name, gate in (gates.get("gates") or {}).items():
+        ok = gate.get("passed") if isinstance(gate, Mapping) else gate
+        if not ok:
+            detail = ""
+            if isinstance(gate, Mapping):
+                detail = ", ".join(f"{k}={gate[k]}" for k in gate if k != "passed")
+            failures.append(f"{name} ({detail})" if detail else name)
+    if not gates["passed"] and not failures:
+        failures.append("gates report says passed=false")
+    return failures
+
+
+def register_candidate(
+    gates: Mapping[str, Any],
+    registry_name: str,
+    model_uri: str | None = None,
+    alias: str = "candidate",
+) -> dict[str, Any]:
+    """Register the run's logged model as ``registry_name`` with ``alias`` if the gates pass.
+
+    Call inside the model's run (``resume_run``), after logging the model (the export
+    stage logs the ONNX MLP with ``mlflow.onnx.log_model``). ``model_uri`` defaults to
+    the model this process logged last, which must belong to the active run. ``gates`` is
+    validate's gates.json. Returns a JSON-able report: ``registered``, and ``version`` /
+    ``model_uri`` or ``reasons`` (the gates that failed). The refusal is also tagged on
+    the run (``registry``), so the MLflow UI says why a run has no registered model.
+    """
+    import mlflow
+
+    if not registry_name:
+        raise ValueError("export.registry_name is empty; set it in params.yaml")
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("register_candidate needs an active MLflow run (use resume_run)")
+    failures = gate_failures(gates)
+    if failures:
+        mlflow.set_tag("registry", f"not registered: gates failed: {'; '.join(failures)}")
+        return {"registered": False, "name": registry_name, "reasons": failures}
+    if model_uri is None:
+        logged = mlflow.last_logged_model()
+        if logged is None or logged.source_run_id != run.info.run_id:
+            raise RuntimeError(
+                f"no model logged in run {run.info.run_id}; log it (mlflow.onnx.log_model) "
+                "before register_candidate"
+            )
+        model_uri = logged.model_uri
+    version = str(mlflow.register_model(model_uri, registry_name).version)
+    client = mlflow.MlflowClient()
+    client.set_registered_model_alias(registry_name, alias, version)
+    mlflow.set_tag("registry", f"{registry_name} v{version} @{alias}")
+    return {
+        "registered": True,
+        "name": registry_name,
+        "version": version,
+        "alias": alias,
+        "model_uri": f"models:/{registry_name}@{alias}",
+        "source": model_uri,
+    }
+
+
+def check_remote(root: Path | None = None) -> str:
+    """The default DVC remote's name; a clear error when none is configured."""
+    try:
+        out = subprocess.run(
+            ["dvc", "remote", "default"],
+            cwd=root or repo_root(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError as exc:
+        raise RuntimeError(f"cannot run dvc ({exc}); install it with `pip install dvc`") from exc
+    name = out.stdout.strip()
+    if out.returncode != 0 or not name or "No default remote" in out.stderr:
+        raise RuntimeError(
+            "no default DVC remote is configured. Add one: "
+            "`dvc remote add -d local ../svg-quality-dvc-remote` (a folder), or "
+            "`dvc remote add -d s3 s3://bucket/path` (see README, Remote storage)"
+        )
+    return name

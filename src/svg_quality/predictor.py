@@ -1,0 +1,344 @@
+"""Serve the exported predictor: SSIM for a logo and VTracer parameters, and suggestions.
+
+    Predictor.load("models/export")                     # ONNX Runtime; no torch needed
+    p.predict("logo.png", {"filter_speckle": 8})        # -> 0.93 (defaults fill the rest)
+    p.predict_many("logo.png", [{...}, {...}])          # -> array, one backbone pass
+    p.suggest("logo.png", top_k=5, candidates=2048)     # -> best parameter sets
+
+Everything comes from the export directory's ``metadata.json`` (ranges, statistics
+mean/std, preprocessing, file names): neither params.yaml nor torch is needed on the
+``onnx`` runtime; its imports are numpy, Pillow, scipy and onnxruntime. The ``torch``
+runtime rebuilds the same network in PyTorch (the reference the ONNX files are checked
+against) and needs the backbone weights featurize used.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS
+from svg_quality.preprocess import backbone_input, load_logo
+
+RUNTIMES = ("onnx", "torch")
+METADATA = "metadata.json"
+
+
+@dataclass(frozen=True)
+class Logo:
+    """A logo ready for the model: normalized pixels, backbone input, raw statistics."""
+
+    rgb: np.ndarray  # uint8 [H, W, 3], what VTracer converts
+    image: np.ndarray | None  # float32 [3, S, S], None when the model uses no ResNet
+    stats: np.ndarray | None  # float32 [k], None when the model uses no statistics
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    params: dict[str, float]
+    ssim: float  # predicted
+    is_default: bool
+
+
+@dataclass(frozen=True)
+class SuggestResult:
+    top: list[Suggestion]  # best first
+    default: Suggestion  # VTracer's defaults, for comparison
+    n_candidates: int
+    score_ms: float  # candidate generation + scoring + ranking, backbone pass excluded
+    backbone_ms: float
+
+
+def sobol_candidates(ranges: Mapping[str, Sequence[float]], n: int, seed: int = 0) -> np.ndarray:
+    """``n`` raw parameter sets ``[n, 8]`` spread over ``ranges`` by a scrambled Sobol
+    sequence; integer parameters take each value in ``[low, high]`` with equal share."""
+    from scipy.stats import qmc
+
+    if n < 1:
+        raise ValueError(f"candidates = {n} is invalid; allowed: at least 1")
+    sobol = qmc.Sobol(d=len(PARAM_NAMES), scramble=True, rng=np.random.default_rng(seed))
+    unit = sobol.random_base2(int(np.ceil(np.log2(n))))[:n]  # [n, 8] in [0, 1)
+    lo = np.array([ranges[p][0] for p in PARAM_NAMES], dtype=np.float64)
+    hi = np.array([ranges[p][1] for p in PARAM_NAMES], dtype=np.float64)
+    raw = lo + unit * (hi - lo)
+    for j, name in enumerate(PARAM_NAMES):
+        if _is_int(name):
+            raw[:, j] = np.minimum(hi[j], lo[j] + np.floor(unit[:, j] * (hi[j] - lo[j] + 1)))
+    return raw.astype(np.float32)
+
+
+def _is_int(name: str) -> bool:
+    from svg_quality.paramspace import SPECS
+
+    return SPECS[name].kind is int
+
+
+class Predictor:
+    """The exported model behind one API, on ONNX Runtime or PyTorch."""
+
+    def __init__(self, export_dir: Path, metadata: dict[str, Any], runtime: str) -> None:
+        self.export_dir = export_dir
+        self.metadata = metadata
+        self.runtime = runtime
+        inp = metadata["input"]
+        self.uses_resnet = inp["inputs"] in ("resnet", "resnet+stats")
+        self.uses_stats = inp["inputs"] in ("resnet+stats", "stats")
+        self.ranges = {n: tuple(float(v) for v in metadata["param_ranges"][n]) for n in PARAM_NAMES}
+        self.image_size = int(metadata["logo"]["image_size"])
+        self._backend: Any = None
+
+    # ------------------------------------------------------------------ loading
+
+    @classmethod
+    def load(cls, export_dir: str | Path = "models/export", runtime: str = "onnx") -> Predictor:
+        """Read ``metadata.json``; the runtime's models load on first use."""
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime {runtime!r} is invalid; allowed: {', '.join(RUNTIMES)}")
+        d = Path(export_dir)
+        path = d / METADATA
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{d}: no exported model ({METADATA} missing); run `dvc repro export` or pass "
+                "--model with an export directory"
+            )
+        metadata = json.loads(path.read_text())
+        if metadata.get("format") != "svg-quality-export":
+            raise ValueError(f"{path}: not an svg-quality export's metadata")
+        if list(metadata.get("param_names", [])) != list(PARAM_NAMES):
+            raise ValueError(
+                f"{path}: parameters {metadata.get('param_names')} differ from this code's "
+                f"{list(PARAM_NAMES)}; use the svg-quality version that exported it"
+            )
+        return cls(d, metadata, runtime)
+
+    @property
+    def backend(self) -> Any:
+        if self._backend is None:
+            self._backend = (_OnnxBackend if self.runtime == "onnx" else _TorchBackend)(self)
+        return self._backend
+
+    # ------------------------------------------------------------------ inputs
+
+    def check_params(self, params: Mapping[str, float] | None = None) -> dict[str, float]:
+        """All 8 parameters (VTracer defaults fill the missing ones), validated against
+        the training ranges; raises ValueError naming an unknown name or a bad value."""
+        out = dict(VTRACER_DEFAULTS)
+        for name, value in (params or {}).items():
+            if name not in out:
+                raise ValueError(
+                    f"unknown VTracer parameter {name!r}; known: {', '.join(PARAM_NAMES)}"
+                )
+            if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+                raise ValueError(f"{name} = {value!r} is invalid; allowed: a number")
+            value = float(value)
+            lo, hi = self.ranges[name]
+            if not lo <= value <= hi:
+                raise ValueError(
+                    f"{name} = {value:g} is out of range; allowed: [{lo:g}, {hi:g}] "
+                    "(the range the model was trained on)"
+                )
+            if _is_int(name) and value != round(value):
+                raise ValueError(f"{name} = {value:g} is invalid; allowed: an integer")
+            out[name] = value
+        return out
+
+    def _matrix(self, params_list: Sequence[Mapping[str, float]]) -> np.ndarray:
+        if len(params_list) == 0:
+            raise ValueError("no parameter sets given; pass at least one")
+        rows = [self.check_params(p) for p in params_list]
+        return np.array([[r[n] for n in PARAM_NAMES] for r in rows], dtype=np.float32)
+
+    def prepare(self, image: str | Path | Any) -> Logo:
+        """Normalize a logo (path, PIL image or uint8 array) and compute the model's inputs."""
+        if isinstance(image, Logo):
+            return image
+        rgb = load_logo(image, self.image_size)
+        x = backbone_input(rgb, self.metadata["preprocessing"]) if self.uses_resnet else None
+        stats = None
+        if self.uses_stats:
+            from svg_quality.logostats import STAT_NAMES, compute_stats
+
+            if list(STAT_NAMES) != list(self.metadata["stats"]["names"]):
+                raise ValueError(
+                    "this code computes other logo statistics than the model was trained on; "
+                    "use the svg-quality version that exported it"
+                )
+            stats = compute_stats(rgb)
+        return Logo(rgb, x, stats)
+
+    # ------------------------------------------------------------------ predictions
+
+    def predict(self, image: Any, params: Mapping[str, float] | None = None) -> float:
+        """Predicted SSIM of VTracer with ``params`` (defaults fill the rest) on ``image``."""
+        point = self.check_params(params)
+        logo = self.prepare(image)
+        raw = np.array([[point[n] for n in PARAM_NAMES]], dtype=np.float32)
+        ssim, _ = self.backend.e2e(_batch(logo.image), raw, _batch(logo.stats))
+        return float(ssim[0])
+
+    def image_features(self, logo: Logo) -> np.ndarray | None:
+        """The backbone's ``[1, 2048]`` features of a prepared logo (None without ResNet)."""
+        if not self.uses_resnet:
+            return None
+        raw = np.array([[VTRACER_DEFAULTS[n] for n in PARAM_NAMES]], dtype=np.float32)
+        return self.backend.e2e(_batch(logo.image), raw, _batch(logo.stats))[1]
+
+    def predict_many(
+        self, image: Any, params_list: Sequence[Mapping[str, float]] | np.ndarray
+    ) -> np.ndarray:
+        """Predicted SSIM ``[N]`` for many parameter sets of one logo: one backbone pass,
+        one batched pass of the candidates model. An array is taken as raw ``[N, 8]``."""
+        if isinstance(params_list, np.ndarray):
+            raw = self._check_matrix(params_list)
+        else:
+            raw = self._matrix(params_list)
+        logo = self.prepare(image)
+        return self.backend.score(self.image_features(logo), raw, _batch(logo.stats))
+
+    def _check_matrix(self, raw: np.ndarray) -> np.ndarray:
+        if raw.ndim != 2 or raw.shape[1] != len(PARAM_NAMES) or raw.shape[0] == 0:
+            raise ValueError(f"parameter matrix must be [N, {len(PARAM_NAMES)}], got {raw.shape}")
+        lo = np.array([self.ranges[n][0] for n in PARAM_NAMES])
+        hi = np.array([self.ranges[n][1] for n in PARAM_NAMES])
+        bad = np.argwhere((raw < lo) | (raw > hi))
+        if len(bad):
+            i, j = bad[0]
+            raise ValueError(
+                f"{PARAM_NAMES[j]} = {raw[i, j]:g} (row {i}) is out of range; "
+                f"allowed: [{lo[j]:g}, {hi[j]:g}]"
+            )
+        return np.ascontiguousarray(raw, dtype=np.float32)
+
+    def suggest(
+        self, image: Any, top_k: int = 5, candidates: int = 2048, seed: int = 0
+    ) -> SuggestResult:
+        """Score VTracer's defaults and ``candidates`` Sobol parameter sets; best first."""
+        if top_k < 1:
+            raise ValueError(f"top_k = {top_k} is invalid; allowed: at least 1")
+        logo = self.prepare(image)
+        t0 = time.perf_counter()
+        feats = self.image_features(logo)
+        t1 = time.perf_counter()
+        default = np.array([[VTRACER_DEFAULTS[n] for n in PARAM_NAMES]], dtype=np.float32)
+        raw = np.concatenate([default, sobol_candidates(self.ranges, candidates, seed)])
+        pred = self.backend.score(feats, raw, _batch(logo.stats))  # [N + 1]
+        order = np.argsort(-pred, kind="stable")
+        top, seen = [], set()
+        for i in order:
+            key = raw[i].tobytes()  # integer rounding makes a few candidates identical
+            if key in seen:
+                continue
+            seen.add(key)
+            top.append(self._suggestion(raw[i], pred[i], i == 0))
+            if len(top) == top_k:
+                break
+        t2 = time.perf_counter()
+        return SuggestResult(
+            top=top,
+            default=self._suggestion(raw[0], pred[0], True),
+            n_candidates=int(raw.shape[0]),
+            score_ms=(t2 - t1) * 1e3,
+            backbone_ms=(t1 - t0) * 1e3,
+        )
+
+    def _suggestion(self, row: np.ndarray, ssim: float, is_default: bool) -> Suggestion:
+        params = {
+            n: (int(round(float(v))) if _is_int(n) else round(float(v), 4))
+            for n, v in zip(PARAM_NAMES, row, strict=True)
+        }
+        return Suggestion(params, float(ssim), bool(is_default))
+
+
+def _batch(x: np.ndarray | None) -> np.ndarray | None:
+    return None if x is None else np.ascontiguousarray(x[None], dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- runtimes
+
+
+class _OnnxBackend:
+    """ONNX Runtime sessions of the end-to-end and candidates models."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        import onnxruntime as ort
+
+        files = predictor.metadata["files"]
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        self.sessions = {}
+        for key in ("onnx_e2e", "onnx_candidates"):
+            path = predictor.export_dir / files[key]
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: missing from the export; rerun `dvc repro export`")
+            self.sessions[key] = ort.InferenceSession(
+                str(path), so, providers=["CPUExecutionProvider"]
+            )
+        self.e2e_inputs = [i.name for i in self.sessions["onnx_e2e"].get_inputs()]
+        self.e2e_outputs = [o.name for o in self.sessions["onnx_e2e"].get_outputs()]
+        self.cand_inputs = [i.name for i in self.sessions["onnx_candidates"].get_inputs()]
+
+    def e2e(self, image, params, stats):
+        feed = _feed(self.e2e_inputs, image=image, params=params, stats=stats)
+        outs = self.sessions["onnx_e2e"].run(self.e2e_outputs, feed)
+        feats = outs[1] if len(outs) > 1 else None
+        return outs[0].reshape(-1), feats
+
+    def score(self, feats, params, stats):
+        feed = _feed(self.cand_inputs, image_features=feats, params=params, stats=stats)
+        return self.sessions["onnx_candidates"].run(["ssim"], feed)[0].reshape(-1)
+
+
+class _TorchBackend:
+    """The same network in PyTorch: MLP from quality_predictor.pth, backbone rebuilt."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        import torch
+
+        from svg_quality.export import (
+            candidate_scorer,
+            end_to_end,
+            load_state_dict_file,
+            rebuild_backbone,
+        )
+        from svg_quality.model import InputSpec
+
+        self.torch = torch
+        path = predictor.export_dir / predictor.metadata["files"]["state_dict"]
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing from the export; rerun `dvc repro export`")
+        mlp, meta = load_state_dict_file(path)
+        spec = InputSpec.from_meta(meta["input"])
+        backbone = rebuild_backbone(meta["backbone"]["weights"])[0] if spec.uses_resnet else None
+        self.e2e_module = end_to_end(backbone, mlp, spec)
+        self.scorer = candidate_scorer(mlp, spec)
+        self.uses_resnet = spec.uses_resnet
+
+    def _args(self, first, params, stats):
+        t = self.torch.from_numpy
+        return tuple(t(a) for a in (first, params, stats) if a is not None)
+
+    def e2e(self, image, params, stats):
+        with self.torch.inference_mode():
+            out = self.e2e_module(*self._args(image, params, stats))
+        if isinstance(out, tuple):
+            return out[0].reshape(-1).numpy(), out[1].numpy()
+        return out.reshape(-1).numpy(), None
+
+    def score(self, feats, params, stats):
+        with self.torch.inference_mode():
+            return self.scorer(*self._args(feats, params, stats)).reshape(-1).numpy()
+
+
+def _feed(names: Sequence[str], **arrays: np.ndarray | None) -> dict[str, np.ndarray]:
+    feed = {}
+    for name in names:
+        if arrays.get(name) is None:
+            raise ValueError(f"the exported model needs input {name!r}, which was not computed")
+        feed[name] = arrays[name]
+    return feed

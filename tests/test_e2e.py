@@ -1,0 +1,388 @@
+"""End to end with the real components: `dvc repro`, `dvc exp run` (workspace and queued),
+a real `mlflow server`, `dvc push`/`dvc pull` to a local folder and to an S3 server (moto).
+
+One scratch git repo is made from the project (dvc.yaml, shrunk params.yaml, stages/,
+src/, .dvc/config) and shared by the tests of this module, which run in file order:
+repro -> push/pull -> sweep -> run-cache. The stage scripts import the installed
+(editable) package; src/ is copied only because dvc.yaml lists its modules as deps.
+Whatever stages dvc.yaml declares are run; checks on a stage's outputs apply when the
+stage exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .conftest import REPO_ROOT, load_repo_params, shrink
+
+pytestmark = pytest.mark.slow
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "svg-quality test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "svg-quality test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+}
+EXPERIMENT = "svg-quality-e2e"
+SWEEP = {"lr-hi": 0.003, "lr-lo": 0.0003}  # first in the workspace, second queued
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def server(cmd: list[str], health: str, log: Path, env: dict[str, str]) -> Iterator[None]:
+    """Run a server in its own process group until the block ends; wait for ``health``."""
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{cmd} exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(health, timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{health} not up in 120 s:\n{log.read_text()[-3000:]}")
+                time.sleep(0.5)
+        yield
+    finally:
+        # The server's workers are its children, in the group we created for it.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@dataclass
+class Scratch:
+    ws: Path  # the scratch repo (workspace)
+    base: Path  # its parent: default DVC remote and clones live next to it
+    env: dict[str, str]
+    mlflow: str  # tracking server URL
+    stages: set[str]
+
+    def run(self, *cmd: str, cwd: Path | None = None, timeout: float = 600) -> str:
+        res = subprocess.run(cmd, cwd=cwd or self.ws, env=self.env, capture_output=True,
+                             text=True, timeout=timeout)  # fmt: skip
+        out = res.stdout + res.stderr
+        if res.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} failed ({res.returncode}):\n{out[-6000:]}")
+        return out
+
+    def api(self, path: str, body: dict[str, Any] | None = None, **query: Any) -> Any:
+        """Plain REST call to the tracking server: GET with ``query``, POST with ``body``."""
+        url = f"{self.mlflow}/api/2.0/mlflow/{path}"
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read() or b"{}")
+
+    def runs(self) -> list[dict[str, Any]]:
+        exp = self.api("experiments/get-by-name", experiment_name=EXPERIMENT)["experiment"]
+        assert exp["experiment_id"] != "0"
+        found = self.api("runs/search", {"experiment_ids": [exp["experiment_id"]]})
+        return found.get("runs", [])
+
+    def lock_outs(self) -> dict[str, str]:
+        """Every out recorded in dvc.lock: path -> md5."""
+        lock = yaml.safe_load((self.ws / "dvc.lock").read_text())
+        return {o["path"]: o["md5"] for s in lock["stages"].values() for o in s.get("outs", [])}
+
+
+def tags_of(run: dict[str, Any]) -> dict[str, str]:
+    return {t["key"]: t["value"] for t in run["data"].get("tags", [])}
+
+
+def params_of(run: dict[str, Any]) -> dict[str, str]:
+    return {p["key"]: p["value"] for p in run["data"].get("params", [])}
+
+
+def metrics_of(run: dict[str, Any]) -> dict[str, float]:
+    return {m["key"]: m["value"] for m in run["data"].get("metrics", [])}
+
+
+def make_scratch_repo(ws: Path, env: dict[str, str]) -> None:
+    ws.mkdir()
+    for name in ("dvc.yaml", ".gitignore", ".dvcignore", "Makefile"):
+        shutil.copy2(REPO_ROOT / name, ws / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    shutil.copytree(REPO_ROOT / "stages", ws / "stages", ignore=ignore)
+    shutil.copytree(REPO_ROOT / "src", ws / "src", ignore=ignore)
+    params = shrink(load_repo_params())
+    params["tracking"]["experiment"] = EXPERIMENT
+    # Loose gates so the tiny model passes them and export registers it (the refusal
+    # path is covered by test_tracking.py).
+    params["validate"]["gates"] = {k: (1.0 if k == "rmse" else -1.0)
+                                   for k in params["validate"]["gates"]}  # fmt: skip
+    (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for cmd in (["git", "init", "-q", "-b", "main"], ["dvc", "init", "-q"]):
+        subprocess.run(cmd, cwd=ws, env=env, check=True)
+    shutil.copy2(REPO_ROOT / ".dvc" / "config", ws / ".dvc" / "config")  # the default remote
+    subprocess.run(["git", "add", "-A"], cwd=ws, env=env, check=True)
+    subprocess.run(["git", "commit", "-qm", "scratch"], cwd=ws, env=env, check=True)
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scratch]:
+    base = tmp_path_factory.mktemp("e2e")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "MLFLOW_"))}
+    port = free_port()
+    env.update(GIT_ENV, DVC_NO_ANALYTICS="1", MLFLOW_TRACKING_URI=f"http://127.0.0.1:{port}")
+    ws = base / "svg-quality"
+    make_scratch_repo(ws, env)
+    srv = base / "mlflow-server"
+    cmd = ["make", "-s", "-C", str(ws), "mlflow-server", f"MLFLOW_PORT={port}",
+           f"MLFLOW_SERVER_DIR={srv}"]  # fmt: skip
+    with server(cmd, f"http://127.0.0.1:{port}/health", base / "mlflow-server.log", env):
+        stages = set(yaml.safe_load((ws / "dvc.yaml").read_text())["stages"])
+        yield Scratch(ws, base, env, f"http://127.0.0.1:{port}", stages)
+
+
+@pytest.fixture(scope="module")
+def repro(scratch: Scratch) -> str:
+    t0 = time.perf_counter()
+    out = scratch.run("dvc", "repro")
+    print(f"dvc repro: {time.perf_counter() - t0:.0f} s")
+    # What a user does next: commit the lock so experiments and clones see this baseline.
+    scratch.run("git", "add", "-A")
+    scratch.run("git", "commit", "-qm", "baseline")
+    return out
+
+
+def test_repro_logs_one_complete_run(scratch: Scratch, repro: str) -> None:
+    for stage in scratch.stages:
+        assert f"Running stage '{stage}'" in repro
+    if "train" not in scratch.stages:
+        pytest.skip("no train stage in dvc.yaml yet")
+    runs = scratch.runs()
+    assert len(runs) == 1, [r["info"]["run_id"] for r in runs]
+    run = runs[0]
+    run_id = run["info"]["run_id"]
+    assert json.loads((scratch.ws / "models/run.json").read_text())["run_id"] == run_id
+    assert run["info"]["status"] == "FINISHED"
+    params = params_of(run)
+    assert float(params["train.lr"]) == 0.001 and params["train.epochs"] == "3"
+    tags = tags_of(run)
+    head = scratch.run("git", "rev-parse", "HEAD~1").strip()  # the commit repro ran on
+    assert tags["git_commit"] == head
+    assert "dvc_exp_name" not in tags  # plain `dvc repro` is not a DVC experiment
+    for tag in ("labels_digest", "features_digest", "features_weights"):
+        assert tags.get(tag), tag
+    assert tags["features_weights"] == "random"
+    # Per-epoch history: one point per epoch.
+    hist = scratch.api("metrics/get-history", run_id=run_id, metric_key="val_rmse")["metrics"]
+    epochs = json.loads((scratch.ws / "reports/train/metrics.json").read_text())["epochs_run"]
+    assert len(hist) == epochs and len({m["step"] for m in hist}) == epochs
+    metrics = metrics_of(run)
+    if "validate" in scratch.stages:
+        assert "test/rmse" in metrics and "test/pearson" in metrics
+        assert tags["validate_verdict"] == "ready"
+        arts = scratch.api("artifacts/list", run_id=run_id, path="validate").get("files", [])
+        assert any(f["path"].endswith(".png") for f in arts), arts
+    if "export" in scratch.stages:
+        arts = scratch.api("artifacts/list", run_id=run_id, path="export").get("files", [])
+        assert any(f["path"].endswith(".onnx") for f in arts), arts
+        alias = scratch.api("registered-models/alias", name=registry_name(scratch),
+                            alias="candidate")["model_version"]  # fmt: skip
+        assert alias["run_id"] == run_id
+
+
+def registry_name(scratch: Scratch) -> str:
+    return yaml.safe_load((scratch.ws / "params.yaml").read_text())["export"]["registry_name"]
+
+
+def same_tree(a: Path, b: Path) -> None:
+    """Byte-for-byte equality of two files or directory trees."""
+    if a.is_file():
+        assert b.is_file() and a.read_bytes() == b.read_bytes(), b
+        return
+    files_a = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    files_b = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    assert files_a == files_b, b
+    for rel in files_a:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), b / rel
+
+
+def cached_outs(ws: Path) -> list[str]:
+    """Outs DVC caches (and so pushes): those of dvc.lock minus ``cache: false`` ones."""
+    lock = yaml.safe_load((ws / "dvc.lock").read_text())
+    dvcfile = yaml.safe_load((ws / "dvc.yaml").read_text())
+    uncached = set()
+    for stage in dvcfile["stages"].values():
+        for kind in ("outs", "metrics", "plots"):
+            for o in stage.get(kind, []):
+                if isinstance(o, dict):
+                    (path, opts), = o.items()  # fmt: skip
+                    if opts and opts.get("cache") is False:
+                        uncached.add(path)
+    return [o["path"] for s in lock["stages"].values() for o in s.get("outs", [])
+            if o["path"] not in uncached]  # fmt: skip
+
+
+def test_push_pull_local_and_s3(scratch: Scratch, repro: str) -> None:
+    outs = cached_outs(scratch.ws)
+    assert "data/logos" in outs
+    # 1. The shipped default remote (a folder next to the repo) works as is.
+    scratch.run("dvc", "push")
+    assert (scratch.base / "svg-quality-dvc-remote" / "files" / "md5").is_dir()
+    clone = scratch.base / "clone-local"
+    scratch.run("git", "clone", "-q", str(scratch.ws), str(clone), cwd=scratch.base)
+    scratch.run("dvc", "pull", cwd=clone)
+    for out in outs:
+        same_tree(scratch.ws / out, clone / out)
+
+    # 2. An S3-compatible server (moto) on 127.0.0.1: the README's S3 recipe plus endpointurl.
+    port = free_port()
+    env = {**scratch.env, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+    moto = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    endpoint = f"http://127.0.0.1:{port}"
+    with server(moto, f"{endpoint}/moto-api/", scratch.base / "moto.log", env):
+        s3 = Scratch(scratch.ws, scratch.base, env, scratch.mlflow, scratch.stages)
+        req = urllib.request.Request(f"{endpoint}/svgq-bucket", method="PUT")  # create bucket
+        urllib.request.urlopen(req, timeout=10).close()
+        s3.run("dvc", "remote", "add", "s3", "s3://svgq-bucket/dvc")
+        s3.run("dvc", "remote", "modify", "s3", "endpointurl", endpoint)
+        s3.run("git", "commit", "-qam", "s3 remote")
+        s3.run("dvc", "push", "-r", "s3")
+        clone = scratch.base / "clone-s3"
+        s3.run("git", "clone", "-q", str(scratch.ws), str(clone), cwd=scratch.base)
+        s3.run("dvc", "pull", "-r", "s3", cwd=clone)
+        for out in outs:
+            same_tree(scratch.ws / out, clone / out)
+
+
+def test_missing_remote_is_a_clear_error(scratch: Scratch, repro: str) -> None:
+    from svg_quality.tracking import check_remote
+
+    clone = scratch.base / "clone-noremote"
+    scratch.run("git", "clone", "-q", str(scratch.ws), str(clone), cwd=scratch.base)
+    scratch.run("dvc", "remote", "default", "--unset", cwd=clone)
+    res = subprocess.run(["dvc", "push"], cwd=clone, env=scratch.env, capture_output=True,
+                         text=True)  # fmt: skip
+    assert res.returncode != 0
+    assert "no remote specified" in (res.stdout + res.stderr).lower()
+    with pytest.raises(RuntimeError, match="no default DVC remote"):
+        check_remote(clone)
+
+
+def wait_queue(scratch: Scratch, timeout: float = 600) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = scratch.run("dvc", "queue", "status")
+        if not any(s in status for s in ("Queued", "Running")):
+            return status
+        if time.monotonic() > deadline:
+            raise AssertionError(f"queue not done in {timeout} s:\n{status}")
+        time.sleep(2)
+
+
+def test_sweep_workspace_and_queued(scratch: Scratch, repro: str) -> None:
+    if "train" not in scratch.stages:
+        pytest.skip("no train stage in dvc.yaml yet")
+    (hi, lr_hi), (lo, lr_lo) = SWEEP.items()
+    upstream = {s for s in ("prepare", "label", "featurize") if s in scratch.stages}
+    base_outs = scratch.lock_outs()
+    base_run = json.loads((scratch.ws / "models/run.json").read_text())["run_id"]
+
+    t0 = time.perf_counter()
+    out = scratch.run("dvc", "exp", "run", "-n", hi, "-S", f"train.lr={lr_hi}")
+    assert "Running stage 'train'" in out
+    for stage in upstream:  # unchanged upstream stages are not rerun
+        assert f"Running stage '{stage}'" not in out
+    outs = scratch.lock_outs()
+    for path in ("data/labels.parquet", "data/features"):
+        if path in base_outs:
+            assert outs[path] == base_outs[path], path
+
+    # Queued: runs in a temporary copy under .dvc/tmp/exps, inheriting this environment.
+    scratch.run("dvc", "exp", "run", "--queue", "-n", lo, "-S", f"train.lr={lr_lo}")
+    scratch.run("dvc", "queue", "start")
+    status = wait_queue(scratch)
+    assert "Success" in status and "Failed" not in status, status
+    logs = scratch.run("dvc", "queue", "logs", lo)
+    assert "Running stage 'train'" in logs
+    for stage in upstream:
+        assert f"Running stage '{stage}'" not in logs
+    print(f"two sweep experiments: {time.perf_counter() - t0:.0f} s")
+
+    runs = scratch.runs()
+    assert len(runs) == 3
+    by_exp = {tags_of(r).get("dvc_exp_name"): r for r in runs}
+    assert set(by_exp) == {None, hi, lo}
+    assert by_exp[None]["info"]["run_id"] == base_run
+    baseline_rev = scratch.run("git", "rev-parse", "HEAD").strip()
+    for name, lr in SWEEP.items():
+        run = by_exp[name]
+        assert float(params_of(run)["train.lr"]) == lr
+        tags = tags_of(run)
+        assert tags["dvc_exp_baseline_rev"] == baseline_rev
+        assert tags["git_commit"] == baseline_rev  # the queued copy's HEAD is the baseline
+        assert run["info"]["status"] == "FINISHED"
+        if "validate" in scratch.stages:
+            assert "test/rmse" in metrics_of(run)
+
+    shown = json.loads(scratch.run("dvc", "exp", "show", "--json"))
+    exps = {
+        e.get("name"): e
+        for baseline in shown
+        for e in (baseline.get("experiments") or [])
+        if e.get("name")
+    }
+    for name in SWEEP:
+        data = exps[name]["revs"][0]["data"]
+        metrics = data["metrics"]
+        assert metrics, name
+        assert float(data["params"]["params.yaml"]["data"]["train"]["lr"]) == SWEEP[name]
+
+
+def test_run_cache_restore_reuses_the_original_run(scratch: Scratch, repro: str) -> None:
+    """Back to the baseline lr: train comes from DVC's run-cache, so no MLflow run is made;
+    the restored models/run.json names the baseline run, and a validate that does rerun
+    (its own params changed) logs into that run."""
+    if "validate" not in scratch.stages:
+        pytest.skip("no validate stage in dvc.yaml yet")
+    base_run = next(r for r in scratch.runs() if "dvc_exp_name" not in tags_of(r))
+    run_id = base_run["info"]["run_id"]
+    before = len(scratch.runs())
+    lr = yaml.safe_load((scratch.ws / "params.yaml").read_text())["train"]["lr"]
+    seed = yaml.safe_load((scratch.ws / "params.yaml").read_text())["validate"]["seed"]
+    out = scratch.run("dvc", "exp", "run", "-n", "back-to-base", "-S", f"train.lr={lr}",
+                      "-S", f"validate.seed={seed + 1}")  # fmt: skip
+    assert "Running stage 'train'" not in out
+    assert "Stage 'train' is cached - skipping run" in out, out[-3000:]
+    assert "Running stage 'validate'" in out
+    assert json.loads((scratch.ws / "models/run.json").read_text())["run_id"] == run_id
+    assert len(scratch.runs()) == before  # no duplicate, no orphan
+    hist = scratch.api("metrics/get-history", run_id=run_id, metric_key="test/rmse")["metrics"]
+    assert len(hist) == 2  # validate logged a second time, into the baseline's run

@@ -1,0 +1,433 @@
+"""The train area: data assembly, the training loop, checkpoints/resume, the stage + MLflow."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import itertools
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from svg_quality.config import ModelConfig, TrainConfig, load_params, parse_params
+from svg_quality.dataset import Arrays, build_arrays, load_labeled, make_input_spec, split_arrays
+from svg_quality.model import load_model
+from svg_quality.paramspace import PARAM_NAMES, PARAM_SPECS
+from svg_quality.trainer import (
+    NonFiniteLossError,
+    batches_per_epoch,
+    fit,
+    load_checkpoint,
+    lr_factor,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RANGES = load_params(REPO_ROOT / "params.yaml").vtracer.ranges
+STAT_NAMES = ("colors", "edge_density", "entropy", "fill_ratio", "gradient", "text_like")
+TIMING = ("epoch_s", "samples_per_s", "peak_gpu_mem_mb")
+
+
+def write_fake_data(
+    root: Path, n_images: int = 40, samples: int = 6, seed: int = 0, resnet_dim: int = 2048
+) -> dict[str, Path]:
+    """labels.parquet, features/ and logos.csv in the pipeline's formats (DESIGN.md).
+
+    SSIM depends on the logo statistics and two parameters, so a model can learn it;
+    a few rows fail (``status != ok``) and must be left out; feature rows are stored in
+    a different order than the labels to exercise the index join.
+    """
+    rng = np.random.default_rng(seed)
+    types = ["simple", "text", "gradient", "complex"]
+    ids = [f"{i:016x}" for i in rng.choice(2**60, size=n_images, replace=False)]
+    logo_type = [types[i % 4] for i in range(n_images)]
+    split = np.array(["train"] * n_images, dtype=object)
+    split[np.arange(n_images) % 5 == 3] = "val"
+    split[np.arange(n_images) % 5 == 4] = "test"
+    stats = rng.normal(size=(n_images, len(STAT_NAMES))).astype(np.float32) * 3 + 5
+    feats = rng.normal(size=(n_images, resnet_dim)).astype(np.float32)
+
+    rows = []
+    for i, iid in enumerate(ids):
+        for _ in range(samples):
+            raw = {
+                s.name: (rng.integers(int(RANGES[s.name][0]), int(RANGES[s.name][1]) + 1)
+                         if s.kind is int else rng.uniform(*RANGES[s.name]))
+                for s in PARAM_SPECS
+            }  # fmt: skip
+            z = (
+                0.6 * (stats[i, 0] - 5) / 3
+                - 0.8 * (raw["filter_speckle"] / 32)
+                + 0.5 * (raw["color_precision"] / 8)
+            )
+            ssim = float(np.clip(1 / (1 + np.exp(-z)) + rng.normal(0, 0.02), 0, 1))
+            rows.append({"image_id": iid, "logo_type": logo_type[i], "split": split[i],
+                         **raw, "ssim": ssim,
+                         "svg_bytes": 100, "n_paths": 3, "convert_ms": 1.0, "render_ms": 1.0,
+                         "status": "ok", "error": None})  # fmt: skip
+    labels = pd.DataFrame(rows)
+    failed = labels.sample(5, random_state=seed).index
+    labels.loc[failed, ["status", "error", "ssim"]] = ["timeout", "conversion timed out", np.nan]
+
+    root.mkdir(parents=True, exist_ok=True)
+    paths = {"labels": root / "labels.parquet", "features": root / "features",
+             "logos": root / "logos.csv"}  # fmt: skip
+    labels.to_parquet(paths["labels"])
+    order = rng.permutation(n_images)  # feature row r holds image order[r]
+    paths["features"].mkdir()
+    np.save(paths["features"] / "features.npy", feats[order])
+    np.save(paths["features"] / "stats.npy", stats[order])
+    pd.DataFrame({"image_id": [ids[j] for j in order], "row": range(n_images)}).to_csv(
+        paths["features"] / "index.csv", index=False
+    )
+    (paths["features"] / "meta.json").write_text(json.dumps({
+        "backbone": "resnet50", "weights": {"requested": "random", "used": "random"},
+        "input_size": 224,
+        "stat_names": list(STAT_NAMES), "fingerprint": "fake",
+    }))  # fmt: skip
+    pd.DataFrame({
+        "image_id": ids, "path": [f"data/logos/{i}.png" for i in ids], "logo_type": logo_type,
+        "source": "synthetic", "width": 96, "height": 96, "split": split,
+    }).to_csv(paths["logos"], index=False)  # fmt: skip
+    return paths
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return write_fake_data(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def stats_arrays(fake: dict[str, Path]) -> dict[str, Arrays]:
+    data = load_labeled(fake["labels"], fake["features"], fake["logos"])
+    return split_arrays(data, "stats", RANGES)[1]
+
+
+SMALL = ModelConfig(inputs="stats", hidden=(32, 16), dropout=(0.1, 0.0))
+
+
+def tcfg(**kw: Any) -> TrainConfig:
+    base = {"epochs": 4, "batch_size": 32, "warmup_epochs": 1, "device": "cpu", "patience": 0}
+    return TrainConfig(**{**base, **kw})
+
+
+def strip(history: list[dict[str, float]]) -> list[dict[str, float]]:
+    return [{k: v for k, v in h.items() if k not in TIMING} for h in history]
+
+
+# --------------------------------------------------------------------------- data
+
+
+def test_join_keeps_ok_rows_and_no_image_crosses_splits(fake: dict[str, Path]) -> None:
+    data = load_labeled(fake["labels"], fake["features"], fake["logos"])
+    labels = pd.read_parquet(fake["labels"])
+    assert len(data.rows) == int((labels["status"] == "ok").sum()) == 40 * 6 - 5
+    spec, arrays = split_arrays(data, "resnet+stats", RANGES)
+    ids = {s: set(a.image_id) for s, a in arrays.items()}
+    assert ids["train"] and ids["val"] and ids["test"]
+    assert not ids["train"] & ids["val"]
+    assert not ids["train"] & ids["test"]
+    assert not ids["val"] & ids["test"]
+    assert sum(len(a) for a in arrays.values()) == len(data.rows)
+    # each row carries its own image's features despite the shuffled feature order
+    feats = np.load(fake["features"] / "features.npy")
+    index = pd.read_csv(fake["features"] / "index.csv", dtype={"image_id": str})
+    row_of = dict(zip(index["image_id"], index["row"], strict=True))
+    a = arrays["val"]
+    for j in (0, len(a) - 1):
+        np.testing.assert_array_equal(a.x[j, :2048], feats[row_of[a.image_id[j]]])
+    # statistics standardized with train images' mean/std: ~N(0, 1) over train images
+    train_stats = arrays["train"].x[:, 2048 : 2048 + len(STAT_NAMES)]
+    per_image = pd.DataFrame(train_stats).groupby(arrays["train"].image_id).first().to_numpy()
+    np.testing.assert_allclose(per_image.mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(per_image.std(0), 1, atol=1e-4)
+    assert spec.width == arrays["train"].x.shape[1] == 2048 + len(STAT_NAMES) + 8
+    params = arrays["train"].x[:, -8:]
+    assert params.min() >= 0 and params.max() <= 1
+
+
+def test_image_listed_twice_in_logos_is_rejected(fake: dict[str, Path], tmp_path: Path) -> None:
+    logos = pd.read_csv(fake["logos"], dtype={"image_id": str})
+    first = logos.iloc[[0]].assign(split="test" if logos.iloc[0]["split"] != "test" else "val")
+    bad = tmp_path / "logos.csv"
+    pd.concat([logos, first]).to_csv(bad, index=False)
+    with pytest.raises(ValueError, match=f"image {logos.iloc[0]['image_id']} is listed twice"):
+        load_labeled(fake["labels"], fake["features"], bad)
+
+
+def test_labels_with_a_stale_split_are_rejected(fake: dict[str, Path], tmp_path: Path) -> None:
+    labels = pd.read_parquet(fake["labels"])
+    iid = labels.loc[labels["split"] == "train", "image_id"].iloc[0]
+    labels.loc[labels["image_id"] == iid, "split"] = "test"
+    labels.to_parquet(tmp_path / "labels.parquet")
+    with pytest.raises(ValueError, match=f"image {iid} is in split 'test'.* but 'train'"):
+        load_labeled(tmp_path / "labels.parquet", fake["features"], fake["logos"])
+
+
+def test_labelled_image_without_features_names_it(fake: dict[str, Path], tmp_path: Path) -> None:
+    feat = tmp_path / "features"
+    feat.mkdir()
+    for name in ("features.npy", "stats.npy", "meta.json"):
+        (feat / name).write_bytes((fake["features"] / name).read_bytes())
+    index = pd.read_csv(fake["features"] / "index.csv", dtype={"image_id": str})
+    index.iloc[1:].to_csv(feat / "index.csv", index=False)
+    with pytest.raises(ValueError, match=f"image {index.iloc[0]['image_id']} has labels but no"):
+        load_labeled(fake["labels"], feat, fake["logos"])
+
+
+# --------------------------------------------------------------------------- loop
+
+
+def test_tiny_run_learns(stats_arrays: dict[str, Arrays]) -> None:
+    res = fit(stats_arrays["train"], stats_arrays["val"], SMALL, tcfg(epochs=12), progress=False)
+    losses = [h["train_loss"] for h in res.history]
+    assert losses[-1] < 0.5 * losses[0]
+    assert res.best["val_pearson"] > 0.5
+    assert not res.model.training
+    assert set(res.history[0]) >= {"epoch", "train_loss", "val_loss", "val_rmse", "val_pearson",
+                                   "lr", "epoch_s", "samples_per_s"}  # fmt: skip
+    assert math.isclose(res.best["val_rmse"] ** 2, res.best["val_loss"], rel_tol=1e-9)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+@pytest.mark.parametrize("scheduler", ["step", "none"])
+def test_other_optimizers_and_schedulers_train(
+    stats_arrays: dict[str, Arrays], optimizer: str, scheduler: str
+) -> None:
+    cfg = tcfg(epochs=3, optimizer=optimizer, scheduler=scheduler, step_size=1, lr=0.01)
+    res = fit(stats_arrays["train"], stats_arrays["val"], SMALL, cfg, progress=False)
+    assert all(math.isfinite(h["val_loss"]) for h in res.history)
+    lrs = [h["lr"] for h in res.history]
+    if scheduler == "step":  # gamma 0.5 every epoch
+        assert lrs == pytest.approx([0.01, 0.005, 0.0025])
+    else:
+        assert lrs == [0.01] * 3
+
+
+def test_cosine_schedule_warms_up_then_decays() -> None:
+    cfg = tcfg(epochs=10, warmup_epochs=2)
+    f = [lr_factor(cfg, s, steps_per_epoch=5) for s in range(50)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(a < b for a, b in itertools.pairwise(f[:10]))
+    assert all(a >= b for a, b in itertools.pairwise(f[10:]))
+    assert f[-1] < 0.01
+
+
+def test_early_stopping_on_patience(stats_arrays: dict[str, Arrays]) -> None:
+    # lr 0 never improves after epoch 1, so patience 2 stops at epoch 3
+    cfg = tcfg(epochs=20, lr=1e-8, scheduler="none", patience=2, monitor="val_loss")
+    res = fit(stats_arrays["train"], stats_arrays["val"], SMALL, cfg, progress=False)
+    assert res.stopped_early and res.epochs_run < 20
+    assert res.epochs_run - res.best_epoch == 2
+
+
+def test_nan_loss_names_epoch_and_batch(stats_arrays: dict[str, Arrays]) -> None:
+    from svg_quality.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model(SMALL, stats_arrays["train"].x.shape[1])
+    calls = {"n": 0}
+
+    def poison(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor:
+        if module.training:
+            calls["n"] += 1
+            if calls["n"] == 7:  # 4 batches per epoch -> epoch 2, batch 3
+                return output * float("nan")
+        return output
+
+    model.net[0].register_forward_hook(poison)
+    assert batches_per_epoch(len(stats_arrays["train"]), 40) == 4
+    with pytest.raises(NonFiniteLossError, match=r"epoch 2, batch 3 \(of 4\)"):
+        fit(stats_arrays["train"], stats_arrays["val"], SMALL, tcfg(batch_size=40), model=model,
+            progress=False)  # fmt: skip
+
+
+def test_cpu_bf16_autocast_when_forced(stats_arrays: dict[str, Arrays]) -> None:
+    from svg_quality.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model(SMALL, stats_arrays["train"].x.shape[1])
+    dtypes: set[torch.dtype] = set()
+    model.net[0].register_forward_hook(lambda m, i, o: dtypes.add(o.dtype))
+    res = fit(stats_arrays["train"], stats_arrays["val"], SMALL, tcfg(epochs=2, amp="bf16"),
+              model=model, progress=False)  # fmt: skip
+    assert res.precision == "bf16" and dtypes == {torch.bfloat16}
+    assert all(math.isfinite(h["train_loss"]) for h in res.history)
+    # default on CPU: autocast off, full fp32
+    assert fit(stats_arrays["train"], stats_arrays["val"], SMALL, tcfg(epochs=1),
+               progress=False).precision == "fp32"  # fmt: skip
+
+
+@pytest.mark.gpu
+def test_cuda_amp_run_reports_gpu_memory(stats_arrays: dict[str, Arrays]) -> None:
+    res = fit(stats_arrays["train"], stats_arrays["val"], SMALL, tcfg(epochs=2, device="cuda"),
+              progress=False)  # fmt: skip
+    assert res.device.startswith("cuda") and res.precision in ("bf16", "fp16")
+    assert res.history[-1]["peak_gpu_mem_mb"] > 0
+    assert all(math.isfinite(h["val_loss"]) for h in res.history)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_equals_uninterrupted_run(stats_arrays: dict[str, Arrays], tmp_path: Path) -> None:
+    tr, va = stats_arrays["train"], stats_arrays["val"]
+    cfg = tcfg(epochs=5)
+    full = fit(tr, va, SMALL, cfg, checkpoint_dir=tmp_path / "a", progress=False)
+
+    def stop_after_2(record: dict[str, float]) -> None:
+        if record["epoch"] == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        fit(tr, va, SMALL, cfg, checkpoint_dir=tmp_path / "b", on_epoch=stop_after_2,
+            progress=False)  # fmt: skip
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 2
+    resumed = fit(tr, va, SMALL, dataclasses.replace(cfg, resume=True),
+                  checkpoint_dir=tmp_path / "b", progress=False)  # fmt: skip
+    assert resumed.resumed_from == 2
+    assert strip(resumed.history) == strip(full.history)
+    assert resumed.best_epoch == full.best_epoch
+    for name in ("last.pt", "best.pt"):
+        a = load_checkpoint(tmp_path / "a" / name)["state_dict"]
+        b = load_checkpoint(tmp_path / "b" / name)["state_dict"]
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    fs, rs = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(fs[k], rs[k]) for k in fs)
+
+    # resuming a finished run trains nothing and returns the same best model
+    again = fit(tr, va, SMALL, dataclasses.replace(cfg, resume=True),
+                checkpoint_dir=tmp_path / "b", progress=False)  # fmt: skip
+    assert again.resumed_from == 5 and strip(again.history) == strip(full.history)
+    assert all(torch.equal(fs[k], again.model.state_dict()[k]) for k in fs)
+
+    # a changed setting cannot silently resume
+    with pytest.raises(ValueError, match=r"train.lr=0.001, now 0.01"):
+        fit(tr, va, SMALL, dataclasses.replace(cfg, resume=True, lr=0.01),
+            checkpoint_dir=tmp_path / "b", progress=False)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def _load_stage() -> Any:
+    spec = importlib.util.spec_from_file_location("train_stage", REPO_ROOT / "stages" / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_stage_writes_outputs_and_logs_to_mlflow(
+    fake: dict[str, Path], tmp_path: Path, tiny_params: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from mlflow import MlflowClient
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("DVC_EXP_NAME", "exp-test")
+    p = tiny_params
+    p["model"].update(inputs="resnet+stats", hidden=[32, 16], dropout=[0.1, 0.0])
+    p["train"].update(epochs=3, patience=0)
+    parse_params(p)  # the shrunk real config is still valid
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    out = tmp_path / "out"
+    argv = [
+        "--params", "params.yaml", "--labels", str(fake["labels"]),
+        "--features", str(fake["features"]), "--logos-csv", str(fake["logos"]),
+        "--model", str(out / "model.pt"), "--run-json", str(out / "run.json"),
+        "--checkpoints", str(out / "ckpt"), "--reports", str(out / "reports"),
+    ]  # fmt: skip
+    stage = _load_stage()
+    stage.main(argv)
+
+    run_info = json.loads((out / "run.json").read_text())
+    assert run_info["tracking_uri"] == uri
+    client = MlflowClient(uri)
+    run = client.get_run(run_info["run_id"])
+    assert run.info.status == "FINISHED"
+    hist = client.get_metric_history(run.info.run_id, "val_rmse")
+    assert [m.step for m in hist] == [1, 2, 3]
+    assert {"train_loss", "val_pearson", "lr", "samples_per_s"} <= set(run.data.metrics)
+    assert run.data.params["train.epochs"] == "3"
+    assert run.data.params["model.inputs"] == "resnet+stats"
+    assert run.data.tags["dvc_exp_name"] == "exp-test"
+    assert run.data.tags["features_weights"] == "random"
+    assert len(run.data.tags["labels_digest"]) == 64
+    assert {d.dataset.name for d in run.inputs.dataset_inputs} == {"labels", "features"}
+
+    history = pd.read_csv(out / "reports" / "history.csv")
+    assert list(history["epoch"]) == [1, 2, 3]
+    np.testing.assert_allclose(history["val_rmse"], [m.value for m in hist])
+    metrics = json.loads((out / "reports" / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 3 and metrics["val_rmse"] == pytest.approx(
+        run.data.metrics["train/val_rmse"]
+    )
+    assert sorted(p.name for p in (out / "ckpt").iterdir()) == ["best.pt", "last.pt"]
+
+    # models/model.pt is self-describing and weights_only-loadable
+    model, meta = load_model(out / "model.pt")
+    assert meta["input"]["inputs"] == "resnet+stats"
+    assert meta["features"]["weights"]["used"] == "random"
+    assert meta["best_epoch"] == metrics["best_epoch"]
+    data = load_labeled(fake["labels"], fake["features"], fake["logos"])
+    from svg_quality.model import InputSpec
+    from svg_quality.trainer import predict
+
+    val = build_arrays(data, InputSpec.from_meta(meta["input"]), data.mask("val"))
+    pred = predict(model, val.x)
+    rmse = float(np.sqrt(np.mean((pred.astype(np.float64) - val.y) ** 2)))
+    assert rmse == pytest.approx(metrics["val_rmse"], rel=1e-5)
+    spec = make_input_spec(data, "resnet+stats", RANGES)
+    assert list(spec.stats_mean) == pytest.approx(meta["input"]["stats_mean"])
+
+    # train.resume on a finished run: the same MLflow run, no epoch logged twice
+    p["train"]["resume"] = True
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    stage.main(argv)
+    assert json.loads((out / "run.json").read_text())["run_id"] == run_info["run_id"]
+    assert len(client.get_metric_history(run.info.run_id, "val_rmse")) == 3
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+
+
+def test_stage_marks_run_failed_on_error(
+    fake: dict[str, Path], tmp_path: Path, tiny_params: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from mlflow import MlflowClient
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    p = tiny_params
+    p["model"].update(inputs="stats", hidden=[8], dropout=[0.0])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    labels = pd.read_parquet(fake["labels"])
+    logos = pd.read_csv(fake["logos"], dtype={"image_id": str})
+    train_ids = set(logos.loc[logos["split"] == "train", "image_id"])
+    row = labels.index[(labels["status"] == "ok") & labels["image_id"].isin(train_ids)][0]
+    labels.loc[row, PARAM_NAMES[0]] = np.nan  # a NaN input poisons the loss
+    labels.to_parquet(tmp_path / "labels.parquet")
+    with pytest.raises(NonFiniteLossError, match="epoch 1, batch"):
+        _load_stage().main([
+            "--params", "params.yaml", "--labels", str(tmp_path / "labels.parquet"),
+            "--features", str(fake["features"]), "--logos-csv", str(fake["logos"]),
+            "--model", "m.pt", "--run-json", "run.json", "--checkpoints", "ckpt",
+            "--reports", "reports",
+        ])  # fmt: skip
+    runs = MlflowClient(uri).search_runs(
+        [MlflowClient(uri).get_experiment_by_name(p["tracking"]["experiment"]).experiment_id]
+    )
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert not (tmp_path / "run.json").exists() and not (tmp_path / "m.pt").exists()
