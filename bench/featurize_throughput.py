@@ -29,14 +29,18 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from svg_quality.accel import choose_device, choose_precision, configure_cpu_threads  # noqa: E402
-from svg_quality.backbone import (  # noqa: E402
+from svg_quality.accel import choose_device, configure_cpu_threads
+from svg_quality.backbone import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     load_backbone,
     prepare_for_inference,
 )
-from svg_quality.features import extract, resolve_workers  # noqa: E402
+from svg_quality.features import (
+    choose_inference_precision,
+    extract,
+    resolve_workers,
+)
 
 
 def make_logos(n: int, out: Path, seed: int = 0) -> list[Path]:
@@ -89,7 +93,7 @@ def main() -> None:
     args = ap.parse_args()
 
     device = choose_device(args.device)
-    precision = choose_precision(device, args.amp)
+    precision = choose_inference_precision(device, args.amp)
     workers = resolve_workers(args.workers if args.workers == "auto" else int(args.workers))
     if device.type == "cpu":
         configure_cpu_threads()
@@ -120,9 +124,13 @@ def main() -> None:
     seed_rate = len(base_paths) / t_seed
     stage_rate = res.images_per_s
     print(f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'})")
-    print(f"threads {torch.get_num_threads()}, workers {workers}, batch {args.batch_size}, ", end="")
+    print(
+        f"threads {torch.get_num_threads()}, workers {workers}, batch {args.batch_size}, ", end=""
+    )
     print(f"autocast {precision.name}, stats {'off' if args.no_stats else 'on'}")
-    print(f"seed loop (batch 1, Resize+CenterCrop): {len(base_paths)} images, {seed_rate:.1f} images/s")
+    print(
+        f"seed loop (batch 1, Resize+CenterCrop): {len(base_paths)} images, {seed_rate:.1f} images/s"
+    )
     print(f"stage extractor: {len(paths)} images, {stage_rate:.1f} images/s")
     print(f"ratio {stage_rate / seed_rate:.2f}x")
 

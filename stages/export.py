@@ -9,6 +9,7 @@ into the training run named by models/run.json.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +17,8 @@ from pathlib import Path
 from svg_quality import tracking
 from svg_quality.accel import configure_cpu_threads
 from svg_quality.config import load_params
-from svg_quality.export import log_to_mlflow, run_export
+from svg_quality.export import flat_metrics, log_to_mlflow, run_export
+from svg_quality.io import write_json
 
 log = logging.getLogger("export")
 
@@ -31,11 +33,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--logos-csv", type=Path, required=True)
     ap.add_argument("--logos-dir", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--metrics", type=Path, default=None, help="flat metrics for `dvc metrics`")
+    ap.add_argument("--gates", type=Path, required=True, help="validate's gates.json")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    for noisy in ("onnxscript", "onnx_ir"):  # per-pass INFO chatter of the ONNX optimizer
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
     params = load_params(args.params)
     tracking.read_run_json(args.run)  # fail before minutes of work if train never ran
+    gates = json.loads(args.gates.read_text())  # registry only for a model that passed
     threads = configure_cpu_threads()
     report = run_export(
         model_path=args.model, features_dir=args.features, labels=args.labels,
@@ -43,8 +50,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         cfg=params.export, vtracer_cfg=params.vtracer, image_size=params.data.image_size,
         git_commit=tracking.git_commit(),
     )  # fmt: skip
+    if args.metrics is not None:
+        write_json(args.metrics, flat_metrics(report))
     with tracking.resume_run(params.tracking, args.run):
-        log_to_mlflow(args.out, report, params.export.registry_name)
+        log_to_mlflow(args.out, report, None)  # logs the ONNX MLP; registered below if ready
+        registry = tracking.register_candidate(gates, params.export.registry_name)
+    write_json(args.out / "registry.json", registry)
+    if registry["registered"]:
+        log.info("registered %s v%s as %s", registry["name"], registry["version"],
+                 registry["model_uri"])  # fmt: skip
+    else:
+        log.warning("not registered as %s: gates failed: %s", registry["name"],
+                    "; ".join(registry["reasons"]))  # fmt: skip
 
     lat, sv = report["latency"], report["suggest_validation"]
     for name, p in report["parity"].items():

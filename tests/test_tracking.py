@@ -118,9 +118,13 @@ def test_experiment_creation_race_on_fresh_sqlite(tmp_path: Path) -> None:
     env.pop("MLFLOW_TRACKING_URI", None)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", RACE], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            [sys.executable, "-c", RACE],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(3)
     ]
     results = [p.communicate(timeout=120) for p in procs]

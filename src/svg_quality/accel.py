@@ -72,6 +72,17 @@ def choose_precision(device: torch.device, amp: str = "auto") -> Precision:
     raise ValueError(f"amp {amp!r} is invalid; allowed: auto, off, bf16, fp16")
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this x86 CPU computes bf16 in hardware (AVX512-BF16 or AMX), so bf16
+    autocast beats fp32 instead of being emulated (used by featurize's inference)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = fh.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Copy to ``device``; from pinned host memory the copy overlaps with compute."""
     return t.to(device, non_blocking=device.type == "cuda")

@@ -178,7 +178,8 @@ class FeaturesConfig:
     # "auto" = one per core, at most 8; 0 = in the main process
     num_workers: int | str = "auto"
     device: str = "auto"  # auto | cpu | cuda
-    amp: str = "auto"  # auto (bf16, else fp16, on CUDA; fp32 on CPU) | off | bf16 | fp16
+    # auto: bf16 (else fp16) on CUDA, bf16 on a CPU with hardware bf16, else fp32 | off | bf16 | fp16
+    amp: str = "auto"
 
     def __post_init__(self) -> None:
         check_choice("features.weights", self.weights, ("imagenet", "random", "auto"))
@@ -190,7 +191,8 @@ class FeaturesConfig:
         check_choice("features.device", self.device, ("auto", "cpu", "cuda"))
         check_choice("features.amp", self.amp, ("auto", "off", "bf16", "fp16"))
         if self.amp == "fp16" and self.device == "cpu":
-            raise _fail("features.amp", self.amp, "'auto', 'off' or 'bf16' with features.device cpu")
+            allowed = "'auto', 'off' or 'bf16' with features.device cpu"
+            raise _fail("features.amp", self.amp, allowed)
 
 
 @dataclass(frozen=True)
@@ -298,7 +300,7 @@ class ExportConfig:
     suggest_candidates: int = 2048  # Sobol parameter sets scored by `suggest` (+ defaults)
     suggest_logos: int = 0  # test logos in the suggestion check (0 = all)
     e2e_batch: int = 8  # larger batch for the end-to-end model (ResNet-50 on CPU is slow)
-    e2e_repeats: int = 10  # timed end-to-end calls at batch 1 (a third at e2e_batch)
+    e2e_repeats: int = 6  # timed end-to-end calls at batch 1 (a third at e2e_batch)
     registry_name: str | None = "svg-quality"  # MLflow registered model; null: don't register
 
     def __post_init__(self) -> None:

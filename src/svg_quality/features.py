@@ -38,6 +38,7 @@ from svg_quality.accel import (
     choose_device,
     choose_precision,
     configure_cpu_threads,
+    cpu_has_native_bf16,
     to_device,
 )
 from svg_quality.backbone import (
@@ -98,6 +99,15 @@ def logo_paths(image_ids: Sequence[str], logos_dir: str | Path) -> list[Path]:
             "rerun `dvc repro prepare`"
         )
     return paths
+
+
+def choose_inference_precision(device: torch.device, amp: str = "auto") -> Precision:
+    """``features.amp``. ``auto``: accel's choice on CUDA (bf16, else fp16); on a CPU with
+    hardware bf16, bf16 too - about twice as fast as fp32 for this inference-only pass,
+    features within ~0.5% of fp32 and computed like a GPU run's; else fp32."""
+    if amp == "auto" and device.type == "cpu" and cpu_has_native_bf16():
+        return Precision(device, torch.bfloat16)
+    return choose_precision(device, amp)
 
 
 def resolve_workers(num_workers: int | str) -> int:
@@ -197,14 +207,18 @@ def extract(
 # --------------------------------------------------------------------------- cache
 
 
-def fingerprints(info: WeightsInfo) -> dict[str, str]:
-    """Cache keys: features (backbone, weights digest, preprocessing), stats, and both."""
+def fingerprints(info: WeightsInfo, dtype: str = "fp32") -> dict[str, str]:
+    """Cache keys: features (backbone, weights digest, preprocessing, compute dtype), stats, both.
+
+    The dtype is part of the key so rows computed in bf16 are never mixed with fp32 rows.
+    """
     features = _hash(
         {
             "backbone": BACKBONE,
             "feature_dim": FEATURE_DIM,
             "weights": info.digest,
             "preprocessing": PREPROCESSING,
+            "dtype": dtype,
         }
     )
     stats = _hash({"names": list(STAT_NAMES), "version": STATS_VERSION})
@@ -232,6 +246,8 @@ def read_cache(out_dir: str | Path) -> Cache | None:
         return None
     try:
         meta = json.loads((d / META_FILE).read_text())
+        if not isinstance(meta, dict):
+            raise ValueError(f"{META_FILE} is not a JSON object")
         with (d / INDEX_FILE).open(newline="") as fh:
             rows = {r["image_id"]: int(r["row"]) for r in csv.DictReader(fh)}
         features = np.load(d / FEATURES_FILE, mmap_mode="r")
@@ -262,15 +278,16 @@ def featurize(
     start = time.perf_counter()
     paths = logo_paths(image_ids, logos_dir)
     device = choose_device(cfg.device)
-    precision = choose_precision(device, cfg.amp)
+    precision = choose_inference_precision(device, cfg.amp)
     if device.type == "cpu":
         configure_cpu_threads()
     workers = resolve_workers(cfg.num_workers)
     model, info = load_backbone(cfg.weights, cfg.weights_path, cfg.seed)
-    fps = fingerprints(info)
+    fps = fingerprints(info, precision.name)
 
     cache = read_cache(out_dir)
-    feat_cached = stats_cached = {}
+    feat_cached: dict[str, int] = {}
+    stats_cached: dict[str, int] = {}
     if cache is not None:
         if cache.meta.get("features_fingerprint") == fps["features_fingerprint"]:
             feat_cached = cache.rows

@@ -86,9 +86,7 @@ def letterbox(
     return np.asarray(img, dtype=np.uint8)
 
 
-def to_input(
-    letterboxed: np.ndarray, mean: Sequence[float], std: Sequence[float]
-) -> np.ndarray:
+def to_input(letterboxed: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
     """``uint8 [S, S, 3]`` -> ``float32 [3, S, S]``, ``(x / 255 - mean) / std`` in float32
     (the operation order of ``backbone.normalize``, so results agree bit for bit)."""
     x = letterboxed.astype(np.float32).transpose(2, 0, 1) / np.float32(255.0)  # [3, S, S]

@@ -259,9 +259,7 @@ def resume_run(cfg: TrackingConfig, run_json: str | Path) -> Iterator[mlflow.Act
         mlflow.end_run(status=status)
 
 
-def log_flat_metrics(
-    metrics: Mapping[str, Any], prefix: str = "", step: int | None = None
-) -> None:
+def log_flat_metrics(metrics: Mapping[str, Any], prefix: str = "", step: int | None = None) -> None:
     """Log numeric values with flat keys (``test/type/text/pearson``).
 
     Nested mappings are flattened with ``/``; non-numeric and non-finite values skipped.

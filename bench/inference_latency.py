@@ -1,0 +1,205 @@
+"""Inference latency of the exported predictor, per format and runtime, in one run.
+
+    python bench/inference_latency.py                       # random-init model, real shapes
+    python bench/inference_latency.py --export models/export
+
+1. MLP at batch 1: eager PyTorch, TorchScript (traced, scripted), ONNX Runtime.
+2. ``suggest`` after the backbone pass: VTracer's defaults + 2,048 Sobol candidates,
+   scored and ranked (``Predictor.rank``) on ONNX Runtime and PyTorch, and the plain
+   MLP ONNX over the full rows for comparison (no first-layer factorization).
+3. The naive baseline: eager PyTorch scoring the candidates one at a time (batch 1).
+
+Targets: ONNX Runtime MLP batch-1 p50 <= 0.1 ms; suggest <= 150 ms on CPU. Prints
+``ratio X.XXx`` last = naive per-candidate loop / ONNX Runtime suggest. Needs torch,
+onnxruntime, onnxscript and scipy; not dvc, mlflow or vtracer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from svg_quality.export import (
+    FILES,
+    MLPForExport,
+    latency,
+    load_state_dict_file,
+    load_torchscript,
+    ort_session,
+    torch_rows_fn,
+    write_formats,
+)
+from svg_quality.model import InputSpec, QualityMLP
+from svg_quality.paramspace import PARAM_NAMES, PARAM_SPECS, VTRACER_DEFAULTS
+from svg_quality.predictor import Predictor, sobol_candidates
+
+TARGET_MLP_MS, TARGET_SUGGEST_MS = 0.1, 150.0
+
+
+def random_export(out: Path, params_file: Path) -> None:
+    """A randomly initialised model of the real shapes (2056 -> 1024 -> 512 -> 256 -> 1),
+    exported without the ResNet-50 end-to-end file (not needed after features)."""
+    from svg_quality.backbone import PREPROCESSING
+    from svg_quality.export import build_metadata
+
+    if params_file.is_file():
+        from svg_quality.config import load_params
+
+        params = load_params(params_file)
+        ranges, cfg = params.vtracer.ranges, params.model
+        hidden, dropout, size = cfg.hidden, cfg.dropout, params.data.image_size
+    else:  # VTracer's own limits, seed architecture
+        ranges = {s.name: s.limit for s in PARAM_SPECS}
+        hidden, dropout, size = (1024, 512, 256), (0.3, 0.2, 0.1), 256
+    spec = InputSpec("resnet", 2048, (), (), (), {n: tuple(ranges[n]) for n in PARAM_NAMES})
+    torch.manual_seed(0)
+    mlp = QualityMLP(spec.width, hidden, dropout)
+    with torch.no_grad():  # realistic BatchNorm statistics
+        mlp.train()
+        for _ in range(5):
+            mlp(torch.randn(256, spec.width))
+    mlp.eval()
+    model_meta = {
+        "model": {"inputs": "resnet", "hidden": list(hidden), "dropout": list(dropout),
+                  "input_dropout": 0.0},
+        "features": {"backbone": "torchvision.resnet50", "feature_dim": 2048, "input_size": 224,
+                     "preprocessing": PREPROCESSING, "weights": {"used": "random", "seed": 0}},
+    }  # fmt: skip
+    meta = build_metadata(mlp, model_meta, spec, vtracer={}, image_size=size, opset=18,
+                          metrics={}, git_commit=None, source={"path": "random-init"})  # fmt: skip
+    write_formats(out, mlp, None, spec, meta, opset=18,
+                  example_rows=np.random.default_rng(0).normal(size=(4, spec.width)).astype(np.float32),
+                  formats=("state_dict", "torchscript", "onnx_mlp", "onnx_candidates"))  # fmt: skip
+    from svg_quality.io import write_json
+
+    write_json(out / FILES["metadata"], meta)
+
+
+class EagerScorer:
+    """The candidates model in eager PyTorch behind the predictor's backend interface."""
+
+    def __init__(self, mlp: QualityMLP, spec: InputSpec) -> None:
+        from svg_quality.export import candidate_scorer
+
+        self.scorer = candidate_scorer(mlp, spec)
+
+    def score(self, feats, params, stats) -> np.ndarray:
+        with torch.inference_mode():
+            args = [torch.from_numpy(v) for v in (feats, params, stats) if v is not None]
+            return self.scorer(*args).reshape(-1).numpy()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--export", type=Path, default=None, help="export dir (default: random model)")
+    ap.add_argument("--params", type=Path, default=Path("params.yaml"))
+    ap.add_argument("--candidates", type=int, default=2048)
+    ap.add_argument("--repeats", type=int, default=500, help="batch-1 timings per format")
+    ap.add_argument("--suggest-repeats", type=int, default=30)
+    ap.add_argument("--naive-repeats", type=int, default=3)
+    args = ap.parse_args()
+
+    tmp = None
+    if args.export is None:
+        tmp = tempfile.TemporaryDirectory(prefix="svgq-bench-")
+        export_dir = Path(tmp.name)
+        print("exporting a randomly initialised model of the real shapes ...", flush=True)
+        random_export(export_dir, args.params)
+    else:
+        export_dir = args.export
+    mlp, meta = load_state_dict_file(export_dir / FILES["state_dict"])
+    spec = InputSpec.from_meta(meta["input"])
+    print(f"model: {' -> '.join(meta['architecture']['layers'])} ({spec.inputs}); "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")  # fmt: skip
+
+    rng = np.random.default_rng(0)
+    feats = np.abs(rng.normal(size=(1, spec.resnet_dim))).astype(np.float32)  # ReLU-pooled-like
+    stats = rng.normal(size=len(spec.stat_names)).astype(np.float32) if spec.uses_stats else None
+    x1 = spec.assemble(feats if spec.uses_resnet else None,
+                       None if stats is None else stats[None],
+                       np.array([[VTRACER_DEFAULTS[n] for n in PARAM_NAMES]]))  # fmt: skip
+
+    # 1. MLP at batch 1, every format and runtime.
+    fns = {
+        "torch eager": torch_rows_fn(MLPForExport(mlp)),
+        "torchscript traced": torch_rows_fn(
+            load_torchscript(export_dir / FILES["torchscript_traced"])
+        ),
+        "torchscript scripted": torch_rows_fn(
+            load_torchscript(export_dir / FILES["torchscript_scripted"])
+        ),
+    }
+    session = ort_session(export_dir / FILES["onnx_mlp"])
+    fns["onnxruntime"] = lambda x: session.run(["ssim"], {"features": x})[0]
+    print("\nMLP, batch 1 (ms)            p50      p95")
+    mlp_ms = {}
+    for name, fn in fns.items():
+        t = latency(lambda f=fn: f(x1), args.repeats, warmup=50)
+        mlp_ms[name] = t["p50_ms"]
+        print(f"  {name:24s} {t['p50_ms']:8.4f} {t['p95_ms']:8.4f}")
+
+    # 2. suggest after features: defaults + candidates, scored and ranked.
+    from scipy.stats import qmc  # noqa: F401  (import once, outside the timings)
+
+    print(f"\nsuggest after features, {args.candidates + 1} parameter sets (ms)   p50      p95")
+    results = {}
+    for runtime in ("onnx", "torch"):
+        pred = Predictor.load(export_dir, runtime="onnx")
+        if runtime == "torch":  # the candidates model in eager PyTorch, same Predictor code
+            pred._backend = EagerScorer(mlp, spec)
+        t = latency(lambda p=pred: p.rank(feats if spec.uses_resnet else None, stats, 5,
+                                          args.candidates), args.suggest_repeats, warmup=3)  # fmt: skip
+        results[runtime] = t["p50_ms"]
+        label = (
+            "onnxruntime (candidates model)"
+            if runtime == "onnx"
+            else "torch eager (candidates model)"
+        )
+        print(f"  {label:44s} {t['p50_ms']:8.2f} {t['p95_ms']:8.2f}")
+    defaults = np.array([[VTRACER_DEFAULTS[n] for n in PARAM_NAMES]], dtype=np.float32)
+    raw = np.concatenate([defaults, sobol_candidates(spec.ranges, args.candidates)])
+    rows = spec.assemble(np.repeat(feats, len(raw), 0) if spec.uses_resnet else None,
+                         None if stats is None else np.repeat(stats[None], len(raw), 0), raw)  # fmt: skip
+    t = latency(lambda: np.argsort(-session.run(["ssim"], {"features": rows})[0].reshape(-1)),
+                max(5, args.suggest_repeats // 3), warmup=2)  # fmt: skip
+    print(f"  {'onnxruntime (plain MLP over full rows)':44s} {t['p50_ms']:8.2f} {t['p95_ms']:8.2f}")
+
+    # 3. Naive baseline: eager PyTorch, one candidate at a time.
+    eager = MLPForExport(mlp)
+
+    def naive() -> np.ndarray:
+        out = np.empty(len(rows), np.float32)
+        with torch.inference_mode():
+            for i in range(len(rows)):
+                out[i] = eager(torch.from_numpy(rows[i : i + 1]))[0, 0]
+        return out
+
+    t0 = time.perf_counter()
+    for _ in range(args.naive_repeats):
+        naive()
+    naive_ms = (time.perf_counter() - t0) / args.naive_repeats * 1e3
+    print(f"  {'naive: eager torch, one candidate per call':44s} {naive_ms:8.2f}")
+
+    ok_mlp = mlp_ms["onnxruntime"] <= TARGET_MLP_MS
+    ok_sug = results["onnx"] <= TARGET_SUGGEST_MS
+    print(f"\ntarget ONNX Runtime MLP batch-1 p50 <= {TARGET_MLP_MS} ms: "
+          f"{mlp_ms['onnxruntime']:.4f} ms {'PASS' if ok_mlp else 'MISS'}")  # fmt: skip
+    print(f"target suggest <= {TARGET_SUGGEST_MS:.0f} ms after features: "
+          f"{results['onnx']:.1f} ms {'PASS' if ok_sug else 'MISS'}")  # fmt: skip
+    print("speedup of ONNX Runtime suggest over the naive eager per-candidate loop:")
+    if tmp is not None:
+        tmp.cleanup()
+    print(f"ratio {naive_ms / results['onnx']:.2f}x")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
