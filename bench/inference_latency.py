@@ -127,8 +127,11 @@ def main() -> None:
                        None if stats is None else stats[None],
                        np.array([[VTRACER_DEFAULTS[n] for n in PARAM_NAMES]]))  # fmt: skip
 
-    # 1. MLP at batch 1, every format and runtime.
+    # 1. MLP at batch 1, every format and runtime. ONNX Runtime first: torch's OpenMP
+    # workers keep spinning for a while after each call and would steal its cores.
+    session = ort_session(export_dir / FILES["onnx_mlp"])
     fns = {
+        "onnxruntime": lambda x: session.run(["ssim"], {"features": x})[0],
         "torch eager": torch_rows_fn(MLPForExport(mlp)),
         "torchscript traced": torch_rows_fn(
             load_torchscript(export_dir / FILES["torchscript_traced"])
@@ -137,8 +140,6 @@ def main() -> None:
             load_torchscript(export_dir / FILES["torchscript_scripted"])
         ),
     }
-    session = ort_session(export_dir / FILES["onnx_mlp"])
-    fns["onnxruntime"] = lambda x: session.run(["ssim"], {"features": x})[0]
     print("\nMLP, batch 1 (ms)            p50      p95")
     mlp_ms = {}
     for name, fn in fns.items():

@@ -45,7 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise FileNotFoundError(f"{args.history}: no training history; run `dvc repro train`")
     history = pd.read_csv(args.history)
     vcfg = params.validate
-    res = validate_model(data, model, meta, history, params.model, params.train, vcfg)
+    run_id = tracking.read_run_json(args.run)["run_id"]
+    res = validate_model(data, model, meta, history, params.model, params.train, vcfg, run_id)
 
     files = write_reports(res, args.out, vcfg)
     files += write_plots(res, history, data.rows, vcfg.gates, args.out)

@@ -282,6 +282,8 @@ def test_stage_logs_into_the_training_run(stage_outputs: dict[str, Path]) -> Non
     assert "export/suggest/mean_uplift" in metrics
     assert f"export/{FILES['onnx_e2e']}" in artifacts and f"export/{FILES['card']}" in artifacts
     assert len(versions) == 1 and versions[0].run_id == run_id
+    registry = json.loads((stage_outputs["out"] / "registry.json").read_text())
+    assert registry["registered"] and registry["version"] == str(versions[0].version)
     assert [m.name for m in logged] == ["quality_mlp_onnx"]
     assert "onnx" in info.flavors and info.saved_input_example_info is not None
     assert info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, 2048 + 17 + 8)

@@ -29,9 +29,9 @@ def spec_for(inputs: str, params: dict) -> InputSpec:
 
 
 def test_seed_architecture_has_2766337_parameters(repo_params: dict) -> None:
-    params = parse_params(repo_params)
-    assert params.model.inputs == "resnet" or params.model.inputs in ("resnet+stats", "stats")
-    model = build_model(ModelConfig(inputs="resnet"), spec_for("resnet", repo_params).width)
+    # the seed's inputs (model.inputs=resnet) with params.yaml's widths and dropout
+    cfg = ModelConfig(**{**parse_params(repo_params).model.__dict__, "inputs": "resnet"})
+    model = build_model(cfg, spec_for("resnet", repo_params).width)
     assert spec_for("resnet", repo_params).width == 2056
     assert count_parameters(model) == 2_766_337
     kinds = [type(m).__name__ for m in model.net]

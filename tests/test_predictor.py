@@ -102,6 +102,7 @@ def onnx_predictor(pipeline: dict[str, Path]) -> Predictor:
     return Predictor.load(pipeline["out"])
 
 
+@pytest.mark.slow  # shares the session's real export (ResNet-50 to ONNX once)
 def test_onnx_predictions_match_the_pytorch_model(
     pipeline: dict, onnx_predictor: Predictor
 ) -> None:
@@ -129,6 +130,7 @@ def test_onnx_predictions_match_the_pytorch_model(
         assert many.shape == (3,) and np.abs(many - got).max() <= 1e-5
 
 
+@pytest.mark.slow  # shares the session's real export (ResNet-50 to ONNX once)
 def test_torch_runtime_agrees_with_onnx(pipeline: dict, onnx_predictor: Predictor) -> None:
     torch_predictor = Predictor.load(pipeline["out"], runtime="torch")
     path = next(pipeline["logos_dir"].glob("*.png"))
@@ -142,6 +144,7 @@ def test_torch_runtime_agrees_with_onnx(pipeline: dict, onnx_predictor: Predicto
     )
 
 
+@pytest.mark.slow  # shares the session's real export (ResNet-50 to ONNX once)
 def test_suggest_ranks_candidates_including_the_defaults(pipeline: dict, onnx_predictor) -> None:
     path = next(pipeline["logos_dir"].glob("*.png"))
     res = onnx_predictor.suggest(path, top_k=4, candidates=100, seed=2)
@@ -157,6 +160,7 @@ def test_suggest_ranks_candidates_including_the_defaults(pipeline: dict, onnx_pr
         onnx_predictor.check_params(s.params)  # inside the ranges, integers where needed
 
 
+@pytest.mark.slow  # shares the session's real export (ResNet-50 to ONNX once)
 def test_check_params_errors_name_the_problem(onnx_predictor: Predictor) -> None:
     assert onnx_predictor.check_params({}) == VTRACER_DEFAULTS
     with pytest.raises(ValueError, match="unknown VTracer parameter 'speckle'"):
@@ -171,6 +175,7 @@ def test_check_params_errors_name_the_problem(onnx_predictor: Predictor) -> None
         Predictor.load(onnx_predictor.export_dir, runtime="tensorrt")
 
 
+@pytest.mark.slow  # shares the session's real export (ResNet-50 to ONNX once)
 def test_onnx_predictor_works_without_torch(pipeline: dict, onnx_predictor: Predictor) -> None:
     path = next(pipeline["logos_dir"].glob("*.png"))
     code = f"""
@@ -208,6 +213,7 @@ def run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
     return rc, captured.out, captured.err
 
 
+@pytest.mark.slow  # shares the session's real export (ResNet-50 to ONNX once)
 def test_cli_predict_and_suggest(pipeline: dict, onnx_predictor, capsys) -> None:
     path = str(next(pipeline["logos_dir"].glob("*.png")))
     model = str(pipeline["out"])
@@ -230,6 +236,7 @@ def test_cli_predict_and_suggest(pipeline: dict, onnx_predictor, capsys) -> None
     assert 0 < float(verified.group(1)) <= 1 and 0 < float(verified.group(3)) <= 1
 
 
+@pytest.mark.slow  # shares the session's real export (ResNet-50 to ONNX once)
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -248,6 +255,7 @@ def test_cli_errors_exit_2_naming_the_problem(pipeline: dict, capsys, args, mess
     assert rc == 2 and message in err
 
 
+@pytest.mark.slow  # shares the session's real export (ResNet-50 to ONNX once)
 def test_cli_unreadable_image_exits_2(pipeline: dict, tmp_path: Path, capsys) -> None:
     bad = tmp_path / "logo.png"
     bad.write_text("this is not an image")
@@ -260,6 +268,7 @@ def test_cli_unreadable_image_exits_2(pipeline: dict, tmp_path: Path, capsys) ->
     assert rc == 2 and "nope.png" in err
 
 
+@pytest.mark.slow  # shares the session's real export (ResNet-50 to ONNX once)
 def test_export_metadata_alone_describes_the_inputs(pipeline: dict) -> None:
     meta = json.loads((pipeline["out"] / "metadata.json").read_text())
     assert meta["param_names"] == list(PARAM_NAMES)

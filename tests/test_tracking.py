@@ -290,3 +290,17 @@ def test_check_remote(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="no default DVC remote"):
         tracking.check_remote(tmp_path)
     assert tracking.check_remote(REPO_ROOT) == "local"  # the project ships a default remote
+
+
+def test_tracking_config_rejects_bad_values() -> None:
+    from svg_quality.config import parse_params
+
+    from .conftest import load_repo_params
+
+    raw = load_repo_params()
+    raw["tracking"]["uri"] = "mlflow.db"  # a path, not a URI
+    with pytest.raises(ValueError, match=r"tracking.uri = 'mlflow.db' is invalid"):
+        parse_params(raw)
+    raw["tracking"] = {"uri": None, "experiment": " "}
+    with pytest.raises(ValueError, match="tracking.experiment is empty"):
+        parse_params(raw)

@@ -74,6 +74,8 @@ def test_accuracy_within_tolerance_on_known_errors() -> None:
     m = metrics.full_metrics(t, p)
     assert (m["acc_0_05"], m["acc_0_1"]) == (pytest.approx(0.4), pytest.approx(0.8))
     assert np.isnan(m["r2"])  # constant truth: R² undefined, not a crash
+    const = metrics.full_metrics(p, np.full(5, np.mean(p)))  # the global-mean baseline's shape
+    assert np.isnan(const["pearson"]) and np.isnan(const["spearman"])
     with pytest.raises(ValueError, match="5 values but y_pred has 4"):
         metrics.full_metrics(t, p[:4])
 

@@ -261,7 +261,7 @@ class TrainConfig:
 class ValidateConfig:
     min_type_examples: int = 30
     cv_folds: int = 5
-    cv_epochs: int = 30
+    cv_epochs: int = 15
     cv_val_share: float = 0.15  # share of each fold's training images held out for early stopping
     seed: int = 0
     fail_on_gates: bool = False
@@ -315,8 +315,18 @@ class ExportConfig:
 
 @dataclass(frozen=True)
 class TrackingConfig:
-    uri: str | None = None  # None: MLFLOW_TRACKING_URI, else sqlite:///<repo root>/mlflow.db
+    # MLFLOW_TRACKING_URI wins over uri; None: sqlite:///<repo root>/mlflow.db (tracking.py)
+    uri: str | None = None
     experiment: str = "svg-quality"
+
+    def __post_init__(self) -> None:
+        if self.uri is not None and (not self.uri.strip() or ":" not in self.uri):
+            raise ValueError(
+                f"tracking.uri = {self.uri!r} is invalid; allowed: null or a URI such as "
+                "http://host:5000 or sqlite:///mlflow.db"
+            )
+        if not self.experiment.strip():
+            raise ValueError("tracking.experiment is empty; allowed: an experiment name")
 
 
 SECTIONS: dict[str, type] = {

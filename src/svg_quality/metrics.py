@@ -127,14 +127,17 @@ def median_error(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 def full_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     """Every metric of :data:`METRIC_NAMES`, plus ``n`` (the number of rows)."""
     t, p = _pair(y_true, y_pred)
-    r = pearson(t, p)
+    # A constant side (e.g. the global-mean baseline) leaves r undefined; rounding in the
+    # mean would otherwise turn it into a meaningless +-1e-16.
+    constant = np.ptp(t) == 0 or np.ptp(p) == 0
+    r = float("nan") if constant else pearson(t, p)
     out = {
         "mse": mse(t, p),
         "mae": mae(t, p),
         "rmse": rmse(t, p),
         "pearson": r,
         "pearson_p": pearson_pvalue(r, t.size),
-        "spearman": spearman(t, p),
+        "spearman": float("nan") if constant else spearman(t, p),
         "r2": r2(t, p),
         "acc_0_1": accuracy_within(t, p, 0.1),
         "acc_0_05": accuracy_within(t, p, 0.05),

@@ -89,6 +89,8 @@ def per_type_bars(per_type: pd.DataFrame, gates: Mapping[str, float], path: str 
             side = "max" if m in LOWER_IS_BETTER else "min"
             ax.axhline(gate, color="k", ls="--", lw=1, label=f"gate {side} {gate:g}")
             ax.legend(fontsize=8)
+        if m not in LOWER_IS_BETTER:  # r and accuracy live in [.., 1]: show the whole scale
+            ax.set_ylim(min(0.0, float(np.nanmin(rep[m], initial=0.0))), 1.02)
         ax.set_title(m)
     skipped = per_type[per_type["status"] == "skipped"]
     if len(skipped):

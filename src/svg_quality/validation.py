@@ -421,9 +421,10 @@ def validate_model(
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,
     vcfg: ValidateConfig,
+    run_id: str | None = None,
     progress: bool = True,
 ) -> ValidationResult:
-    """Run every check on a trained model; nothing is written."""
+    """Run every check on a trained model; nothing is written. ``run_id``: the MLflow run."""
     if model_cfg.inputs != meta["model"]["inputs"]:
         log.warning(
             "params model.inputs=%s but the model file was trained with %s; cross-validation "
@@ -451,7 +452,7 @@ def validate_model(
         "hidden": list(meta["model"]["hidden"]),
         "width": int(meta["input"]["width"]),
         "best_epoch": meta.get("best_epoch"),
-        "run_id": meta.get("mlflow_run_id"),
+        "run_id": run_id or meta.get("mlflow_run_id"),
     }
     return ValidationResult(predictions, overall, per_type, cv, base, gates, conv, info)
 
