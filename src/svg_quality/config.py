@@ -261,7 +261,7 @@ class TrainConfig:
 class ValidateConfig:
     min_type_examples: int = 30
     cv_folds: int = 5
-    cv_epochs: int = 15
+    cv_epochs: int = 30
     cv_val_share: float = 0.15  # share of each fold's training images held out for early stopping
     seed: int = 0
     fail_on_gates: bool = False

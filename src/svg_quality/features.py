@@ -321,7 +321,7 @@ def featurize(
         res = extract([paths[i] for i in todo_s], None, batch_size=cfg.batch_size, **run)
         stats[todo_s] = res.stats
 
-    write_outputs(out_dir, image_ids, features, stats, info, fps)
+    write_outputs(out_dir, image_ids, features, stats, info, fps, precision.name)
     return {
         "images": n,
         "computed": len(todo_f),
@@ -348,14 +348,20 @@ def write_outputs(
     stats: np.ndarray,
     info: WeightsInfo,
     fps: dict[str, str],
+    dtype: str = "fp32",
 ) -> None:
-    """features.npy, stats.npy, index.csv, meta.json - the whole directory swapped in at once."""
+    """features.npy, stats.npy, index.csv, meta.json - the whole directory swapped in at once.
+
+    ``dtype`` is the precision the backbone ran in (features are stored as float32 either
+    way); a predictor running the backbone in another precision sees features ~0.5% apart.
+    """
     meta = {
         "backbone": BACKBONE,
         "layers": "ResNet-50 without fc: global average pool of layer4",
         "feature_dim": FEATURE_DIM,
         "weights": info.to_dict(),
         "input_size": INPUT_SIZE,
+        "compute_dtype": dtype,
         "preprocessing": PREPROCESSING,
         "stat_names": list(STAT_NAMES),
         "stats_version": STATS_VERSION,

@@ -223,6 +223,7 @@ class Predictor:
         from scipy.stats import qmc  # noqa: F401  (a one-off ~1 s import; not suggest's cost)
 
         logo = self.prepare(image)
+        self.backend.warm()  # open the sessions outside the timings
         t0 = time.perf_counter()
         feats = self.image_features(logo)
         backbone_ms = (time.perf_counter() - t0) * 1e3
@@ -285,6 +286,7 @@ class _OnnxBackend:
     def __init__(self, predictor: Predictor) -> None:
         self.export_dir = predictor.export_dir
         self.files = predictor.metadata["files"]
+        self.uses_resnet = predictor.uses_resnet
         self.sessions: dict[str, Any] = {}
 
     def session(self, key: str) -> Any:
@@ -302,6 +304,11 @@ class _OnnxBackend:
                 str(path), so, providers=["CPUExecutionProvider"]
             )
         return self.sessions[key]
+
+    def warm(self) -> None:
+        self.session("onnx_candidates")
+        if self.uses_resnet:
+            self.session("onnx_e2e")
 
     def e2e(self, image, params, stats):
         sess = self.session("onnx_e2e")
@@ -341,6 +348,9 @@ class _TorchBackend:
         self.e2e_module = end_to_end(backbone, mlp, spec)
         self.scorer = candidate_scorer(mlp, spec)
         self.uses_resnet = spec.uses_resnet
+
+    def warm(self) -> None:
+        pass  # everything was built in __init__
 
     def _args(self, first, params, stats):
         t = self.torch.from_numpy
