@@ -81,7 +81,13 @@ def to_rgb_on_white(im: Image.Image) -> Image.Image:
         top = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
         grey = np.clip(np.round(arr / top * 255.0), 0, 255).astype(np.uint8)
         return Image.fromarray(grey).convert("RGB")
-    if (mode == "P" and "transparency" in im.info) or mode == "PA" or mode in ("LA", "La", "RGBa") or (mode == "L" and "transparency" in im.info) or (mode == "RGB" and "transparency" in im.info):
+    if (
+        (mode == "P" and "transparency" in im.info)
+        or mode == "PA"
+        or mode in ("LA", "La", "RGBa")
+        or (mode == "L" and "transparency" in im.info)
+        or (mode == "RGB" and "transparency" in im.info)
+    ):
         im = im.convert("RGBA")
     if im.mode == "RGBA":
         white = Image.new("RGBA", im.size, (255, 255, 255, 255))
