@@ -28,6 +28,7 @@ def shrink(raw: dict[str, Any]) -> dict[str, Any]:
     p["features"]["batch_size"] = 8
     p["features"]["num_workers"] = 0
     p["train"]["epochs"] = 3
+    p["train"]["lr"] = 0.001  # fixed here so sweep tests never coincide with the repo default
     p["train"]["batch_size"] = 32
     p["train"]["device"] = "cpu"
     p["validate"]["cv_folds"] = 2
