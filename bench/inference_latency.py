@@ -66,16 +66,41 @@ def random_export(out: Path, params_file: Path) -> None:
             mlp(torch.randn(256, spec.width))
     mlp.eval()
     model_meta = {
-        "model": {"inputs": "resnet", "hidden": list(hidden), "dropout": list(dropout),
-                  "input_dropout": 0.0},
-        "features": {"backbone": "torchvision.resnet50", "feature_dim": 2048, "input_size": 224,
-                     "preprocessing": PREPROCESSING, "weights": {"used": "random", "seed": 0}},
-    }  # fmt: skip
-    meta = build_metadata(mlp, model_meta, spec, vtracer={}, image_size=size, opset=18,
-                          metrics={}, git_commit=None, source={"path": "random-init"})  # fmt: skip
-    write_formats(out, mlp, None, spec, meta, opset=18,
-                  example_rows=np.random.default_rng(0).normal(size=(4, spec.width)).astype(np.float32),
-                  formats=("state_dict", "torchscript", "onnx_mlp", "onnx_candidates"))  # fmt: skip
+        "model": {
+            "inputs": "resnet",
+            "hidden": list(hidden),
+            "dropout": list(dropout),
+            "input_dropout": 0.0,
+        },
+        "features": {
+            "backbone": "torchvision.resnet50",
+            "feature_dim": 2048,
+            "input_size": 224,
+            "preprocessing": PREPROCESSING,
+            "weights": {"used": "random", "seed": 0},
+        },
+    }
+    meta = build_metadata(
+        mlp,
+        model_meta,
+        spec,
+        vtracer={},
+        image_size=size,
+        opset=18,
+        metrics={},
+        git_commit=None,
+        source={"path": "random-init"},
+    )
+    write_formats(
+        out,
+        mlp,
+        None,
+        spec,
+        meta,
+        opset=18,
+        example_rows=np.random.default_rng(0).normal(size=(4, spec.width)).astype(np.float32),
+        formats=("state_dict", "torchscript", "onnx_mlp", "onnx_candidates"),
+    )
     from svg_quality.io import write_json
 
     write_json(out / FILES["metadata"], meta)
@@ -117,15 +142,19 @@ def main() -> None:
         export_dir = args.export
     mlp, meta = load_state_dict_file(export_dir / FILES["state_dict"])
     spec = InputSpec.from_meta(meta["input"])
-    print(f"model: {' -> '.join(meta['architecture']['layers'])} ({spec.inputs}); "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")  # fmt: skip
+    print(
+        f"model: {' -> '.join(meta['architecture']['layers'])} ({spec.inputs}); "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU"
+    )
 
     rng = np.random.default_rng(0)
     feats = np.abs(rng.normal(size=(1, spec.resnet_dim))).astype(np.float32)  # ReLU-pooled-like
     stats = rng.normal(size=len(spec.stat_names)).astype(np.float32) if spec.uses_stats else None
-    x1 = spec.assemble(feats if spec.uses_resnet else None,
-                       None if stats is None else stats[None],
-                       np.array([[VTRACER_DEFAULTS[n] for n in PARAM_NAMES]]))  # fmt: skip
+    x1 = spec.assemble(
+        feats if spec.uses_resnet else None,
+        None if stats is None else stats[None],
+        np.array([[VTRACER_DEFAULTS[n] for n in PARAM_NAMES]]),
+    )
 
     # 1. MLP at batch 1, every format and runtime. ONNX Runtime first: torch's OpenMP
     # workers keep spinning for a while after each call and would steal its cores.
@@ -156,8 +185,11 @@ def main() -> None:
         pred = Predictor.load(export_dir, runtime="onnx")
         if runtime == "torch":  # the candidates model in eager PyTorch, same Predictor code
             pred._backend = EagerScorer(mlp, spec)
-        t = latency(lambda p=pred: p.rank(feats if spec.uses_resnet else None, stats, 5,
-                                          args.candidates), args.suggest_repeats, warmup=3)  # fmt: skip
+        t = latency(
+            lambda p=pred: p.rank(feats if spec.uses_resnet else None, stats, 5, args.candidates),
+            args.suggest_repeats,
+            warmup=3,
+        )
         results[runtime] = t["p50_ms"]
         label = (
             "onnxruntime (candidates model)"
@@ -167,10 +199,16 @@ def main() -> None:
         print(f"  {label:44s} {t['p50_ms']:8.2f} {t['p95_ms']:8.2f}")
     defaults = np.array([[VTRACER_DEFAULTS[n] for n in PARAM_NAMES]], dtype=np.float32)
     raw = np.concatenate([defaults, sobol_candidates(spec.ranges, args.candidates)])
-    rows = spec.assemble(np.repeat(feats, len(raw), 0) if spec.uses_resnet else None,
-                         None if stats is None else np.repeat(stats[None], len(raw), 0), raw)  # fmt: skip
-    t = latency(lambda: np.argsort(-session.run(["ssim"], {"features": rows})[0].reshape(-1)),
-                max(5, args.suggest_repeats // 3), warmup=2)  # fmt: skip
+    rows = spec.assemble(
+        np.repeat(feats, len(raw), 0) if spec.uses_resnet else None,
+        None if stats is None else np.repeat(stats[None], len(raw), 0),
+        raw,
+    )
+    t = latency(
+        lambda: np.argsort(-session.run(["ssim"], {"features": rows})[0].reshape(-1)),
+        max(5, args.suggest_repeats // 3),
+        warmup=2,
+    )
     print(f"  {'onnxruntime (plain MLP over full rows)':44s} {t['p50_ms']:8.2f} {t['p95_ms']:8.2f}")
 
     # 3. Naive baseline: eager PyTorch, one candidate at a time.
@@ -191,10 +229,14 @@ def main() -> None:
 
     ok_mlp = mlp_ms["onnxruntime"] <= TARGET_MLP_MS
     ok_sug = results["onnx"] <= TARGET_SUGGEST_MS
-    print(f"\ntarget ONNX Runtime MLP batch-1 p50 <= {TARGET_MLP_MS} ms: "
-          f"{mlp_ms['onnxruntime']:.4f} ms {'PASS' if ok_mlp else 'MISS'}")  # fmt: skip
-    print(f"target suggest <= {TARGET_SUGGEST_MS:.0f} ms after features: "
-          f"{results['onnx']:.1f} ms {'PASS' if ok_sug else 'MISS'}")  # fmt: skip
+    print(
+        f"\ntarget ONNX Runtime MLP batch-1 p50 <= {TARGET_MLP_MS} ms: "
+        f"{mlp_ms['onnxruntime']:.4f} ms {'PASS' if ok_mlp else 'MISS'}"
+    )
+    print(
+        f"target suggest <= {TARGET_SUGGEST_MS:.0f} ms after features: "
+        f"{results['onnx']:.1f} ms {'PASS' if ok_sug else 'MISS'}"
+    )
     print("speedup of ONNX Runtime suggest over the naive eager per-candidate loop:")
     if tmp is not None:
         tmp.cleanup()

@@ -111,20 +111,28 @@ def main() -> None:
     y = rng.random(args.rows, dtype=np.float32)  # [N] SSIM-like targets in [0, 1)
     val_rows = min(1024, args.rows)
     cfg = TrainConfig(
-        epochs=1, batch_size=args.batch_size, warmup_epochs=0, patience=0,
-        device=args.device, amp=args.amp,
-    )  # fmt: skip
+        epochs=1,
+        batch_size=args.batch_size,
+        warmup_epochs=0,
+        patience=0,
+        device=args.device,
+        amp=args.amp,
+    )
     print(f"device {device} threads {threads} rows {args.rows} x {args.features}")
 
     naive_s = naive_epoch(x, y, device, args.naive_batch_size)
     naive_sps = args.rows / naive_s
-    print(f"naive   (Dataset per row, DataLoader batch {args.naive_batch_size}, fp32): "
-          f"{naive_s:7.2f} s  {naive_sps:10.0f} samples/s")  # fmt: skip
+    print(
+        f"naive   (Dataset per row, DataLoader batch {args.naive_batch_size}, fp32): "
+        f"{naive_s:7.2f} s  {naive_sps:10.0f} samples/s"
+    )
 
     ours_s = trainer_epoch(x, y, cfg, val_rows)
     ours_sps = args.rows / ours_s
-    print(f"trainer (resident tensors, batch {args.batch_size}, amp {args.amp}, incl. setup+val): "
-          f"{ours_s:7.2f} s  {ours_sps:10.0f} samples/s")  # fmt: skip
+    print(
+        f"trainer (resident tensors, batch {args.batch_size}, amp {args.amp}, incl. setup+val): "
+        f"{ours_s:7.2f} s  {ours_sps:10.0f} samples/s"
+    )
     print(f"ratio {ours_sps / naive_sps:.2f}x")
 
 

@@ -45,11 +45,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     gates = json.loads(args.gates.read_text())  # registry only for a model that passed
     threads = configure_cpu_threads()
     report = run_export(
-        model_path=args.model, features_dir=args.features, labels=args.labels,
-        logos_csv=args.logos_csv, logos_dir=args.logos_dir, out_dir=args.out,
-        cfg=params.export, vtracer_cfg=params.vtracer, image_size=params.data.image_size,
+        model_path=args.model,
+        features_dir=args.features,
+        labels=args.labels,
+        logos_csv=args.logos_csv,
+        logos_dir=args.logos_dir,
+        out_dir=args.out,
+        cfg=params.export,
+        vtracer_cfg=params.vtracer,
+        image_size=params.data.image_size,
         git_commit=tracking.git_commit(),
-    )  # fmt: skip
+    )
     if args.metrics is not None:
         write_json(args.metrics, flat_metrics(report))
     with tracking.resume_run(params.tracking, args.run):
@@ -57,23 +63,41 @@ def main(argv: Sequence[str] | None = None) -> None:
         registry = tracking.register_candidate(gates, params.export.registry_name)
     write_json(args.out / "registry.json", registry)
     if registry["registered"]:
-        log.info("registered %s v%s as %s", registry["name"], registry["version"],
-                 registry["model_uri"])  # fmt: skip
+        log.info(
+            "registered %s v%s as %s", registry["name"], registry["version"], registry["model_uri"]
+        )
     else:
-        log.warning("not registered as %s: gates failed: %s", registry["name"],
-                    "; ".join(registry["reasons"]))  # fmt: skip
+        log.warning(
+            "not registered as %s: gates failed: %s",
+            registry["name"],
+            "; ".join(registry["reasons"]),
+        )
 
     lat, sv = report["latency"], report["suggest_validation"]
     for name, p in report["parity"].items():
-        log.info("%-22s %7.2f MB  max |diff| %.2e (<= %.0e)", name,
-                 report["files"][name]["mb"], p["max_abs_diff"], p["tolerance"])  # fmt: skip
-    log.info("ONNX MLP batch-1 p50 %.3f ms; suggest scoring (%s sets) p50 %.1f ms; %d threads",
-             lat["mlp"]["onnxruntime"]["1"]["p50_ms"], next(iter(lat["candidates"]["onnxruntime"])),
-             next(iter(lat["candidates"]["onnxruntime"].values()))["p50_ms"], threads)  # fmt: skip
+        log.info(
+            "%-22s %7.2f MB  max |diff| %.2e (<= %.0e)",
+            name,
+            report["files"][name]["mb"],
+            p["max_abs_diff"],
+            p["tolerance"],
+        )
+    log.info(
+        "ONNX MLP batch-1 p50 %.3f ms; suggest scoring (%s sets) p50 %.1f ms; %d threads",
+        lat["mlp"]["onnxruntime"]["1"]["p50_ms"],
+        next(iter(lat["candidates"]["onnxruntime"])),
+        next(iter(lat["candidates"]["onnxruntime"].values()))["p50_ms"],
+        threads,
+    )
     if sv.get("mean_uplift") is not None:
-        log.info("suggestions on %d logos: SSIM %.4f vs defaults %.4f (uplift %+.4f, %.0f%% improved)",
-                 sv["logos"], sv["mean_ssim_suggested"], sv["mean_ssim_default"],
-                 sv["mean_uplift"], 100 * sv["share_improved"])  # fmt: skip
+        log.info(
+            "suggestions on %d logos: SSIM %.4f vs defaults %.4f (uplift %+.4f, %.0f%% improved)",
+            sv["logos"],
+            sv["mean_ssim_suggested"],
+            sv["mean_ssim_default"],
+            sv["mean_uplift"],
+            100 * sv["share_improved"],
+        )
 
 
 if __name__ == "__main__":

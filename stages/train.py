@@ -39,14 +39,18 @@ def log_data_inputs(data: Any, args: argparse.Namespace, digests: dict[str, str]
     with warnings.catch_warnings():  # MLflow's hint about int columns in the inferred schema
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
         labels = mlflow.data.from_pandas(
-            data.rows, source=LocalArtifactDatasetSource(str(args.labels.resolve())),
-            targets="ssim", name="labels", digest=digests["labels"][:16],
-        )  # fmt: skip
+            data.rows,
+            source=LocalArtifactDatasetSource(str(args.labels.resolve())),
+            targets="ssim",
+            name="labels",
+            digest=digests["labels"][:16],
+        )
         mlflow.log_input(labels, context="training")
     features = MetaDataset(
         LocalArtifactDatasetSource(str(args.features.resolve())),
-        name="features", digest=digests["features"][:16],
-    )  # fmt: skip
+        name="features",
+        digest=digests["features"][:16],
+    )
     mlflow.log_input(features, context="features")
 
 
@@ -84,13 +88,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         "logos": file_digest(args.logos_csv),
     }
     weights = weights_used(data.feature_meta)
-    meta = model_meta(params.model, spec, {
-        "features": data.feature_meta, "data": {**digests, **data_summary(data)},
-        "train": flatten(params.to_dict()["train"]),
-    })  # fmt: skip
+    meta = model_meta(
+        params.model,
+        spec,
+        {
+            "features": data.feature_meta,
+            "data": {**digests, **data_summary(data)},
+            "train": flatten(params.to_dict()["train"]),
+        },
+    )
     n_params = count_parameters(build_model(params.model, spec.width))
-    log.info("%s inputs (%d wide), %d parameters, %s, %d CPU threads",
-             spec.inputs, spec.width, n_params, data_summary(data), threads)  # fmt: skip
+    log.info(
+        "%s inputs (%d wide), %d parameters, %s, %d CPU threads",
+        spec.inputs,
+        spec.width,
+        n_params,
+        data_summary(data),
+        threads,
+    )
 
     # Resume continues the interrupted run's MLflow run when it is still there.
     last = args.checkpoints / LAST
@@ -106,49 +121,74 @@ def main(argv: Sequence[str] | None = None) -> None:
     history: list[dict[str, float]] = list(prev["history"]) if prev else []
     status = "FAILED"
     try:
-        mlflow.set_tags({
-            **tracking.run_tags(), "stage": "train", "model_inputs": spec.inputs,
-            "features_weights": weights, **{f"{k}_digest": v for k, v in digests.items()},
-        })  # fmt: skip
+        mlflow.set_tags(
+            {
+                **tracking.run_tags(),
+                "stage": "train",
+                "model_inputs": spec.inputs,
+                "features_weights": weights,
+                **{f"{k}_digest": v for k, v in digests.items()},
+            }
+        )
         if not reuse:  # a continued run has them already (only train.resume differs)
             mlflow.log_params({k: str(v) for k, v in flatten(params.to_dict()).items()})
-            mlflow.log_params({"model.n_parameters": n_params, "model.width": spec.width,
-                               **{f"data.{k}": v for k, v in data_summary(data).items()}})  # fmt: skip
+            mlflow.log_params(
+                {
+                    "model.n_parameters": n_params,
+                    "model.width": spec.width,
+                    **{f"data.{k}": v for k, v in data_summary(data).items()},
+                }
+            )
             log_data_inputs(data, args, digests)
             for record in history:  # epochs trained before an interruption, into the new run
-                tracking.log_flat_metrics({k: v for k, v in record.items() if k != "epoch"},
-                                          step=int(record["epoch"]))  # fmt: skip
+                tracking.log_flat_metrics(
+                    {k: v for k, v in record.items() if k != "epoch"}, step=int(record["epoch"])
+                )
         history_csv = args.reports / "history.csv"
 
         def on_epoch(record: dict[str, float]) -> None:
-            tracking.log_flat_metrics({k: v for k, v in record.items() if k != "epoch"},
-                                      step=int(record["epoch"]))  # fmt: skip
+            tracking.log_flat_metrics(
+                {k: v for k, v in record.items() if k != "epoch"}, step=int(record["epoch"])
+            )
             history.append(record)
             write_history(history_csv, history)  # live, so `dvc plots show` works mid-run
 
         result = fit(
-            arrays["train"], arrays["val"], params.model, params.train,
+            arrays["train"],
+            arrays["val"],
+            params.model,
+            params.train,
             meta={**meta, "mlflow_run_id": run.info.run_id},
-            checkpoint_dir=args.checkpoints, on_epoch=on_epoch,
-        )  # fmt: skip
+            checkpoint_dir=args.checkpoints,
+            on_epoch=on_epoch,
+        )
         write_history(history_csv, result.history)
         save_model(args.model, result.model, {**meta, "best_epoch": result.best_epoch})
         final = {
             **{k: result.best[k] for k in ("train_loss", "val_loss", "val_rmse", "val_pearson")},
-            "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-            "stopped_early": result.stopped_early, "n_parameters": n_params,
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+            "stopped_early": result.stopped_early,
+            "n_parameters": n_params,
             "train_seconds": sum(h["epoch_s"] for h in result.history),
             "samples_per_s": sum(h["samples_per_s"] for h in result.history) / result.epochs_run,
-            "device": result.device, "precision": result.precision, "inputs": spec.inputs,
-        }  # fmt: skip
+            "device": result.device,
+            "precision": result.precision,
+            "inputs": spec.inputs,
+        }
         write_json(args.reports / "metrics.json", final)
         tracking.log_flat_metrics(final, prefix="train/")
         mlflow.log_artifact(str(history_csv), "train")
         mlflow.log_artifact(str(args.reports / "metrics.json"), "train")
         tracking.write_run_json(args.run_json, run, uri)
-        log.info("best epoch %d: val rmse %.4f, val r %.3f (%d epochs, run %s)",
-                 result.best_epoch, final["val_rmse"], final["val_pearson"],
-                 result.epochs_run, run.info.run_id)  # fmt: skip
+        log.info(
+            "best epoch %d: val rmse %.4f, val r %.3f (%d epochs, run %s)",
+            result.best_epoch,
+            final["val_rmse"],
+            final["val_pearson"],
+            result.epochs_run,
+            run.info.run_id,
+        )
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"

@@ -58,15 +58,25 @@ def write_upstream(root: Path, raw_params: dict[str, Any], inputs: str) -> dict[
 
     raw_params = {**raw_params, "model": {**raw_params["model"], "inputs": inputs}}
     # Smaller than conftest.shrink: the end-to-end timings run ResNet-50 in eager torch.
-    raw_params["export"] = {**raw_params["export"], "e2e_batch": 2, "e2e_repeats": 1,
-                            "latency_repeats": 5, "suggest_candidates": 64}  # fmt: skip
+    raw_params["export"] = {
+        **raw_params["export"],
+        "e2e_batch": 2,
+        "e2e_repeats": 1,
+        "latency_repeats": 5,
+        "suggest_candidates": 64,
+    }
     params = parse_params(raw_params)
     paths = {
-        "params": root / "params.yaml", "logos_dir": root / "logos", "logos_csv": root / "logos.csv",
-        "features": root / "features", "labels": root / "labels.parquet",
-        "model": root / "model.pt", "run": root / "run.json", "out": root / "export",
+        "params": root / "params.yaml",
+        "logos_dir": root / "logos",
+        "logos_csv": root / "logos.csv",
+        "features": root / "features",
+        "labels": root / "labels.parquet",
+        "model": root / "model.pt",
+        "run": root / "run.json",
+        "out": root / "export",
         "gates": root / "gates.json",
-    }  # fmt: skip
+    }
     paths["params"].write_text(yaml.safe_dump(raw_params))
     # validate's gates.json, passing, so the stage registers the model
     paths["gates"].write_text(
@@ -81,14 +91,24 @@ def write_upstream(root: Path, raw_params: dict[str, Any], inputs: str) -> dict[
             iid = image_id_for(data)
             (paths["logos_dir"] / f"{iid}.png").write_bytes(data)
             split = "test" if i == 1 and t in ("simple", "text") else splits[i]
-            logos.append({"image_id": iid, "path": f"{iid}.png", "logo_type": t,
-                          "source": "synthetic", "width": im.width, "height": im.height,
-                          "split": split})  # fmt: skip
+            logos.append(
+                {
+                    "image_id": iid,
+                    "path": f"{iid}.png",
+                    "logo_type": t,
+                    "source": "synthetic",
+                    "width": im.width,
+                    "height": im.height,
+                    "split": split,
+                }
+            )
     pd.DataFrame(logos).to_csv(paths["logos_csv"], index=False)
 
     trunk, info = load_backbone("random", seed=params.features.seed)
-    rgbs = [np.asarray(Image.open(paths["logos_dir"] / f"{r['image_id']}.png").convert("RGB"))
-            for r in logos]  # fmt: skip
+    rgbs = [
+        np.asarray(Image.open(paths["logos_dir"] / f"{r['image_id']}.png").convert("RGB"))
+        for r in logos
+    ]
     with torch.inference_mode():
         feats = trunk(torch.stack([preprocess(Image.fromarray(r)) for r in rgbs])).numpy()
     stats = np.stack([compute_stats(r) for r in rgbs])
@@ -99,9 +119,20 @@ def write_upstream(root: Path, raw_params: dict[str, Any], inputs: str) -> dict[
     rows = []
     for r in logos:
         for p in sample_params(r["image_id"], 4, params.vtracer.ranges, seed=0):
-            rows.append({"image_id": r["image_id"], "logo_type": r["logo_type"], **p,
-                         "ssim": float(rng.uniform(0.6, 1.0)), "svg_bytes": 1000, "n_paths": 5,
-                         "convert_ms": 1.0, "render_ms": 1.0, "status": "ok", "error": ""})  # fmt: skip
+            rows.append(
+                {
+                    "image_id": r["image_id"],
+                    "logo_type": r["logo_type"],
+                    **p,
+                    "ssim": float(rng.uniform(0.6, 1.0)),
+                    "svg_bytes": 1000,
+                    "n_paths": 5,
+                    "convert_ms": 1.0,
+                    "render_ms": 1.0,
+                    "status": "ok",
+                    "error": "",
+                }
+            )
     pd.DataFrame(rows).to_parquet(paths["labels"])
 
     data = load_labeled(paths["labels"], paths["features"], paths["logos_csv"])
@@ -113,8 +144,11 @@ def write_upstream(root: Path, raw_params: dict[str, Any], inputs: str) -> dict[
         model.train()
         for _ in range(20):
             model(x)
-    meta = model_meta(params.model, spec, {"features": data.feature_meta, "data": {},
-                                           "train": {}, "best_epoch": 1})  # fmt: skip
+    meta = model_meta(
+        params.model,
+        spec,
+        {"features": data.feature_meta, "data": {}, "train": {}, "best_epoch": 1},
+    )
     save_model(paths["model"], model.eval(), meta)
 
     import mlflow
@@ -143,12 +177,27 @@ def exported(
     root.mkdir(parents=True, exist_ok=True)
     with env_and_cwd(root):
         paths = write_upstream(root, raw_params, inputs)
-        load_stage().main([
-            "--params", str(paths["params"]), "--model", str(paths["model"]),
-            "--run", str(paths["run"]), "--features", str(paths["features"]),
-            "--labels", str(paths["labels"]), "--logos-csv", str(paths["logos_csv"]),
-            "--logos-dir", str(paths["logos_dir"]), "--out", str(paths["out"]),
-            "--gates", str(paths["gates"]),
-        ])  # fmt: skip
+        load_stage().main(
+            [
+                "--params",
+                str(paths["params"]),
+                "--model",
+                str(paths["model"]),
+                "--run",
+                str(paths["run"]),
+                "--features",
+                str(paths["features"]),
+                "--labels",
+                str(paths["labels"]),
+                "--logos-csv",
+                str(paths["logos_csv"]),
+                "--logos-dir",
+                str(paths["logos_dir"]),
+                "--out",
+                str(paths["out"]),
+                "--gates",
+                str(paths["gates"]),
+            ]
+        )
     _BUILT[inputs] = paths
     return paths

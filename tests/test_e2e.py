@@ -54,8 +54,9 @@ def free_port() -> int:
 def server(cmd: list[str], health: str, log: Path, env: dict[str, str]) -> Iterator[None]:
     """Run a server in its own process group until the block ends; wait for ``health``."""
     with log.open("wb") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -91,8 +92,9 @@ class Scratch:
     stages: set[str]
 
     def run(self, *cmd: str, cwd: Path | None = None, timeout: float = 600) -> str:
-        res = subprocess.run(cmd, cwd=cwd or self.ws, env=self.env, capture_output=True,
-                             text=True, timeout=timeout)  # fmt: skip
+        res = subprocess.run(
+            cmd, cwd=cwd or self.ws, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
         out = res.stdout + res.stderr
         if res.returncode != 0:
             raise AssertionError(f"{' '.join(cmd)} failed ({res.returncode}):\n{out[-6000:]}")
@@ -143,11 +145,18 @@ def make_scratch_repo(ws: Path, env: dict[str, str]) -> None:
     params["tracking"]["experiment"] = EXPERIMENT
     # Loose gates so the tiny model passes them and export registers it (the refusal
     # path is covered by test_tracking.py).
-    params["validate"]["gates"] = {k: (1.0 if k == "rmse" else -1.0)
-                                   for k in params["validate"]["gates"]}  # fmt: skip
+    params["validate"]["gates"] = {
+        k: (1.0 if k == "rmse" else -1.0) for k in params["validate"]["gates"]
+    }
     # Smaller still for export's checks: timing and suggestion quality are not tested here.
-    params["export"].update(latency_repeats=2, suggest_candidates=16, suggest_logos=1,
-                            parity_batch=2, e2e_batch=2, e2e_repeats=1)  # fmt: skip
+    params["export"].update(
+        latency_repeats=2,
+        suggest_candidates=16,
+        suggest_logos=1,
+        parity_batch=2,
+        e2e_batch=2,
+        e2e_repeats=1,
+    )
     (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for cmd in (["git", "init", "-q", "-b", "main"], ["dvc", "init", "-q"]):
         subprocess.run(cmd, cwd=ws, env=env, check=True)
@@ -165,8 +174,15 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scratch]:
     ws = base / "svg-quality"
     make_scratch_repo(ws, env)
     srv = base / "mlflow-server"
-    cmd = ["make", "-s", "-C", str(ws), "mlflow-server", f"MLFLOW_PORT={port}",
-           f"MLFLOW_SERVER_DIR={srv}"]  # fmt: skip
+    cmd = [
+        "make",
+        "-s",
+        "-C",
+        str(ws),
+        "mlflow-server",
+        f"MLFLOW_PORT={port}",
+        f"MLFLOW_SERVER_DIR={srv}",
+    ]
     with server(cmd, f"http://127.0.0.1:{port}/health", base / "mlflow-server.log", env):
         stages = set(yaml.safe_load((ws / "dvc.yaml").read_text())["stages"])
         yield Scratch(ws, base, env, f"http://127.0.0.1:{port}", stages)
@@ -217,8 +233,9 @@ def test_repro_logs_one_complete_run(scratch: Scratch, repro: str) -> None:
     if "export" in scratch.stages:
         arts = scratch.api("artifacts/list", run_id=run_id, path="export")["files"]
         assert any(f["path"].endswith(".onnx") for f in arts), arts
-        alias = scratch.api("registered-models/alias", name=registry_name(scratch),
-                            alias="candidate")["model_version"]  # fmt: skip
+        alias = scratch.api(
+            "registered-models/alias", name=registry_name(scratch), alias="candidate"
+        )["model_version"]
         assert alias["run_id"] == run_id
         registry = json.loads((scratch.ws / "models/export/registry.json").read_text())
         assert registry["registered"] and registry["version"] == alias["version"]
@@ -249,11 +266,15 @@ def cached_outs(ws: Path) -> list[str]:
         for kind in ("outs", "metrics", "plots"):
             for o in stage.get(kind, []):
                 if isinstance(o, dict):
-                    (path, opts), = o.items()  # fmt: skip
+                    ((path, opts),) = o.items()
                     if opts and opts.get("cache") is False:
                         uncached.add(path)
-    return [o["path"] for s in lock["stages"].values() for o in s.get("outs", [])
-            if o["path"] not in uncached]  # fmt: skip
+    return [
+        o["path"]
+        for s in lock["stages"].values()
+        for o in s.get("outs", [])
+        if o["path"] not in uncached
+    ]
 
 
 def test_push_pull_local_and_s3(scratch: Scratch, repro: str) -> None:
@@ -270,8 +291,12 @@ def test_push_pull_local_and_s3(scratch: Scratch, repro: str) -> None:
 
     # 2. An S3-compatible server (moto) on 127.0.0.1: the README's S3 recipe plus endpointurl.
     port = free_port()
-    env = {**scratch.env, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+    env = {
+        **scratch.env,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     moto = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     endpoint = f"http://127.0.0.1:{port}"
     with server(moto, f"{endpoint}/moto-api/", scratch.base / "moto.log", env):
@@ -295,8 +320,9 @@ def test_missing_remote_is_a_clear_error(scratch: Scratch, repro: str) -> None:
     clone = scratch.base / "clone-noremote"
     scratch.run("git", "clone", "-q", str(scratch.ws), str(clone), cwd=scratch.base)
     scratch.run("dvc", "remote", "default", "--unset", cwd=clone)
-    res = subprocess.run(["dvc", "push"], cwd=clone, env=scratch.env, capture_output=True,
-                         text=True)  # fmt: skip
+    res = subprocess.run(
+        ["dvc", "push"], cwd=clone, env=scratch.env, capture_output=True, text=True
+    )
     assert res.returncode != 0
     assert "no remote specified" in (res.stdout + res.stderr).lower()
     with pytest.raises(RuntimeError, match="no default DVC remote"):

@@ -30,10 +30,15 @@ from svg_quality.paramspace import PARAM_NAMES
 from tests.export_fixtures import exported
 
 RANGES = {
-    "color_precision": (1, 8), "layer_difference": (1, 192), "corner_threshold": (0, 180),
-    "length_threshold": (3.5, 10.0), "max_iterations": (1, 20), "splice_threshold": (0, 180),
-    "path_precision": (0, 8), "filter_speckle": (1, 32),
-}  # fmt: skip
+    "color_precision": (1, 8),
+    "layer_difference": (1, 192),
+    "corner_threshold": (0, 180),
+    "length_threshold": (3.5, 10.0),
+    "max_iterations": (1, 20),
+    "splice_threshold": (0, 180),
+    "path_precision": (0, 8),
+    "filter_speckle": (1, 32),
+}
 FEAT_DIM, N_STATS = 16, 5
 
 
@@ -52,12 +57,13 @@ def tiny(inputs: str, seed: int = 0) -> tuple[QualityMLP, InputSpec]:
     """A small MLP with real BatchNorm statistics for ``inputs``."""
     uses_stats = inputs != "resnet"
     spec = InputSpec(
-        inputs=inputs, resnet_dim=FEAT_DIM,
+        inputs=inputs,
+        resnet_dim=FEAT_DIM,
         stat_names=tuple(f"s{i}" for i in range(N_STATS)),
         stats_mean=tuple(np.linspace(1, 2, N_STATS)) if uses_stats else (),
         stats_std=tuple(np.linspace(0.5, 3, N_STATS)) if uses_stats else (),
         ranges=RANGES,
-    )  # fmt: skip
+    )
     torch.manual_seed(seed)
     mlp = QualityMLP(spec.width, (32, 16), (0.3, 0.1), input_dropout=0.1)
     with torch.no_grad():
@@ -79,9 +85,19 @@ def raw_inputs(n: int, seed: int = 1) -> dict[str, np.ndarray]:
 
 
 def meta_for(spec: InputSpec) -> dict[str, Any]:
-    return {"architecture": {"in_features": spec.width, "model": {
-        "inputs": spec.inputs, "hidden": [32, 16], "dropout": [0.3, 0.1], "input_dropout": 0.1}},
-        "input": spec.to_meta(), "note": "tiny"}  # fmt: skip
+    return {
+        "architecture": {
+            "in_features": spec.width,
+            "model": {
+                "inputs": spec.inputs,
+                "hidden": [32, 16],
+                "dropout": [0.3, 0.1],
+                "input_dropout": 0.1,
+            },
+        },
+        "input": spec.to_meta(),
+        "note": "tiny",
+    }
 
 
 def torch_out(module: nn.Module, *arrays: np.ndarray) -> np.ndarray:
@@ -93,8 +109,16 @@ def torch_out(module: nn.Module, *arrays: np.ndarray) -> np.ndarray:
 def test_mlp_formats_load_and_match(tmp_path: Path) -> None:
     mlp, spec = tiny("resnet+stats")
     x = np.random.default_rng(0).normal(size=(37, spec.width)).astype(np.float32)
-    written = write_formats(tmp_path, mlp, None, spec, meta_for(spec), opset=18, example_rows=x,
-                            formats=("state_dict", "torchscript", "onnx_mlp"))  # fmt: skip
+    written = write_formats(
+        tmp_path,
+        mlp,
+        None,
+        spec,
+        meta_for(spec),
+        opset=18,
+        example_rows=x,
+        formats=("state_dict", "torchscript", "onnx_mlp"),
+    )
     assert set(written.paths) == {
         "state_dict",
         "torchscript_traced",
@@ -137,14 +161,24 @@ def test_mlp_formats_load_and_match(tmp_path: Path) -> None:
 def test_e2e_and_candidates_onnx_match_the_two_step_path(tmp_path: Path, inputs: str) -> None:
     mlp, spec = tiny(inputs)
     backbone = TinyBackbone().eval()
-    write_formats(tmp_path, mlp, backbone, spec, meta_for(spec), opset=18,
-                  example_rows=np.zeros((4, spec.width), np.float32),
-                  formats=("onnx_e2e", "onnx_candidates"))  # fmt: skip
+    write_formats(
+        tmp_path,
+        mlp,
+        backbone,
+        spec,
+        meta_for(spec),
+        opset=18,
+        example_rows=np.zeros((4, spec.width), np.float32),
+        formats=("onnx_e2e", "onnx_candidates"),
+    )
     raw = raw_inputs(6)
     with torch.inference_mode():
         feats = backbone(torch.from_numpy(raw["image"])).numpy()  # [6, 16]
-    rows = spec.assemble(feats if spec.uses_resnet else None,
-                         raw["stats"] if spec.uses_stats else None, raw["params"])  # fmt: skip
+    rows = spec.assemble(
+        feats if spec.uses_resnet else None,
+        raw["stats"] if spec.uses_stats else None,
+        raw["params"],
+    )
     two_step = torch_out(mlp, rows)
 
     e2e = ort_session(tmp_path / FILES["onnx_e2e"])
@@ -168,9 +202,11 @@ def test_e2e_and_candidates_onnx_match_the_two_step_path(tmp_path: Path, inputs:
     # Candidates: one logo's image part, many parameter sets.
     cand = ort_session(tmp_path / FILES["onnx_candidates"])
     one = {"image_features": feats[:1], "stats": raw["stats"][:1], "params": raw["params"]}
-    rows1 = spec.assemble(np.repeat(feats[:1], 6, 0) if spec.uses_resnet else None,
-                          np.repeat(raw["stats"][:1], 6, 0) if spec.uses_stats else None,
-                          raw["params"])  # fmt: skip
+    rows1 = spec.assemble(
+        np.repeat(feats[:1], 6, 0) if spec.uses_resnet else None,
+        np.repeat(raw["stats"][:1], 6, 0) if spec.uses_stats else None,
+        raw["params"],
+    )
     want = torch_out(mlp, rows1)
     cand_names = [i.name for i in cand.get_inputs()]  # the torch forward's argument order
     got = cand.run(["ssim"], {k: one[k] for k in cand_names})[0]
@@ -215,8 +251,14 @@ def test_stage_writes_verified_formats_and_report(stage_outputs: dict[str, Path]
     out = stage_outputs["out"]
     report = json.loads((out / FILES["report"]).read_text())
     meta = json.loads((out / FILES["metadata"]).read_text())
-    formats = {"state_dict", "torchscript_traced", "torchscript_scripted", "onnx_mlp",
-               "onnx_e2e", "onnx_candidates"}  # fmt: skip
+    formats = {
+        "state_dict",
+        "torchscript_traced",
+        "torchscript_scripted",
+        "onnx_mlp",
+        "onnx_e2e",
+        "onnx_candidates",
+    }
     assert set(report["files"]) == formats == set(report["parity"])
     for name, p in report["parity"].items():
         assert p["passed"] and p["max_abs_diff"] <= p["tolerance"], name
@@ -273,8 +315,9 @@ def test_stage_logs_into_the_training_run(stage_outputs: dict[str, Path]) -> Non
         run = client.get_run(run_id)
         artifacts = {a.path for a in client.list_artifacts(run_id, "export")}
         versions = client.search_model_versions("name = 'svg-quality'")
-        logged = mlflow.search_logged_models(filter_string=f"source_run_id = '{run_id}'",
-                                             output_format="list")  # fmt: skip
+        logged = mlflow.search_logged_models(
+            filter_string=f"source_run_id = '{run_id}'", output_format="list"
+        )
         info = mlflow.models.get_model_info(logged[0].model_uri) if logged else None
     metrics = run.data.metrics
     assert metrics["export/parity/onnx_e2e/max_abs_diff"] <= 1e-4

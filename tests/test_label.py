@@ -205,13 +205,19 @@ def _stage_cmd(root: Path, params: Path, out: str, work: str) -> list[str]:
     return [
         sys.executable,
         str(REPO_ROOT / "stages" / "label.py"),
-        "--params", str(params),
-        "--logos-csv", str(root / "logos.csv"),
-        "--logos-dir", str(root / "logos"),
-        "--out", str(root / out),
-        "--reports", str(root / f"reports-{out}"),
-        "--work-dir", str(root / work),
-    ]  # fmt: skip
+        "--params",
+        str(params),
+        "--logos-csv",
+        str(root / "logos.csv"),
+        "--logos-dir",
+        str(root / "logos"),
+        "--out",
+        str(root / out),
+        "--reports",
+        str(root / f"reports-{out}"),
+        "--work-dir",
+        str(root / work),
+    ]
 
 
 def test_kill_minus_9_then_resume_equals_a_clean_run(tmp_path, tiny_params) -> None:

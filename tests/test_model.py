@@ -23,9 +23,13 @@ from svg_quality.paramspace import PARAM_NAMES, normalize
 def spec_for(inputs: str, params: dict) -> InputSpec:
     ranges = parse_params(params).vtracer.ranges
     return InputSpec(
-        inputs=inputs, resnet_dim=2048, stat_names=("a", "b", "c"),
-        stats_mean=(1.0, 2.0, 3.0), stats_std=(2.0, 4.0, 0.5), ranges=ranges,
-    )  # fmt: skip
+        inputs=inputs,
+        resnet_dim=2048,
+        stat_names=("a", "b", "c"),
+        stats_mean=(1.0, 2.0, 3.0),
+        stats_std=(2.0, 4.0, 0.5),
+        ranges=ranges,
+    )
 
 
 def test_seed_architecture_has_2766337_parameters(repo_params: dict) -> None:
@@ -38,8 +42,11 @@ def test_seed_architecture_has_2766337_parameters(repo_params: dict) -> None:
     assert kinds == ["Linear", "BatchNorm1d", "ReLU", "Dropout"] * 3 + ["Linear", "Sigmoid"]
     assert [m.p for m in model.net if isinstance(m, torch.nn.Dropout)] == [0.3, 0.2, 0.1]
     assert [m.out_features for m in model.net if isinstance(m, torch.nn.Linear)] == [
-        1024, 512, 256, 1
-    ]  # fmt: skip
+        1024,
+        512,
+        256,
+        1,
+    ]
 
 
 def test_widths_dropout_and_input_dropout_come_from_params() -> None:
@@ -54,9 +61,12 @@ def test_widths_dropout_and_input_dropout_come_from_params() -> None:
 
 @pytest.mark.parametrize(
     ("inputs", "names", "width"),
-    [("resnet", ["resnet", "params"], 2056), ("resnet+stats", ["resnet", "stats", "params"], 2059),
-     ("stats", ["stats", "params"], 11)],
-)  # fmt: skip
+    [
+        ("resnet", ["resnet", "params"], 2056),
+        ("resnet+stats", ["resnet", "stats", "params"], 2059),
+        ("stats", ["stats", "params"], 11),
+    ],
+)
 def test_layout_order_and_width(repo_params: dict, inputs: str, names: list, width: int) -> None:
     spec = spec_for(inputs, repo_params)
     layout = spec.layout()

@@ -21,9 +21,16 @@ from svg_quality.preprocess import backbone_input, load_logo
 from svg_quality.preprocess import letterbox as np_letterbox
 from tests.export_fixtures import REPO_ROOT, exported
 
-RANGES = {"color_precision": (1, 8), "layer_difference": (1, 192), "corner_threshold": (0, 180),
-          "length_threshold": (3.5, 10.0), "max_iterations": (1, 20),
-          "splice_threshold": (0, 180), "path_precision": (0, 8), "filter_speckle": (1, 32)}  # fmt: skip
+RANGES = {
+    "color_precision": (1, 8),
+    "layer_difference": (1, 192),
+    "corner_threshold": (0, 180),
+    "length_threshold": (3.5, 10.0),
+    "max_iterations": (1, 20),
+    "splice_threshold": (0, 180),
+    "path_precision": (0, 8),
+    "filter_speckle": (1, 32),
+}
 
 
 def logo(w: int, h: int, mode: str = "RGB", seed: int = 0) -> Image.Image:
@@ -44,8 +51,10 @@ def logo(w: int, h: int, mode: str = "RGB", seed: int = 0) -> Image.Image:
 # --------------------------------------------------------------------------- preprocessing
 
 
-@pytest.mark.parametrize(("w", "h", "mode"), [(256, 96, "RGB"), (80, 200, "RGBA"), (224, 224, "RGB"),
-                                              (300, 301, "P"), (17, 5, "L")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("w", "h", "mode"),
+    [(256, 96, "RGB"), (80, 200, "RGBA"), (224, 224, "RGB"), (300, 301, "P"), (17, 5, "L")],
+)
 def test_numpy_preprocessing_equals_backbone_torch_preprocessing(w: int, h: int, mode: str) -> None:
     im = logo(w, h, mode)
     rgb = load_logo(im, max(w, h))  # prepare's normalization at the logo's own size: no resize
@@ -120,8 +129,9 @@ def test_onnx_predictions_match_the_pytorch_model(
     raw = np.array([[{**VTRACER_DEFAULTS, **p}[n] for n in PARAM_NAMES] for p in params])
     for image_id, row in index.head(3).itertuples(index=False):
         path = pipeline["logos_dir"] / f"{image_id}.png"
-        rows = spec.assemble(np.repeat(feats[row : row + 1], 3, 0),
-                             np.repeat(stats[row : row + 1], 3, 0), raw)  # fmt: skip
+        rows = spec.assemble(
+            np.repeat(feats[row : row + 1], 3, 0), np.repeat(stats[row : row + 1], 3, 0), raw
+        )
         with torch.inference_mode():
             want = mlp(torch.from_numpy(rows)).numpy()
         got = np.array([onnx_predictor.predict(path, p) for p in params])
@@ -193,8 +203,9 @@ print(p.predict({str(path)!r}, {{"filter_speckle": 8}}))
 print(p.suggest({str(path)!r}, top_k=1, candidates=32).top[0].ssim)
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision")))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=REPO_ROOT, timeout=120)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert float(lines[0]) == pytest.approx(
@@ -217,21 +228,34 @@ def run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
 def test_cli_predict_and_suggest(pipeline: dict, onnx_predictor, capsys) -> None:
     path = str(next(pipeline["logos_dir"].glob("*.png")))
     model = str(pipeline["out"])
-    rc, out, _ = run_cli(capsys, "predict", path, "--model", model, "--param", "filter_speckle=8",
-                         "--param", "length_threshold=5.5")  # fmt: skip
+    rc, out, _ = run_cli(
+        capsys,
+        "predict",
+        path,
+        "--model",
+        model,
+        "--param",
+        "filter_speckle=8",
+        "--param",
+        "length_threshold=5.5",
+    )
     assert rc == 0
     value = float(re.search(r"predicted SSIM (\d\.\d+)", out).group(1))
     want = onnx_predictor.predict(path, {"filter_speckle": 8, "length_threshold": 5.5})
     assert value == pytest.approx(want, abs=1e-4)
 
-    rc, out, _ = run_cli(capsys, "suggest", path, "--model", model, "--top-k", "3",
-                         "--candidates", "64", "--verify")  # fmt: skip
+    rc, out, _ = run_cli(
+        capsys, "suggest", path, "--model", model, "--top-k", "3", "--candidates", "64", "--verify"
+    )
     assert rc == 0
     ranked = re.findall(r"^ ?(\d)\. predicted SSIM (\d\.\d+)", out, flags=re.M)
     assert [r[0] for r in ranked] == ["1", "2", "3"]
     assert "65 parameter sets scored" in out
-    verified = re.search(r"suggestion SSIM (\d\.\d+) \(([\d,]+) bytes SVG\), defaults SSIM "
-                         r"(\d\.\d+) \(([\d,]+) bytes SVG\)", out)  # fmt: skip
+    verified = re.search(
+        r"suggestion SSIM (\d\.\d+) \(([\d,]+) bytes SVG\), defaults SSIM "
+        r"(\d\.\d+) \(([\d,]+) bytes SVG\)",
+        out,
+    )
     assert verified, out
     assert 0 < float(verified.group(1)) <= 1 and 0 < float(verified.group(3)) <= 1
 

@@ -247,8 +247,18 @@ def test_stage_writes_outputs(tmp_path, tiny_params):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(tiny_params))
     parse_params(tiny_params)
-    cmd = [sys.executable, str(REPO_ROOT / "stages/prepare.py"), "--params", str(params),
-           "--logos-dir", "data/logos", "--logos-csv", "data/logos.csv", "--reports", "reports/prepare"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(REPO_ROOT / "stages/prepare.py"),
+        "--params",
+        str(params),
+        "--logos-dir",
+        "data/logos",
+        "--logos-csv",
+        "data/logos.csv",
+        "--reports",
+        "reports/prepare",
+    ]
     subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True)
     logos = pd.read_csv(tmp_path / "data/logos.csv")
     assert list(logos.columns) == [

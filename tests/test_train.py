@@ -57,27 +57,44 @@ def write_fake_data(
     for i, iid in enumerate(ids):
         for _ in range(samples):
             raw = {
-                s.name: (rng.integers(int(RANGES[s.name][0]), int(RANGES[s.name][1]) + 1)
-                         if s.kind is int else rng.uniform(*RANGES[s.name]))
+                s.name: (
+                    rng.integers(int(RANGES[s.name][0]), int(RANGES[s.name][1]) + 1)
+                    if s.kind is int
+                    else rng.uniform(*RANGES[s.name])
+                )
                 for s in PARAM_SPECS
-            }  # fmt: skip
+            }
             z = (
                 0.6 * (stats[i, 0] - 5) / 3
                 - 0.8 * (raw["filter_speckle"] / 32)
                 + 0.5 * (raw["color_precision"] / 8)
             )
             ssim = float(np.clip(1 / (1 + np.exp(-z)) + rng.normal(0, 0.02), 0, 1))
-            rows.append({"image_id": iid, "logo_type": logo_type[i], "split": split[i],
-                         **raw, "ssim": ssim,
-                         "svg_bytes": 100, "n_paths": 3, "convert_ms": 1.0, "render_ms": 1.0,
-                         "status": "ok", "error": None})  # fmt: skip
+            rows.append(
+                {
+                    "image_id": iid,
+                    "logo_type": logo_type[i],
+                    "split": split[i],
+                    **raw,
+                    "ssim": ssim,
+                    "svg_bytes": 100,
+                    "n_paths": 3,
+                    "convert_ms": 1.0,
+                    "render_ms": 1.0,
+                    "status": "ok",
+                    "error": None,
+                }
+            )
     labels = pd.DataFrame(rows)
     failed = labels.sample(5, random_state=seed).index
     labels.loc[failed, ["status", "error", "ssim"]] = ["timeout", "conversion timed out", np.nan]
 
     root.mkdir(parents=True, exist_ok=True)
-    paths = {"labels": root / "labels.parquet", "features": root / "features",
-             "logos": root / "logos.csv"}  # fmt: skip
+    paths = {
+        "labels": root / "labels.parquet",
+        "features": root / "features",
+        "logos": root / "logos.csv",
+    }
     labels.to_parquet(paths["labels"])
     order = rng.permutation(n_images)  # feature row r holds image order[r]
     paths["features"].mkdir()
@@ -86,15 +103,28 @@ def write_fake_data(
     pd.DataFrame({"image_id": [ids[j] for j in order], "row": range(n_images)}).to_csv(
         paths["features"] / "index.csv", index=False
     )
-    (paths["features"] / "meta.json").write_text(json.dumps({
-        "backbone": "resnet50", "weights": {"requested": "random", "used": "random"},
-        "input_size": 224,
-        "stat_names": list(STAT_NAMES), "fingerprint": "fake",
-    }))  # fmt: skip
-    pd.DataFrame({
-        "image_id": ids, "path": [f"data/logos/{i}.png" for i in ids], "logo_type": logo_type,
-        "source": "synthetic", "width": 96, "height": 96, "split": split,
-    }).to_csv(paths["logos"], index=False)  # fmt: skip
+    (paths["features"] / "meta.json").write_text(
+        json.dumps(
+            {
+                "backbone": "resnet50",
+                "weights": {"requested": "random", "used": "random"},
+                "input_size": 224,
+                "stat_names": list(STAT_NAMES),
+                "fingerprint": "fake",
+            }
+        )
+    )
+    pd.DataFrame(
+        {
+            "image_id": ids,
+            "path": [f"data/logos/{i}.png" for i in ids],
+            "logo_type": logo_type,
+            "source": "synthetic",
+            "width": 96,
+            "height": 96,
+            "split": split,
+        }
+    ).to_csv(paths["logos"], index=False)
     return paths
 
 
@@ -190,8 +220,16 @@ def test_tiny_run_learns(stats_arrays: dict[str, Arrays]) -> None:
     assert losses[-1] < 0.5 * losses[0]
     assert res.best["val_pearson"] > 0.5
     assert not res.model.training
-    assert set(res.history[0]) >= {"epoch", "train_loss", "val_loss", "val_rmse", "val_pearson",
-                                   "lr", "epoch_s", "samples_per_s"}  # fmt: skip
+    assert set(res.history[0]) >= {
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "val_rmse",
+        "val_pearson",
+        "lr",
+        "epoch_s",
+        "samples_per_s",
+    }
     assert math.isclose(res.best["val_rmse"] ** 2, res.best["val_loss"], rel_tol=1e-9)
 
 
@@ -244,8 +282,14 @@ def test_nan_loss_names_epoch_and_batch(stats_arrays: dict[str, Arrays]) -> None
     model.net[0].register_forward_hook(poison)
     assert batches_per_epoch(len(stats_arrays["train"]), 40) == 4
     with pytest.raises(NonFiniteLossError, match=r"epoch 2, batch 3 \(of 4\)"):
-        fit(stats_arrays["train"], stats_arrays["val"], SMALL, tcfg(batch_size=40), model=model,
-            progress=False)  # fmt: skip
+        fit(
+            stats_arrays["train"],
+            stats_arrays["val"],
+            SMALL,
+            tcfg(batch_size=40),
+            model=model,
+            progress=False,
+        )
 
 
 def test_cpu_bf16_autocast_when_forced(stats_arrays: dict[str, Arrays]) -> None:
@@ -255,19 +299,34 @@ def test_cpu_bf16_autocast_when_forced(stats_arrays: dict[str, Arrays]) -> None:
     model = build_model(SMALL, stats_arrays["train"].x.shape[1])
     dtypes: set[torch.dtype] = set()
     model.net[0].register_forward_hook(lambda m, i, o: dtypes.add(o.dtype))
-    res = fit(stats_arrays["train"], stats_arrays["val"], SMALL, tcfg(epochs=2, amp="bf16"),
-              model=model, progress=False)  # fmt: skip
+    res = fit(
+        stats_arrays["train"],
+        stats_arrays["val"],
+        SMALL,
+        tcfg(epochs=2, amp="bf16"),
+        model=model,
+        progress=False,
+    )
     assert res.precision == "bf16" and dtypes == {torch.bfloat16}
     assert all(math.isfinite(h["train_loss"]) for h in res.history)
     # default on CPU: autocast off, full fp32
-    assert fit(stats_arrays["train"], stats_arrays["val"], SMALL, tcfg(epochs=1),
-               progress=False).precision == "fp32"  # fmt: skip
+    assert (
+        fit(
+            stats_arrays["train"], stats_arrays["val"], SMALL, tcfg(epochs=1), progress=False
+        ).precision
+        == "fp32"
+    )
 
 
 @pytest.mark.gpu
 def test_cuda_amp_run_reports_gpu_memory(stats_arrays: dict[str, Arrays]) -> None:
-    res = fit(stats_arrays["train"], stats_arrays["val"], SMALL, tcfg(epochs=2, device="cuda"),
-              progress=False)  # fmt: skip
+    res = fit(
+        stats_arrays["train"],
+        stats_arrays["val"],
+        SMALL,
+        tcfg(epochs=2, device="cuda"),
+        progress=False,
+    )
     assert res.device.startswith("cuda") and res.precision in ("bf16", "fp16")
     assert res.history[-1]["peak_gpu_mem_mb"] > 0
     assert all(math.isfinite(h["val_loss"]) for h in res.history)
@@ -290,11 +349,18 @@ def test_resume_equals_uninterrupted_run(stats_arrays: dict[str, Arrays], tmp_pa
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        fit(tr, va, SMALL, cfg, checkpoint_dir=tmp_path / "b", on_epoch=stop_after_2,
-            progress=False)  # fmt: skip
+        fit(
+            tr, va, SMALL, cfg, checkpoint_dir=tmp_path / "b", on_epoch=stop_after_2, progress=False
+        )
     assert load_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 2
-    resumed = fit(tr, va, SMALL, dataclasses.replace(cfg, resume=True),
-                  checkpoint_dir=tmp_path / "b", progress=False)  # fmt: skip
+    resumed = fit(
+        tr,
+        va,
+        SMALL,
+        dataclasses.replace(cfg, resume=True),
+        checkpoint_dir=tmp_path / "b",
+        progress=False,
+    )
     assert resumed.resumed_from == 2
     assert strip(resumed.history) == strip(full.history)
     assert resumed.best_epoch == full.best_epoch
@@ -306,15 +372,27 @@ def test_resume_equals_uninterrupted_run(stats_arrays: dict[str, Arrays], tmp_pa
     assert all(torch.equal(fs[k], rs[k]) for k in fs)
 
     # resuming a finished run trains nothing and returns the same best model
-    again = fit(tr, va, SMALL, dataclasses.replace(cfg, resume=True),
-                checkpoint_dir=tmp_path / "b", progress=False)  # fmt: skip
+    again = fit(
+        tr,
+        va,
+        SMALL,
+        dataclasses.replace(cfg, resume=True),
+        checkpoint_dir=tmp_path / "b",
+        progress=False,
+    )
     assert again.resumed_from == 5 and strip(again.history) == strip(full.history)
     assert all(torch.equal(fs[k], again.model.state_dict()[k]) for k in fs)
 
     # a changed setting cannot silently resume
     with pytest.raises(ValueError, match=r"train.lr=0.001, now 0.01"):
-        fit(tr, va, SMALL, dataclasses.replace(cfg, resume=True, lr=0.01),
-            checkpoint_dir=tmp_path / "b", progress=False)  # fmt: skip
+        fit(
+            tr,
+            va,
+            SMALL,
+            dataclasses.replace(cfg, resume=True, lr=0.01),
+            checkpoint_dir=tmp_path / "b",
+            progress=False,
+        )
 
 
 # --------------------------------------------------------------------------- the stage
@@ -328,9 +406,11 @@ def _load_stage() -> Any:
 
 
 def test_stage_writes_outputs_and_logs_to_mlflow(
-    fake: dict[str, Path], tmp_path: Path, tiny_params: dict[str, Any],
+    fake: dict[str, Path],
+    tmp_path: Path,
+    tiny_params: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     from mlflow import MlflowClient
 
     monkeypatch.chdir(tmp_path)
@@ -344,11 +424,23 @@ def test_stage_writes_outputs_and_logs_to_mlflow(
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
     out = tmp_path / "out"
     argv = [
-        "--params", "params.yaml", "--labels", str(fake["labels"]),
-        "--features", str(fake["features"]), "--logos-csv", str(fake["logos"]),
-        "--model", str(out / "model.pt"), "--run-json", str(out / "run.json"),
-        "--checkpoints", str(out / "ckpt"), "--reports", str(out / "reports"),
-    ]  # fmt: skip
+        "--params",
+        "params.yaml",
+        "--labels",
+        str(fake["labels"]),
+        "--features",
+        str(fake["features"]),
+        "--logos-csv",
+        str(fake["logos"]),
+        "--model",
+        str(out / "model.pt"),
+        "--run-json",
+        str(out / "run.json"),
+        "--checkpoints",
+        str(out / "ckpt"),
+        "--reports",
+        str(out / "reports"),
+    ]
     stage = _load_stage()
     stage.main(argv)
 
@@ -402,9 +494,11 @@ def test_stage_writes_outputs_and_logs_to_mlflow(
 
 
 def test_stage_marks_run_failed_on_error(
-    fake: dict[str, Path], tmp_path: Path, tiny_params: dict[str, Any],
+    fake: dict[str, Path],
+    tmp_path: Path,
+    tiny_params: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     from mlflow import MlflowClient
 
     monkeypatch.chdir(tmp_path)
@@ -420,12 +514,26 @@ def test_stage_marks_run_failed_on_error(
     labels.loc[row, PARAM_NAMES[0]] = np.nan  # a NaN input poisons the loss
     labels.to_parquet(tmp_path / "labels.parquet")
     with pytest.raises(NonFiniteLossError, match="epoch 1, batch"):
-        _load_stage().main([
-            "--params", "params.yaml", "--labels", str(tmp_path / "labels.parquet"),
-            "--features", str(fake["features"]), "--logos-csv", str(fake["logos"]),
-            "--model", "m.pt", "--run-json", "run.json", "--checkpoints", "ckpt",
-            "--reports", "reports",
-        ])  # fmt: skip
+        _load_stage().main(
+            [
+                "--params",
+                "params.yaml",
+                "--labels",
+                str(tmp_path / "labels.parquet"),
+                "--features",
+                str(fake["features"]),
+                "--logos-csv",
+                str(fake["logos"]),
+                "--model",
+                "m.pt",
+                "--run-json",
+                "run.json",
+                "--checkpoints",
+                "ckpt",
+                "--reports",
+                "reports",
+            ]
+        )
     runs = MlflowClient(uri).search_runs(
         [MlflowClient(uri).get_experiment_by_name(p["tracking"]["experiment"]).experiment_id]
     )

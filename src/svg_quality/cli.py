@@ -99,8 +99,10 @@ def _suggest(args: argparse.Namespace) -> int:
         raise ValueError("--top-k and --candidates must be at least 1")
     logo = predictor.prepare(args.logo)
     res = predictor.suggest(logo, top_k=args.top_k, candidates=args.candidates, seed=args.seed)
-    print(f"{res.n_candidates} parameter sets scored in {res.score_ms:.1f} ms "
-          f"(backbone {res.backbone_ms:.0f} ms); VTracer defaults predict {res.default.ssim:.4f}")  # fmt: skip
+    print(
+        f"{res.n_candidates} parameter sets scored in {res.score_ms:.1f} ms "
+        f"(backbone {res.backbone_ms:.0f} ms); VTracer defaults predict {res.default.ssim:.4f}"
+    )
     for rank, s in enumerate(res.top, 1):
         tag = "  (VTracer defaults)" if s.is_default else ""
         values = " ".join(f"{k}={v:g}" for k, v in s.params.items())
@@ -121,9 +123,11 @@ def _verify(predictor, logo, res) -> None:
     )
     best = score(logo.rgb, res.top[0].params, cfg)
     default = score(logo.rgb, res.default.params, cfg)
-    print(f"verified with VTracer: suggestion SSIM {best.ssim:.4f} ({best.svg_bytes:,} bytes SVG), "
-          f"defaults SSIM {default.ssim:.4f} ({default.svg_bytes:,} bytes SVG), "
-          f"uplift {best.ssim - default.ssim:+.4f}")  # fmt: skip
+    print(
+        f"verified with VTracer: suggestion SSIM {best.ssim:.4f} ({best.svg_bytes:,} bytes SVG), "
+        f"defaults SSIM {default.ssim:.4f} ({default.svg_bytes:,} bytes SVG), "
+        f"uplift {best.ssim - default.ssim:+.4f}"
+    )
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -135,8 +139,13 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 def _register_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="predicted SSIM for a logo and VTracer parameters")
     _add_model_args(p)
-    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                   help="a VTracer parameter (repeatable); the others take VTracer's defaults")  # fmt: skip
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a VTracer parameter (repeatable); the others take VTracer's defaults",
+    )
     p.set_defaults(func=_predict)
 
 
@@ -146,8 +155,11 @@ def _register_suggest(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--candidates", type=int, default=2048, help="Sobol parameter sets to score")
     p.add_argument("--seed", type=int, default=0, help="Sobol scrambling seed")
-    p.add_argument("--verify", action="store_true",
-                   help="convert with VTracer (best suggestion and defaults) and print actual SSIM")  # fmt: skip
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="convert with VTracer (best suggestion and defaults) and print actual SSIM",
+    )
     p.set_defaults(func=_suggest)
 
 

@@ -212,26 +212,52 @@ def candidate_scorer(mlp: QualityMLP, spec: InputSpec) -> CandidateScorer:
 def io_signature(spec: InputSpec, feature_dim: int, input_size: int) -> dict[str, Any]:
     """Names, shapes and meaning of every format's inputs and outputs (for the metadata)."""
     k = len(spec.stat_names) if spec.uses_stats else 0
-    ssim = {"name": "ssim", "shape": ["batch", 1], "dtype": "float32",
-            "description": "predicted SSIM in [0, 1]"}  # fmt: skip
-    params = {"name": "params", "shape": ["batch", len(PARAM_NAMES)], "dtype": "float32",
-              "description": f"raw VTracer parameters in the order {list(PARAM_NAMES)}"}  # fmt: skip
-    stats = {"name": "stats", "shape": ["batch", k], "dtype": "float32",
-             "description": "raw logo statistics (svg_quality.logostats.compute_stats) in the "
-             "order input.stat_names; standardized inside the graph"}  # fmt: skip
-    image = {"name": "image", "shape": ["batch", 3, input_size, input_size], "dtype": "float32",
-             "description": "the logo letterboxed on white and ImageNet-normalized "
-             "(see preprocessing)"}  # fmt: skip
-    feats = {"name": "image_features", "shape": ["batch", feature_dim], "dtype": "float32",
-             "description": "ResNet-50 pooled features of the image"}  # fmt: skip
-    rows = {"name": "features", "shape": ["batch", spec.width], "dtype": "float32",
-            "description": "model input rows laid out as input.layout: ResNet features, "
-            "standardized statistics, min-max normalized parameters"}  # fmt: skip
+    ssim = {
+        "name": "ssim",
+        "shape": ["batch", 1],
+        "dtype": "float32",
+        "description": "predicted SSIM in [0, 1]",
+    }
+    params = {
+        "name": "params",
+        "shape": ["batch", len(PARAM_NAMES)],
+        "dtype": "float32",
+        "description": f"raw VTracer parameters in the order {list(PARAM_NAMES)}",
+    }
+    stats = {
+        "name": "stats",
+        "shape": ["batch", k],
+        "dtype": "float32",
+        "description": "raw logo statistics (svg_quality.logostats.compute_stats) in the "
+        "order input.stat_names; standardized inside the graph",
+    }
+    image = {
+        "name": "image",
+        "shape": ["batch", 3, input_size, input_size],
+        "dtype": "float32",
+        "description": "the logo letterboxed on white and ImageNet-normalized (see preprocessing)",
+    }
+    feats = {
+        "name": "image_features",
+        "shape": ["batch", feature_dim],
+        "dtype": "float32",
+        "description": "ResNet-50 pooled features of the image",
+    }
+    rows = {
+        "name": "features",
+        "shape": ["batch", spec.width],
+        "dtype": "float32",
+        "description": "model input rows laid out as input.layout: ResNet features, "
+        "standardized statistics, min-max normalized parameters",
+    }
     e2e_in = ([image] if spec.uses_resnet else []) + [params] + ([stats] if spec.uses_stats else [])
     e2e_out = [ssim] + ([feats] if spec.uses_resnet else [])
     one = {"shape": [1, feature_dim]}
-    cand_in = (([{**feats, **one}] if spec.uses_resnet else []) + [params]
-               + ([{**stats, "shape": [1, k]}] if spec.uses_stats else []))  # fmt: skip
+    cand_in = (
+        ([{**feats, **one}] if spec.uses_resnet else [])
+        + [params]
+        + ([{**stats, "shape": [1, k]}] if spec.uses_stats else [])
+    )
     return {
         "mlp": {"inputs": [rows], "outputs": [ssim]},
         "e2e": {"inputs": e2e_in, "outputs": e2e_out},
@@ -439,10 +465,16 @@ def write_onnx(
         # The exporter notes that equal dynamic axes share one name; that is intended.
         warnings.filterwarnings("ignore", message=r".*axis name.*will not be used")
         program = torch.onnx.export(
-            module.eval(), args, dynamo=True, input_names=list(input_names),
-            output_names=list(output_names), dynamic_shapes=dynamic, opset_version=opset,
-            external_data=False, verbose=False,
-        )  # fmt: skip
+            module.eval(),
+            args,
+            dynamo=True,
+            input_names=list(input_names),
+            output_names=list(output_names),
+            dynamic_shapes=dynamic,
+            opset_version=opset,
+            external_data=False,
+            verbose=False,
+        )
     program.model.metadata_props["svg_quality"] = json.dumps(metadata, sort_keys=True)
     program.model.producer_name = "svg-quality"
     with atomic_path(path) as tmp:
@@ -506,10 +538,19 @@ def write_formats(
         for name, how in (("torchscript_traced", "trace"), ("torchscript_scripted", "script")):
             timed(name, lambda n=name, h=how: write_torchscript(out_dir / FILES[n], mlp, x, h))
     if "onnx_mlp" in formats:
-        timed("onnx_mlp", lambda: write_onnx(
-            out_dir / FILES["onnx_mlp"], MLPForExport(mlp), (x,), ["features"], ["ssim"],
-            ["features"], opset, metadata,
-        ))  # fmt: skip
+        timed(
+            "onnx_mlp",
+            lambda: write_onnx(
+                out_dir / FILES["onnx_mlp"],
+                MLPForExport(mlp),
+                (x,),
+                ["features"],
+                ["ssim"],
+                ["features"],
+                opset,
+                metadata,
+            ),
+        )
     params = torch.tensor([[VTRACER_DEFAULTS[n] for n in PARAM_NAMES]] * 2, dtype=torch.float32)
     stats = torch.zeros(2, k)
     if "onnx_e2e" in formats:
@@ -518,19 +559,38 @@ def write_formats(
         names = (["image"] if spec.uses_resnet else []) + ["params"] + (["stats"] if k else [])
         args = tuple({"image": image, "params": params, "stats": stats}[n] for n in names)
         outs = ["ssim"] + (["image_features"] if spec.uses_resnet else [])
-        timed("onnx_e2e", lambda: write_onnx(
-            out_dir / FILES["onnx_e2e"], e2e, args, names, outs, names, opset, metadata,
-        ))  # fmt: skip
+        timed(
+            "onnx_e2e",
+            lambda: write_onnx(
+                out_dir / FILES["onnx_e2e"],
+                e2e,
+                args,
+                names,
+                outs,
+                names,
+                opset,
+                metadata,
+            ),
+        )
     if "onnx_candidates" in formats:
         scorer = candidate_scorer(mlp, spec)
         feats = torch.zeros(1, spec.resnet_dim)
         names = (["image_features"] if spec.uses_resnet else []) + ["params"]
         names += ["stats"] if k else []
         values = {"image_features": feats, "params": params, "stats": stats[:1]}
-        timed("onnx_candidates", lambda: write_onnx(
-            out_dir / FILES["onnx_candidates"], scorer, tuple(values[n] for n in names), names,
-            ["ssim"], ["params"], opset, metadata,
-        ))  # fmt: skip
+        timed(
+            "onnx_candidates",
+            lambda: write_onnx(
+                out_dir / FILES["onnx_candidates"],
+                scorer,
+                tuple(values[n] for n in names),
+                names,
+                ["ssim"],
+                ["params"],
+                opset,
+                metadata,
+            ),
+        )
     return Written(paths, seconds)
 
 
@@ -637,8 +697,9 @@ def check_parity(cases: Sequence[ParityCase]) -> None:
     """Raise naming every format whose outputs differ from PyTorch beyond its tolerance."""
     bad = [c for c in cases if not c.passed]
     if bad:
-        detail = "; ".join(f"{c.name} ({c.runtime}): {c.max_abs_diff:.2e} > {c.tolerance:.0e}"
-                           for c in bad)  # fmt: skip
+        detail = "; ".join(
+            f"{c.name} ({c.runtime}): {c.max_abs_diff:.2e} > {c.tolerance:.0e}" for c in bad
+        )
         raise RuntimeError(f"exported formats disagree with the PyTorch model: {detail}")
 
 
@@ -722,8 +783,11 @@ def verify_formats(
         ("onnx_mlp", "onnxruntime"): ort_fn(ort_session(out_dir / FILES["onnx_mlp"]), ["features"]),
     }
     for (name, runtime), fn in mlp_formats.items():
-        cases.append(compare(name, runtime, MLP_TOLERANCE, lambda n: ref(x[:n]),
-                             lambda n, f=fn: f(x[:n]), (1, b)))  # fmt: skip
+        cases.append(
+            compare(
+                name, runtime, MLP_TOLERANCE, lambda n: ref(x[:n]), lambda n, f=fn: f(x[:n]), (1, b)
+            )
+        )
 
     # Candidates model: one real test logo, its own rows first, then Sobol parameter sets.
     r0 = int(test.feature_rows[0])
@@ -733,23 +797,34 @@ def verify_formats(
     stats = test.stats[r0 : r0 + 1] if spec.uses_stats else None
 
     def cand_ref(n: int) -> np.ndarray:
-        rows = spec.assemble(None if feats is None else np.repeat(feats, n, 0),
-                             None if stats is None else np.repeat(stats, n, 0), cand[:n])  # fmt: skip
+        rows = spec.assemble(
+            None if feats is None else np.repeat(feats, n, 0),
+            None if stats is None else np.repeat(stats, n, 0),
+            cand[:n],
+        )
         return ref(rows)
 
     session = ort_session(out_dir / FILES["onnx_candidates"])
     names = [i.name for i in session.get_inputs()]
     feed = {"image_features": feats, "stats": stats}
     cand_ort = ort_fn(session, names)
-    cases.append(compare("onnx_candidates", "onnxruntime", MLP_TOLERANCE, cand_ref,
-                         lambda n: cand_ort(*[cand[:n] if k == "params" else feed[k]
-                                              for k in names]), (1, b)))  # fmt: skip
+    cases.append(
+        compare(
+            "onnx_candidates",
+            "onnxruntime",
+            MLP_TOLERANCE,
+            cand_ref,
+            lambda n: cand_ort(*[cand[:n] if k == "params" else feed[k] for k in names]),
+            (1, b),
+        )
+    )
 
     checks: dict[str, Any] = {"parity_rows": len(x), "parity_split": test.split}
     e2e_path = out_dir / FILES["onnx_e2e"]
     if e2e_path.is_file():
-        case, more = _verify_e2e(e2e_path, mlp, backbone, spec, test, logos_dir,
-                                 preprocessing, e2e_batch)  # fmt: skip
+        case, more = _verify_e2e(
+            e2e_path, mlp, backbone, spec, test, logos_dir, preprocessing, e2e_batch
+        )
         cases.append(case)
         checks.update(more)
     return cases, checks
@@ -796,13 +871,18 @@ def _verify_e2e(
             float(np.abs(stored).max()), 1e-12
         )
         with torch.inference_mode():
-            a, b = (mlp(torch.from_numpy(spec.assemble(f, stats, params))).numpy()
-                    for f in (feats, stored))  # fmt: skip
+            a, b = (
+                mlp(torch.from_numpy(spec.assemble(f, stats, params))).numpy()
+                for f in (feats, stored)
+            )
         checks["prediction_fp32_vs_featurize_features_max_abs"] = max_abs(a, b)
 
     def two_step(n: int) -> np.ndarray:
-        rows = spec.assemble(feats[:n] if images is not None else None,
-                             None if stats is None else stats[:n], params[:n])  # fmt: skip
+        rows = spec.assemble(
+            feats[:n] if images is not None else None,
+            None if stats is None else stats[:n],
+            params[:n],
+        )
         with torch.inference_mode():
             return mlp(torch.from_numpy(rows)).numpy()
 
@@ -810,9 +890,14 @@ def _verify_e2e(
     names = [i.name for i in session.get_inputs()]
     run = ort_fn(session, names)
     values = {"image": None if images is None else images.numpy(), "params": params, "stats": stats}
-    case = compare("onnx_e2e", "onnxruntime", E2E_TOLERANCE, two_step,
-                   lambda n: run(*[values[k][:n] for k in names]),
-                   sorted({1, len(first)}))  # fmt: skip
+    case = compare(
+        "onnx_e2e",
+        "onnxruntime",
+        E2E_TOLERANCE,
+        two_step,
+        lambda n: run(*[values[k][:n] for k in names]),
+        sorted({1, len(first)}),
+    )
     return case, checks
 
 
@@ -865,8 +950,11 @@ def measure_latencies(
             return scorer(*targs)
 
     session = ort_session(out_dir / FILES["onnx_candidates"])
-    feed = {"image_features": None if feats is None else feats.numpy(), "params": raw,
-            "stats": None if stats is None else stats.numpy()}  # fmt: skip
+    feed = {
+        "image_features": None if feats is None else feats.numpy(),
+        "params": raw,
+        "stats": None if stats is None else stats.numpy(),
+    }
     feed = {i.name: feed[i.name] for i in session.get_inputs()}
     n_rep = max(5, repeats // 10)
     key = str(len(raw))
@@ -879,9 +967,11 @@ def measure_latencies(
         session = ort_session(e2e_path)
         names = [i.name for i in session.get_inputs()]
         for n in sorted({1, e2e_batch}):
-            vals = {"image": np.zeros((n, 3, 224, 224), np.float32),
-                    "params": _tile(test.raw_params, n),
-                    "stats": _tile(test.stats[test.feature_rows], n)}  # fmt: skip
+            vals = {
+                "image": np.zeros((n, 3, 224, 224), np.float32),
+                "params": _tile(test.raw_params, n),
+                "stats": _tile(test.stats[test.feature_rows], n),
+            }
             targs_e = tuple(torch.from_numpy(vals[k]) for k in names)
             # Batch 1 runs first and warms both runtimes up for the larger batch.
             reps, warm = (e2e_repeats, 1) if n == 1 else (max(1, e2e_repeats // 3), 0)
@@ -921,27 +1011,44 @@ def validate_suggestions(
         png = Path(path).read_bytes()
         res = predictor.suggest(path, top_k=1, candidates=candidates)
         best = res.top[0]
-        row: dict[str, Any] = {"image_id": image_id, "logo_type": logo_type,
-                               "predicted_default": res.default.ssim, "predicted_best": best.ssim,
-                               "best_is_default": best.is_default, "score_ms": res.score_ms,
-                               **{f"best_{k}": v for k, v in best.params.items()}}  # fmt: skip
+        row: dict[str, Any] = {
+            "image_id": image_id,
+            "logo_type": logo_type,
+            "predicted_default": res.default.ssim,
+            "predicted_best": best.ssim,
+            "best_is_default": best.is_default,
+            "score_ms": res.score_ms,
+            **{f"best_{k}": v for k, v in best.params.items()},
+        }
         ref = SSIMReference(rgb)
         try:
             d = score(rgb, res.default.params, vtracer_cfg, png_bytes=png, reference=ref)
-            s = d if best.is_default else score(rgb, best.params, vtracer_cfg, png_bytes=png,
-                                                reference=ref)  # fmt: skip
+            s = (
+                d
+                if best.is_default
+                else score(rgb, best.params, vtracer_cfg, png_bytes=png, reference=ref)
+            )
         except (ConversionFailed, RenderFailed) as exc:
             row.update(status="failed", error=str(exc))
             rows.append(row)
             continue
-        row.update(status="ok", error="", actual_default=d.ssim, actual_best=s.ssim,
-                   uplift=s.ssim - d.ssim, svg_bytes_default=d.svg_bytes,
-                   svg_bytes_best=s.svg_bytes)  # fmt: skip
+        row.update(
+            status="ok",
+            error="",
+            actual_default=d.ssim,
+            actual_best=s.ssim,
+            uplift=s.ssim - d.ssim,
+            svg_bytes_default=d.svg_bytes,
+            svg_bytes_best=s.svg_bytes,
+        )
         rows.append(row)
     ok = [r for r in rows if r["status"] == "ok"]
     up = np.array([r["uplift"] for r in ok])
-    summary: dict[str, Any] = {"logos": len(rows), "failed": len(rows) - len(ok),
-                               "candidates": candidates + 1}  # fmt: skip
+    summary: dict[str, Any] = {
+        "logos": len(rows),
+        "failed": len(rows) - len(ok),
+        "candidates": candidates + 1,
+    }
     if ok:
         summary.update(
             mean_ssim_default=float(np.mean([r["actual_default"] for r in ok])),
@@ -1016,69 +1123,98 @@ def write_model_card(path: Path, metadata: Mapping[str, Any], report: Mapping[st
         "",
     ]
     if bb.get("used") and weights.get("used") == "random":
-        lines += ["> **Warning:** the backbone has RANDOM weights (ImageNet weights were not",
-                  "> available when featurize ran); predictions are far weaker than with",
-                  "> ImageNet features.", ""]  # fmt: skip
+        lines += [
+            "> **Warning:** the backbone has RANDOM weights (ImageNet weights were not",
+            "> available when featurize ran); predictions are far weaker than with",
+            "> ImageNet features.",
+            "",
+        ]
     tm = metadata.get("metrics", {}).get("test", {})
     if tm:
-        lines += [f"## Accuracy ({report['checks']['parity_split']} split, {tm.get('n')} rows)", "",
-                  "| rmse | mae | pearson |", "|---|---|---|",
-                  f"| {tm['rmse']:.4f} | {tm['mae']:.4f} | {tm['pearson']:.3f} |", ""]  # fmt: skip
-    lines += ["## Formats", "", "| format | file | MB | max abs diff vs PyTorch | tolerance |",
-              "|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            f"## Accuracy ({report['checks']['parity_split']} split, {tm.get('n')} rows)",
+            "",
+            "| rmse | mae | pearson |",
+            "|---|---|---|",
+            f"| {tm['rmse']:.4f} | {tm['mae']:.4f} | {tm['pearson']:.3f} |",
+            "",
+        ]
+    lines += [
+        "## Formats",
+        "",
+        "| format | file | MB | max abs diff vs PyTorch | tolerance |",
+        "|---|---|---|---|---|",
+    ]
     parity = report["parity"]
     for name, size in report["files"].items():
         p = parity.get(name)
         diff = f"{p['max_abs_diff']:.2e}" if p else "-"
         tol = f"{p['tolerance']:.0e}" if p else "-"
         lines.append(f"| {name} | `{size['file']}` | {size['mb']} | {diff} | {tol} |")
-    lines += ["", "## Latency (CPU, ms, p50 / p95)", "", "| model | runtime | batch | p50 | p95 |",
-              "|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "",
+        "## Latency (CPU, ms, p50 / p95)",
+        "",
+        "| model | runtime | batch | p50 | p95 |",
+        "|---|---|---|---|---|",
+    ]
     for model, by_runtime in report["latency"].items():
         if model == "threads":
             continue
         for runtime, by_batch in by_runtime.items():
             for batch, t in by_batch.items():
-                lines.append(f"| {model} | {runtime} | {batch} | {t['p50_ms']:.3f} | "
-                             f"{t['p95_ms']:.3f} |")  # fmt: skip
+                lines.append(
+                    f"| {model} | {runtime} | {batch} | {t['p50_ms']:.3f} | {t['p95_ms']:.3f} |"
+                )
     sv = report.get("suggest_validation") or {}
     if sv.get("mean_uplift") is not None:
         lines += [
-            "", "## Suggestion check (real VTracer conversions)", "",
+            "",
+            "## Suggestion check (real VTracer conversions)",
+            "",
             f"Over {sv['logos']} {report['checks']['parity_split']} logos, the top of "
             f"{sv['candidates']} candidates vs VTracer's defaults: mean SSIM "
             f"{sv['mean_ssim_suggested']:.4f} vs {sv['mean_ssim_default']:.4f} (uplift "
             f"{sv['mean_uplift']:+.4f}, median {sv['median_uplift']:+.4f}); improved "
             f"{sv['share_improved']:.0%}, worse {sv['share_worse']:.0%} of logos; mean SVG "
             f"{sv['mean_svg_bytes_suggested']:.0f} vs {sv['mean_svg_bytes_default']:.0f} bytes.",
-            "", f"Switching from the defaults only when the predicted gain is at least "
+            "",
+            f"Switching from the defaults only when the predicted gain is at least "
             f"{sv['guard_margin']}: uplift {sv['guarded_mean_uplift']:+.4f}, switching on "
             f"{sv['guarded_share_switched']:.0%} of logos.",
-        ]  # fmt: skip
+        ]
     ch = report["checks"]
     if "features_vs_featurize_max_rel" in ch:
         lines += [
-            "", "## Serving vs training features", "",
+            "",
+            "## Serving vs training features",
+            "",
             f"Torch-free preprocessing equals backbone's to {ch['preprocess_numpy_vs_torch_max_abs']:.1e}. "
             f"fp32 ResNet-50 features differ from featurize's stored ones by at most "
             f"{ch['features_vs_featurize_max_rel']:.2%} of their range (featurize may use bf16), "
             f"which moves predictions by at most {ch['prediction_fp32_vs_featurize_features_max_abs']:.4f}.",
-        ]  # fmt: skip
+        ]
     lines += [
-        "", "## Use", "", "```python",
+        "",
+        "## Use",
+        "",
+        "```python",
         "from svg_quality.predictor import Predictor",
         'p = Predictor.load("models/export")            # ONNX Runtime, no torch needed',
         'p.predict("logo.png", {"filter_speckle": 8})  # predicted SSIM',
         'p.suggest("logo.png", top_k=5).top           # best parameter sets',
-        "```", "",
+        "```",
+        "",
         "ONNX Runtime alone: feed `quality_e2e.onnx` the preprocessed image, the raw",
         "parameters (and raw statistics), as `metadata.json` -> `signatures` describes.",
-        "", "## Limits", "",
+        "",
+        "## Limits",
+        "",
         "- Trained on the logos of this pipeline's data; other kinds of images are out of",
         "  distribution. Parameters outside the training ranges are refused.",
         "- SSIM on luma ignores hue errors and SVG size; check the suggestion with",
         "  `svg-quality suggest --verify`.",
-    ]  # fmt: skip
+    ]
     from svg_quality.io import write_text
 
     write_text(path, "\n".join(lines) + "\n")
@@ -1137,42 +1273,66 @@ def run_export(
     with torch.inference_mode():
         pred = mlp(torch.from_numpy(test.x)).numpy()
     metrics = {"test": regression_metrics(test.y, pred), "split": test.split}
-    vt = {"colormode": vtracer_cfg.colormode, "hierarchical": vtracer_cfg.hierarchical,
-          "mode": vtracer_cfg.mode}  # fmt: skip
+    vt = {
+        "colormode": vtracer_cfg.colormode,
+        "hierarchical": vtracer_cfg.hierarchical,
+        "mode": vtracer_cfg.mode,
+    }
     metadata = build_metadata(
-        mlp, model_meta, spec, vtracer=vt, image_size=image_size, opset=cfg.opset,
-        metrics=metrics, git_commit=git_commit,
+        mlp,
+        model_meta,
+        spec,
+        vtracer=vt,
+        image_size=image_size,
+        opset=cfg.opset,
+        metrics=metrics,
+        git_commit=git_commit,
         source={"path": str(model_path), "sha256": file_digest(model_path)},
-    )  # fmt: skip
+    )
 
     phase("load")
     with atomic_dir(out_dir) as tmp:
-        written = write_formats(tmp, mlp, backbone, spec, metadata, opset=cfg.opset,
-                                example_rows=test.x)  # fmt: skip
+        written = write_formats(
+            tmp, mlp, backbone, spec, metadata, opset=cfg.opset, example_rows=test.x
+        )
         write_json(tmp / FILES["metadata"], metadata)
         phase("write_formats")
         cases, checks = verify_formats(
-            tmp, mlp, backbone, spec, test, logos_dir, metadata.get("preprocessing"),
-            parity_batch=cfg.parity_batch, e2e_batch=cfg.e2e_batch,
-        )  # fmt: skip
+            tmp,
+            mlp,
+            backbone,
+            spec,
+            test,
+            logos_dir,
+            metadata.get("preprocessing"),
+            parity_batch=cfg.parity_batch,
+            e2e_batch=cfg.e2e_batch,
+        )
         check_parity(cases)
         phase("parity")
         lat = measure_latencies(
-            tmp, mlp, backbone, spec, test, repeats=cfg.latency_repeats,
-            candidates=cfg.suggest_candidates, e2e_batch=cfg.e2e_batch,
+            tmp,
+            mlp,
+            backbone,
+            spec,
+            test,
+            repeats=cfg.latency_repeats,
+            candidates=cfg.suggest_candidates,
+            e2e_batch=cfg.e2e_batch,
             e2e_repeats=cfg.e2e_repeats,
-        )  # fmt: skip
+        )
         phase("latency")
         logos_df = pd.read_csv(logos_csv, dtype={"image_id": str})
         chosen = logos_df[logos_df["split"] == test.split]
         if cfg.suggest_logos:
             chosen = chosen.head(cfg.suggest_logos)
-        logos = [(r.image_id, r.logo_type, logos_dir / f"{r.image_id}.png")
-                 for r in chosen.itertuples()]  # fmt: skip
+        logos = [
+            (r.image_id, r.logo_type, logos_dir / f"{r.image_id}.png") for r in chosen.itertuples()
+        ]
         predictor = Predictor.load(tmp, runtime="onnx")
-        summary, rows = validate_suggestions(predictor, logos, vtracer_cfg,
-                                             candidates=cfg.suggest_candidates,
-                                             progress=progress)  # fmt: skip
+        summary, rows = validate_suggestions(
+            predictor, logos, vtracer_cfg, candidates=cfg.suggest_candidates, progress=progress
+        )
         phase("suggest_validation")
         phases["total"] = round(time.perf_counter() - start, 2)
         if rows:

@@ -178,9 +178,23 @@ def _shape_points(kind: str, cx: float, cy: float, rx: float, ry: float, rot: fl
 
 
 SHAPES = (
-    "ellipse", "squircle", "poly3", "poly4", "poly5", "poly6", "poly8", "star5", "star6",
-    "star8", "heart", "blob", "leaf", "chevron", "arrow", "cross",
-)  # fmt: skip
+    "ellipse",
+    "squircle",
+    "poly3",
+    "poly4",
+    "poly5",
+    "poly6",
+    "poly8",
+    "star5",
+    "star6",
+    "star8",
+    "heart",
+    "blob",
+    "leaf",
+    "chevron",
+    "arrow",
+    "cross",
+)
 FLAT_SHAPES = ("ellipse", "squircle", "poly3", "poly4", "poly6", "star5", "chevron", "cross")
 
 
@@ -283,8 +297,33 @@ def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)  # Pillow's built-in font
 
 
-_SYLLABLES = ("ka", "lo", "ne", "tri", "vo", "zen", "ar", "mi", "sol", "qu", "ex", "ly", "bo",
-              "sta", "ri", "on", "flux", "gra", "pix", "ta", "no", "ve", "co", "dy", "hub")  # fmt: skip
+_SYLLABLES = (
+    "ka",
+    "lo",
+    "ne",
+    "tri",
+    "vo",
+    "zen",
+    "ar",
+    "mi",
+    "sol",
+    "qu",
+    "ex",
+    "ly",
+    "bo",
+    "sta",
+    "ri",
+    "on",
+    "flux",
+    "gra",
+    "pix",
+    "ta",
+    "no",
+    "ve",
+    "co",
+    "dy",
+    "hub",
+)
 
 
 def _word(rng: Rng, lo: int = 1, hi: int = 4) -> str:
@@ -348,8 +387,11 @@ def _draw_simple(canvas, rng: Rng, pal: list[Color], bg: Color) -> None:
         vertical = rng.random() < 0.5
         for i in range(n):
             t0, t1 = i / n, (i + rng.uniform(0.4, 0.8)) / n
-            b = (x0 + (x1 - x0) * t0, y0, x0 + (x1 - x0) * t1, y1) if vertical else (
-                x0, y0 + (y1 - y0) * t0, x1, y0 + (y1 - y0) * t1)  # fmt: skip
+            b = (
+                (x0 + (x1 - x0) * t0, y0, x0 + (x1 - x0) * t1, y1)
+                if vertical
+                else (x0, y0 + (y1 - y0) * t0, x1, y0 + (y1 - y0) * t1)
+            )
             _draw_shape(canvas, rng, "rect", b, colors[i % len(colors)], rot=0.0)
     elif layout == "target":
         sq = _square_in(box, rng)
@@ -481,8 +523,15 @@ def _draw_gradient(canvas, rng: Rng, pal: list[Color], bg: Color) -> None:
         kind = rng.choice(SHAPES)
         off = (sq[2] - sq[0]) * rng.uniform(0.03, 0.08)
         shadow, d = _mask(canvas.size)
-        pts = _shape_points(kind, (sq[0] + sq[2]) / 2 + off, (sq[1] + sq[3]) / 2 + off,
-                            (sq[2] - sq[0]) / 2, (sq[3] - sq[1]) / 2, 0.0, rng)  # fmt: skip
+        pts = _shape_points(
+            kind,
+            (sq[0] + sq[2]) / 2 + off,
+            (sq[1] + sq[3]) / 2 + off,
+            (sq[2] - sq[0]) / 2,
+            (sq[3] - sq[1]) / 2,
+            0.0,
+            rng,
+        )
         d.polygon(pts, fill=int(rng.integers(80, 170)))
         shadow = shadow.filter(ImageFilter.GaussianBlur(off * rng.uniform(0.5, 1.5)))
         _fill(canvas, shadow, (0, 0, 0, 255))
@@ -516,8 +565,15 @@ def _draw_complex(canvas, rng: Rng, pal: list[Color], bg: Color) -> None:
             r = unit * rng.uniform(0.04, 0.3)
             cx, cy = rng.uniform(x0 + r, x1 - r), rng.uniform(y0 + r, y1 - r)
             outline = color() if rng.random() < 0.3 else None
-            _draw_shape(canvas, rng, rng.choice(SHAPES), (cx - r, cy - r, cx + r, cy + r), color(),
-                        outline, unit * rng.uniform(0.005, 0.02))  # fmt: skip
+            _draw_shape(
+                canvas,
+                rng,
+                rng.choice(SHAPES),
+                (cx - r, cy - r, cx + r, cy + r),
+                color(),
+                outline,
+                unit * rng.uniform(0.005, 0.02),
+            )
     elif layout == "mandala":  # rotational symmetry, rings of petals
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         for ring in range(int(rng.integers(2, 5))):
@@ -553,8 +609,14 @@ def _draw_complex(canvas, rng: Rng, pal: list[Color], bg: Color) -> None:
         band = (sq[0] - unit * 0.02, by, sq[2] + unit * 0.02, by + unit * 0.14)
         _draw_shape(canvas, rng, "rect", band, color(), rot=0.0)
         pad = unit * 0.02
-        _fit_text(canvas, rng, _word(rng, 2, 3).upper(), (band[0] + pad * 3, band[1] + pad, band[2] - pad * 3, band[3] - pad),
-                  fonts[int(rng.integers(len(fonts)))], _bg_or_white(bg))  # fmt: skip
+        _fit_text(
+            canvas,
+            rng,
+            _word(rng, 2, 3).upper(),
+            (band[0] + pad * 3, band[1] + pad, band[2] - pad * 3, band[3] - pad),
+            fonts[int(rng.integers(len(fonts)))],
+            _bg_or_white(bg),
+        )
     else:  # fine detail: hatching, dot grids, thin concentric rings, small shapes
         mask, d = _mask(canvas.size)
         step = unit * rng.uniform(0.025, 0.06)
@@ -563,8 +625,18 @@ def _draw_complex(canvas, rng: Rng, pal: list[Color], bg: Color) -> None:
             o = i * step
             d.line([(x0 + o, y0), (x0, y0 + o)], fill=255, width=lw)
         clip, cd = _mask(canvas.size)
-        cd.polygon(_shape_points(rng.choice(["ellipse", "squircle", "blob"]), (x0 + x1) / 2, (y0 + y1) / 2,
-                                 (x1 - x0) / 2, (y1 - y0) / 2, 0.0, rng), fill=255)  # fmt: skip
+        cd.polygon(
+            _shape_points(
+                rng.choice(["ellipse", "squircle", "blob"]),
+                (x0 + x1) / 2,
+                (y0 + y1) / 2,
+                (x1 - x0) / 2,
+                (y1 - y0) / 2,
+                0.0,
+                rng,
+            ),
+            fill=255,
+        )
         hatch = Image.fromarray(np.minimum(np.asarray(mask), np.asarray(clip)))
         _fill(canvas, hatch, color())
         dots, dd = _mask(canvas.size)

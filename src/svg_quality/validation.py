@@ -326,16 +326,29 @@ def evaluate_gates(
         base = {"gate": name, "metric": metric, "op": op, "threshold": float(threshold)}
         if not name.startswith("type_"):
             v = float(overall[metric])
-            out[name] = {**base, "scope": "overall", "value": v,
-                         "passed": _passes(metric, v, threshold)}  # fmt: skip
+            out[name] = {
+                **base,
+                "scope": "overall",
+                "value": v,
+                "passed": _passes(metric, v, threshold),
+            }
             continue
         reported = per_type[per_type["status"] == "reported"]
         if reported.empty:
-            out[f"{name}/none"] = {**base, "scope": "every type", "value": None, "passed": False,
-                                   "note": "no logo type had enough test rows to be reported"}  # fmt: skip
+            out[f"{name}/none"] = {
+                **base,
+                "scope": "every type",
+                "value": None,
+                "passed": False,
+                "note": "no logo type had enough test rows to be reported",
+            }
         for t, v in zip(reported["logo_type"], reported[metric].astype(float), strict=True):
-            out[f"{name}/{t}"] = {**base, "scope": str(t), "value": v,
-                                  "passed": _passes(metric, v, threshold)}  # fmt: skip
+            out[f"{name}/{t}"] = {
+                **base,
+                "scope": str(t),
+                "value": v,
+                "passed": _passes(metric, v, threshold),
+            }
     return {"passed": all(g["passed"] for g in out.values()), "gates": out}
 
 
