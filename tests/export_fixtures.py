@@ -22,6 +22,15 @@ import torch
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def repo_ranges() -> dict[str, tuple[float, float]]:
+    """``vtracer.ranges`` from the repo's params.yaml (the real config, not a copy)."""
+    with (REPO_ROOT / "params.yaml").open() as fh:
+        raw = yaml.safe_load(fh)["vtracer"]["ranges"]
+    return {name: (lo, hi) for name, (lo, hi) in raw.items()}
+
+
 _BUILT: dict[str, dict[str, Path]] = {}
 
 

@@ -27,18 +27,9 @@ from svg_quality.export import (
 )
 from svg_quality.model import InputSpec, QualityMLP
 from svg_quality.paramspace import PARAM_NAMES
-from tests.export_fixtures import exported
+from tests.export_fixtures import exported, repo_ranges
 
-RANGES = {
-    "color_precision": (1, 8),
-    "layer_difference": (1, 192),
-    "corner_threshold": (0, 180),
-    "length_threshold": (3.5, 10.0),
-    "max_iterations": (1, 20),
-    "splice_threshold": (0, 180),
-    "path_precision": (0, 8),
-    "filter_speckle": (1, 32),
-}
+RANGES = repo_ranges()
 FEAT_DIM, N_STATS = 16, 5
 
 

@@ -19,18 +19,9 @@ from svg_quality.paramspace import PARAM_NAMES, SPECS, VTRACER_DEFAULTS
 from svg_quality.predictor import Predictor, sobol_candidates
 from svg_quality.preprocess import backbone_input, load_logo
 from svg_quality.preprocess import letterbox as np_letterbox
-from tests.export_fixtures import REPO_ROOT, exported
+from tests.export_fixtures import REPO_ROOT, exported, repo_ranges
 
-RANGES = {
-    "color_precision": (1, 8),
-    "layer_difference": (1, 192),
-    "corner_threshold": (0, 180),
-    "length_threshold": (3.5, 10.0),
-    "max_iterations": (1, 20),
-    "splice_threshold": (0, 180),
-    "path_precision": (0, 8),
-    "filter_speckle": (1, 32),
-}
+RANGES = repo_ranges()
 
 
 def logo(w: int, h: int, mode: str = "RGB", seed: int = 0) -> Image.Image:
