@@ -148,13 +148,28 @@ def sample_params(
     sobol = qmc.Sobol(d=len(PARAM_NAMES), scramble=True, rng=rng)
     m = int(np.ceil(np.log2(n - 1))) if n > 2 else 0
     unit = sobol.random_base2(m)[: n - 1]  # [n-1, 8]; a power-of-two draw keeps Sobol balance
-    for row in unit:
-        point: dict[str, float] = {}
-        for u, spec in zip(row, PARAM_SPECS, strict=True):
-            lo, hi = ranges[spec.name]
-            if spec.kind is int:
-                point[spec.name] = int(min(hi, lo + np.floor(u * (hi - lo + 1))))
-            else:
-                point[spec.name] = float(lo + u * (hi - lo))
-        sets.append(point)
+    for row in from_unit(unit, ranges):
+        sets.append(
+            {
+                s.name: (int(v) if s.kind is int else float(v))
+                for v, s in zip(row, PARAM_SPECS, strict=True)
+            }
+        )
     return sets
+
+
+def from_unit(unit: np.ndarray, ranges: Mapping[str, Sequence[float]]) -> np.ndarray:
+    """Points of the unit cube ``[n, 8]`` -> raw parameters ``[n, 8]`` float64 for sampling.
+
+    Floats map linearly onto ``[low, high]``; each integer in ``[low, high]`` gets an equal
+    share of the unit interval (unlike :func:`denormalize`, which rounds and so halves
+    the share of the two end values).
+    """
+    unit = np.asarray(unit, dtype=np.float64)
+    lo = np.array([ranges[n][0] for n in PARAM_NAMES], dtype=np.float64)
+    hi = np.array([ranges[n][1] for n in PARAM_NAMES], dtype=np.float64)
+    raw = lo + unit * (hi - lo)
+    for j, spec in enumerate(PARAM_SPECS):
+        if spec.kind is int:
+            raw[:, j] = np.minimum(hi[j], lo[j] + np.floor(unit[:, j] * (hi[j] - lo[j] + 1)))
+    return raw

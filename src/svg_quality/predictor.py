@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS
+from svg_quality.paramspace import PARAM_NAMES, SPECS, VTRACER_DEFAULTS, from_unit
 from svg_quality.preprocess import backbone_input, load_logo
 
 RUNTIMES = ("onnx", "torch")
@@ -64,19 +64,7 @@ def sobol_candidates(ranges: Mapping[str, Sequence[float]], n: int, seed: int = 
         raise ValueError(f"candidates = {n} is invalid; allowed: at least 1")
     sobol = qmc.Sobol(d=len(PARAM_NAMES), scramble=True, rng=np.random.default_rng(seed))
     unit = sobol.random_base2(int(np.ceil(np.log2(n))))[:n]  # [n, 8] in [0, 1)
-    lo = np.array([ranges[p][0] for p in PARAM_NAMES], dtype=np.float64)
-    hi = np.array([ranges[p][1] for p in PARAM_NAMES], dtype=np.float64)
-    raw = lo + unit * (hi - lo)
-    for j, name in enumerate(PARAM_NAMES):
-        if _is_int(name):
-            raw[:, j] = np.minimum(hi[j], lo[j] + np.floor(unit[:, j] * (hi[j] - lo[j] + 1)))
-    return raw.astype(np.float32)
-
-
-def _is_int(name: str) -> bool:
-    from svg_quality.paramspace import SPECS
-
-    return SPECS[name].kind is int
+    return from_unit(unit, ranges).astype(np.float32)
 
 
 class Predictor:
@@ -143,7 +131,7 @@ class Predictor:
                     f"{name} = {value:g} is out of range; allowed: [{lo:g}, {hi:g}] "
                     "(the range the model was trained on)"
                 )
-            if _is_int(name) and value != round(value):
+            if SPECS[name].kind is int and value != round(value):
                 raise ValueError(f"{name} = {value:g} is invalid; allowed: an integer")
             out[name] = value
         return out
@@ -267,7 +255,7 @@ class Predictor:
 
     def _suggestion(self, row: np.ndarray, ssim: float, is_default: bool) -> Suggestion:
         params = {
-            n: (round(float(v)) if _is_int(n) else round(float(v), 4))
+            n: (round(float(v)) if SPECS[n].kind is int else round(float(v), 4))
             for n, v in zip(PARAM_NAMES, row, strict=True)
         }
         return Suggestion(params, float(ssim), bool(is_default))
