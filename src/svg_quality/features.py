@@ -15,7 +15,6 @@ version, so a change to the statistics recomputes only them.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import platform
@@ -53,7 +52,7 @@ from svg_quality.backbone import (
     prepare_for_inference,
 )
 from svg_quality.images import load_rgb
-from svg_quality.io import atomic_dir, write_json
+from svg_quality.io import atomic_dir, json_digest, write_json
 from svg_quality.logostats import STAT_NAMES, STATS_VERSION, compute_stats
 
 if TYPE_CHECKING:
@@ -212,7 +211,7 @@ def fingerprints(info: WeightsInfo, dtype: str = "fp32") -> dict[str, str]:
 
     The dtype is part of the key so rows computed in bf16 are never mixed with fp32 rows.
     """
-    features = _hash(
+    features = json_digest(
         {
             "backbone": BACKBONE,
             "feature_dim": FEATURE_DIM,
@@ -221,9 +220,9 @@ def fingerprints(info: WeightsInfo, dtype: str = "fp32") -> dict[str, str]:
             "dtype": dtype,
         }
     )
-    stats = _hash({"names": list(STAT_NAMES), "version": STATS_VERSION})
+    stats = json_digest({"names": list(STAT_NAMES), "version": STATS_VERSION})
     return {
-        "fingerprint": _hash({"features": features, "stats": stats}),
+        "fingerprint": json_digest({"features": features, "stats": stats}),
         "features_fingerprint": features,
         "stats_fingerprint": stats,
     }
@@ -375,10 +374,6 @@ def write_outputs(
         lines = ["image_id,row", *(f"{k},{i}" for i, k in enumerate(image_ids))]
         (tmp / INDEX_FILE).write_text("\n".join(lines) + "\n")
         write_json(tmp / META_FILE, meta)
-
-
-def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _library_versions() -> dict[str, str]:

@@ -21,6 +21,11 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def json_digest(obj: Any) -> str:
+    """16 hex chars of the SHA-256 of ``obj`` as canonical JSON: a cache fingerprint."""
+    return sha256_hex(json.dumps(obj, sort_keys=True).encode())[:16]
+
+
 def image_id_for(png_bytes: bytes) -> str:
     """DESIGN.md: first 16 hex chars of the SHA-256 of the normalized PNG bytes."""
     return sha256_hex(png_bytes)[:16]

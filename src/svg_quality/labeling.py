@@ -41,7 +41,6 @@ wall-clock measurements.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -63,6 +62,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from svg_quality.io import json_digest
 from svg_quality.paramspace import PARAM_NAMES, SPECS, sample_params
 
 if TYPE_CHECKING:
@@ -441,7 +441,7 @@ def fingerprint(vtracer_cfg: VtracerConfig, label_cfg: LabelConfig) -> str:
         "vtracer": version("vtracer"),
         "resvg_py": version("resvg-py"),
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+    return json_digest(payload)
 
 
 class ShardStore:
