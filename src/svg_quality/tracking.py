@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from svg_quality.config import TrackingConfig
+from svg_quality.config import TrackingConfig, flatten
 from svg_quality.io import write_json
 
 if TYPE_CHECKING:
@@ -274,16 +274,12 @@ def log_flat_metrics(metrics: Mapping[str, Any], prefix: str = "", step: int | N
 
 
 def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    out: dict[str, float] = {}
-    for k, v in metrics.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(flatten_metrics(v, key + "/"))
-        elif isinstance(v, bool) or not isinstance(v, int | float):
-            continue
-        elif math.isfinite(v):
-            out[key] = float(v)
-    return out
+    """Nested metrics -> ``{"a/b": float}``, keeping only finite numbers (not bools)."""
+    return {
+        k: float(v)
+        for k, v in flatten(metrics, prefix, sep="/").items()
+        if not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v)
+    }
 
 
 def _metric_key(key: str) -> str:
