@@ -88,12 +88,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "logos": file_digest(args.logos_csv),
     }
     weights = weights_used(data.feature_meta)
+    summary = data_summary(data)
     meta = model_meta(
         params.model,
         spec,
         {
             "features": data.feature_meta,
-            "data": {**digests, **data_summary(data)},
+            "data": {**digests, **summary},
             "train": flatten(params.to_dict()["train"]),
         },
     )
@@ -103,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         spec.inputs,
         spec.width,
         n_params,
-        data_summary(data),
+        summary,
         threads,
     )
 
@@ -136,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 {
                     "model.n_parameters": n_params,
                     "model.width": spec.width,
-                    **{f"data.{k}": v for k, v in data_summary(data).items()},
+                    **{f"data.{k}": v for k, v in summary.items()},
                 }
             )
             log_data_inputs(data, args, digests)
