@@ -12,6 +12,18 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def load_stage(name: str) -> Any:
+    """Import ``stages/<name>.py`` (stage scripts are not a package) to call its ``main``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        f"{name}_stage", REPO_ROOT / "stages" / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def load_repo_params() -> dict[str, Any]:
     with (REPO_ROOT / "params.yaml").open() as fh:
         return yaml.safe_load(fh)

@@ -10,7 +10,6 @@ export directory shares that one.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
+
+from tests.conftest import load_stage
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -168,15 +169,6 @@ def write_upstream(root: Path, raw_params: dict[str, Any], inputs: str) -> dict[
     return paths
 
 
-def load_stage() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "export_stage", REPO_ROOT / "stages" / "export.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def exported(
     root: Path, raw_params: dict[str, Any], inputs: str = "resnet+stats"
 ) -> dict[str, Path]:
@@ -186,7 +178,7 @@ def exported(
     root.mkdir(parents=True, exist_ok=True)
     with env_and_cwd(root):
         paths = write_upstream(root, raw_params, inputs)
-        load_stage().main(
+        load_stage("export").main(
             [
                 "--params",
                 str(paths["params"]),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import itertools
 import json
 import math
@@ -27,6 +26,7 @@ from svg_quality.trainer import (
     load_checkpoint,
     lr_factor,
 )
+from tests.conftest import load_stage
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RANGES = load_params(REPO_ROOT / "params.yaml").vtracer.ranges
@@ -398,13 +398,6 @@ def test_resume_equals_uninterrupted_run(stats_arrays: dict[str, Arrays], tmp_pa
 # --------------------------------------------------------------------------- the stage
 
 
-def _load_stage() -> Any:
-    spec = importlib.util.spec_from_file_location("train_stage", REPO_ROOT / "stages" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_stage_writes_outputs_and_logs_to_mlflow(
     fake: dict[str, Path],
     tmp_path: Path,
@@ -441,7 +434,7 @@ def test_stage_writes_outputs_and_logs_to_mlflow(
         "--reports",
         str(out / "reports"),
     ]
-    stage = _load_stage()
+    stage = load_stage("train")
     stage.main(argv)
 
     run_info = json.loads((out / "run.json").read_text())
@@ -514,7 +507,7 @@ def test_stage_marks_run_failed_on_error(
     labels.loc[row, PARAM_NAMES[0]] = np.nan  # a NaN input poisons the loss
     labels.to_parquet(tmp_path / "labels.parquet")
     with pytest.raises(NonFiniteLossError, match="epoch 1, batch"):
-        _load_stage().main(
+        load_stage("train").main(
             [
                 "--params",
                 "params.yaml",

@@ -3,7 +3,6 @@ convergence, baselines, and the stage end to end on a tiny model with a real MLf
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from svg_quality.validation import (
     grouped_folds,
     per_type_metrics,
 )
-from tests.conftest import load_repo_params
+from tests.conftest import load_repo_params, load_stage
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TYPES = ("simple", "text", "gradient", "complex")
@@ -311,15 +310,6 @@ def train_tiny_model(paths: dict, params_path: Path, tmp_path: Path, uri: str) -
     return out
 
 
-def load_stage() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "validate_stage", REPO_ROOT / "stages" / "validate.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_stage_reports_a_tiny_run_and_logs_into_its_mlflow_run(
     tiny_params: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -349,7 +339,7 @@ def test_stage_reports_a_tiny_run_and_logs_into_its_mlflow_run(
         "--out",
         str(out),
     ]
-    stage = load_stage()
+    stage = load_stage("validate")
     assert stage.main(argv) == 0  # gates missed on a tiny model, but fail_on_gates is false
 
     names = {
