@@ -1,22 +1,28 @@
 """Training throughput: the train stage's trainer vs the seed's Dataset/DataLoader loop.
 
-Both train the same MLP (2056 -> 1024 -> 512 -> 256 -> 1) for one epoch on the same
-synthetic rows (random tensors of the real shapes), in one process:
+Both train the same MLP (the seed's 2056 -> 1024 -> 512 -> 256 -> 1) for one epoch on
+the same synthetic rows (random tensors of the real shapes), in one process:
 
 - naive (the seed's way): a Dataset holding one tensor per row, a DataLoader with batch
-  64 and shuffling, each batch copied to the device, fp32.
-- trainer: ``svg_quality.trainer.fit`` - rows resident on the device, batches sliced by a
-  shuffled index, the AMP idiom of ``svg_quality.accel`` (bf16/fp16 on CUDA), batch 256.
+  64 and shuffling, each batch copied to the device, AdamW as the seed built it, fp32.
+- trainer: ``svg_quality.trainer.fit`` with the stage's settings (``train`` in
+  params.yaml: batch size, fused AdamW, grad clipping, the AMP idiom of
+  ``svg_quality.accel``: bf16/fp16 on CUDA, fp32 on CPU), rows resident on the device,
+  batches sliced by a shuffled index; timed including its setup and validation pass.
 
-Prints samples/s of each and the ratio last. Needs only torch and numpy (run with
-``PYTHONPATH=src`` on a box where the package is not installed):
+On 2 CPU cores both are bound by fp32 matrix multiplies (~180 GFLOP/s here); the seed's
+loop loses most of its time in the unfused optimizer step and small batches.
+Unless ``--features`` is given, the pair is timed first at the width of the default
+``model.inputs`` (informational), then at the seed's 2056, whose ratio is printed last.
+Needs only torch, numpy and pyyaml (``PYTHONPATH=src`` on a box without the package):
 
-    python bench/train_throughput.py --rows 20000
+    python bench/train_throughput.py [--rows 20000] [--device cuda]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import numpy as np
@@ -25,8 +31,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from svg_quality.accel import choose_device, configure_cpu_threads
-from svg_quality.config import ModelConfig, TrainConfig
-from svg_quality.model import build_model
+from svg_quality.config import ModelConfig, TrainConfig, load_params
+from svg_quality.logostats import STAT_NAMES
+from svg_quality.model import RESNET_DIM, build_model
 from svg_quality.trainer import fit
 
 
@@ -49,10 +56,12 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def naive_epoch(x: np.ndarray, y: np.ndarray, device: torch.device, batch_size: int) -> float:
+def naive_epoch(
+    x: np.ndarray, y: np.ndarray, model_cfg: ModelConfig, device: torch.device, batch_size: int
+) -> float:
     """One epoch the seed's way; returns seconds (dataset construction excluded)."""
     torch.manual_seed(0)
-    model = build_model(ModelConfig(), x.shape[1]).to(device)
+    model = build_model(model_cfg, x.shape[1]).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
     loader = DataLoader(RowDataset(x, y), batch_size=batch_size, shuffle=True)
     model.train()
@@ -77,7 +86,9 @@ def naive_epoch(x: np.ndarray, y: np.ndarray, device: torch.device, batch_size: 
     return time.perf_counter() - t0
 
 
-def trainer_epoch(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, val_rows: int) -> float:
+def trainer_epoch(
+    x: np.ndarray, y: np.ndarray, model_cfg: ModelConfig, cfg: TrainConfig, val_rows: int
+) -> float:
     """One epoch through the stage's trainer; returns the seconds of the whole fit() call."""
 
     class XY:
@@ -86,54 +97,73 @@ def trainer_epoch(x: np.ndarray, y: np.ndarray, cfg: TrainConfig, val_rows: int)
 
     device = choose_device(cfg.device)
     # burn-in on a slice, as for the naive loop
-    fit(XY(x[:1280], y[:1280]), XY(x[:val_rows], y[:val_rows]), ModelConfig(), cfg, progress=False)
+    fit(XY(x[:1280], y[:1280]), XY(x[:val_rows], y[:val_rows]), model_cfg, cfg, progress=False)
     sync(device)
     t0 = time.perf_counter()
-    fit(XY(x, y), XY(x[:val_rows], y[:val_rows]), ModelConfig(), cfg, progress=False)
+    fit(XY(x, y), XY(x[:val_rows], y[:val_rows]), model_cfg, cfg, progress=False)
     sync(device)
     return time.perf_counter() - t0
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=20_000, help="training rows")
-    ap.add_argument("--features", type=int, default=2056, help="input width (2048 + 8)")
-    ap.add_argument("--batch-size", type=int, default=256, help="the trainer's batch size")
-    ap.add_argument("--naive-batch-size", type=int, default=64, help="the seed's batch size")
-    ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    ap.add_argument("--amp", default="auto", choices=("auto", "off", "bf16", "fp16"))
-    args = ap.parse_args()
-
-    threads = configure_cpu_threads()
+def compare(
+    args: argparse.Namespace, model_cfg: ModelConfig, cfg: TrainConfig, width: int, label: str
+) -> float:
+    """Time both loops on ``args.rows`` random rows ``width`` wide; print and return the ratio."""
     device = choose_device(args.device)
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((args.rows, args.features), dtype=np.float32)  # [N, 2056]
+    x = rng.standard_normal((args.rows, width), dtype=np.float32)  # [N, width]
     y = rng.random(args.rows, dtype=np.float32)  # [N] SSIM-like targets in [0, 1)
     val_rows = min(1024, args.rows)
-    cfg = TrainConfig(
-        epochs=1,
-        batch_size=args.batch_size,
-        warmup_epochs=0,
-        patience=0,
-        device=args.device,
-        amp=args.amp,
-    )
-    print(f"device {device} threads {threads} rows {args.rows} x {args.features}")
+    print(f"-- {label}: {args.rows} rows x {width} inputs on {device}")
 
-    naive_s = naive_epoch(x, y, device, args.naive_batch_size)
+    naive_s = naive_epoch(x, y, model_cfg, device, args.naive_batch_size)
     naive_sps = args.rows / naive_s
     print(
         f"naive   (Dataset per row, DataLoader batch {args.naive_batch_size}, fp32): "
         f"{naive_s:7.2f} s  {naive_sps:10.0f} samples/s"
     )
-
-    ours_s = trainer_epoch(x, y, cfg, val_rows)
+    ours_s = trainer_epoch(x, y, model_cfg, cfg, val_rows)
     ours_sps = args.rows / ours_s
     print(
-        f"trainer (resident tensors, batch {args.batch_size}, amp {args.amp}, incl. setup+val): "
-        f"{ours_s:7.2f} s  {ours_sps:10.0f} samples/s"
+        f"trainer (resident tensors, batch {cfg.batch_size}, amp {cfg.amp}, incl. setup+val): "
+        f"{ours_s:7.2f} s  {ours_sps:10.0f} samples/s  ({ours_sps / naive_sps:.2f}x)"
     )
-    print(f"ratio {ours_sps / naive_sps:.2f}x")
+    return ours_sps / naive_sps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=20_000, help="training rows")
+    ap.add_argument("--features", type=int, default=2056, help="the seed's input width (2048 + 8)")
+    ap.add_argument("--params", default="params.yaml", help="the stage's train/model settings")
+    ap.add_argument("--batch-size", type=int, help="the trainer's batch (default: params.yaml)")
+    ap.add_argument("--naive-batch-size", type=int, default=64, help="the seed's batch size")
+    ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    ap.add_argument("--amp", help="the trainer's amp (default: params.yaml, i.e. fp32 on CPU)")
+    args = ap.parse_args()
+
+    params = load_params(args.params)
+    cfg = dataclasses.replace(
+        params.train,
+        epochs=1,
+        warmup_epochs=0,
+        patience=0,
+        resume=False,
+        device=args.device,
+        batch_size=args.batch_size or params.train.batch_size,
+        amp=args.amp or params.train.amp,
+    )
+    print(f"threads {configure_cpu_threads()}")
+    stats, resnet = len(STAT_NAMES), RESNET_DIM
+    default_width = (
+        8 + {"stats": stats, "resnet": resnet, "resnet+stats": resnet + stats}[params.model.inputs]
+    )
+    if default_width != args.features:
+        compare(
+            args, params.model, cfg, default_width, f"default model.inputs={params.model.inputs}"
+        )
+    ratio = compare(args, params.model, cfg, args.features, "the seed's inputs")
+    print(f"ratio {ratio:.2f}x")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import torch
 
 from svg_quality.config import ModelConfig, parse_params
 from svg_quality.model import (
+    Dropout,
     InputSpec,
     build_model,
     count_parameters,
@@ -47,6 +48,26 @@ def test_seed_architecture_has_2766337_parameters(repo_params: dict) -> None:
         256,
         1,
     ]
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3, 0.5])
+def test_cpu_dropout_drops_at_rate_p_and_keeps_the_expectation(p: float) -> None:
+    torch.manual_seed(0)
+    layer = Dropout(p)
+    x = torch.ones(1000, 1001, requires_grad=True)  # an odd count: the last int64 draw is cut
+    y = layer(x)
+    dropped = float((y == 0).float().mean())
+    assert abs(dropped - p) < 0.003  # 1M Bernoulli(p) draws: std < 5e-4
+    assert torch.allclose(y[y != 0], torch.tensor(1.0 / (1.0 - p)))
+    assert abs(float(y.mean()) - 1.0) < 0.01  # inverted dropout keeps E[y] = x
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # gradient = mask * scale
+    # masks differ call to call, repeat under the same seed, and eval mode is the identity
+    assert not torch.equal(layer(x), y)
+    torch.manual_seed(0)
+    assert torch.equal(Dropout(p)(x), y)
+    layer.eval()
+    assert layer(x) is x or torch.equal(layer(x), x)
 
 
 def test_widths_dropout_and_input_dropout_come_from_params() -> None:

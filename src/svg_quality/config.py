@@ -222,7 +222,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 60
-    batch_size: int = 256
+    batch_size: int = 512
     lr: float = 1e-3
     weight_decay: float = 1e-4
     optimizer: str = "adamw"  # adamw | adam | sgd
@@ -261,7 +261,7 @@ class TrainConfig:
 class ValidateConfig:
     min_type_examples: int = 30
     cv_folds: int = 5
-    cv_epochs: int = 30
+    cv_epochs: int = 60
     cv_val_share: float = 0.15  # share of each fold's training images held out for early stopping
     seed: int = 0
     fail_on_gates: bool = False

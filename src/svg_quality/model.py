@@ -167,6 +167,36 @@ def _check_block(name: str, block: np.ndarray | None, n: int, width: int) -> np.
 # --------------------------------------------------------------------------- the MLP
 
 
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` (zero each element with probability ``p``, scale the rest by
+    ``1 / (1 - p)``) with a cheaper mask on CPU.
+
+    On CPU ``bernoulli_`` draws one 32-bit number per element at ~9 ns each, which makes
+    dropout the largest cost after the matrix multiplies (a third of a training step of
+    the default 25-input MLP on 2 cores). Here one 64-bit draw gives four 16-bit uniforms,
+    so an element is dropped with probability ``round(p * 65536) / 65536`` (within 8e-6
+    of ``p``); forward plus backward is ~4.5x faster than ``F.dropout`` at [512, 1024].
+    CUDA (and a TorchScript-scripted copy) keep ``F.dropout``. Eval mode is the identity,
+    so TorchScript and ONNX exports are unchanged.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # TorchScript skips a branch only under a bare `if not torch.jit.is_scripting()`.
+        if not torch.jit.is_scripting():  # noqa: SIM102
+            if self.training and self.p > 0.0 and not x.is_cuda:
+                return _cpu_dropout(x, self.p)
+        return nn.functional.dropout(x, self.p, self.training, self.inplace)
+
+
+def _cpu_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    n = x.numel()
+    bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device)
+    bits.random_(-(2**63), 2**63 - 1)  # the whole int64 range: all 16-bit lanes uniform
+    u16 = bits.view(torch.int16)[:n].view(x.shape)  # uniform over [-32768, 32767]
+    keep = u16 >= round(p * 65536) - 32768  # bool, P(keep) = 1 - p
+    return x * keep.to(x.dtype).mul_(1.0 / (1.0 - p))
+
+
 class QualityMLP(nn.Module):
     """``in_features -> hidden... -> 1`` with BatchNorm, ReLU, Dropout per hidden layer."""
 
@@ -183,10 +213,10 @@ class QualityMLP(nn.Module):
         layers: list[nn.Module] = []
         if input_dropout > 0:
             # Dropout on the raw inputs regularises the wide, mostly-noise ResNet block.
-            layers.append(nn.Dropout(input_dropout))
+            layers.append(Dropout(input_dropout))
         width = in_features
         for h, p in zip(hidden, dropout, strict=True):
-            layers += [nn.Linear(width, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Dropout(p)]
+            layers += [nn.Linear(width, h), nn.BatchNorm1d(h), nn.ReLU(), Dropout(p)]
             width = h
         layers += [nn.Linear(width, 1), nn.Sigmoid()]
         self.net = nn.Sequential(*layers)
