@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from svg_quality.accel import choose_device, configure_cpu_threads
 from svg_quality.config import ModelConfig, TrainConfig, load_params
 from svg_quality.logostats import STAT_NAMES
-from svg_quality.model import RESNET_DIM, build_model
+from svg_quality.model import RESNET_DIM, InputSpec, build_model
 from svg_quality.trainer import fit
 
 
@@ -154,10 +154,17 @@ def main() -> None:
         amp=args.amp or params.train.amp,
     )
     print(f"threads {configure_cpu_threads()}")
-    stats, resnet = len(STAT_NAMES), RESNET_DIM
-    default_width = (
-        8 + {"stats": stats, "resnet": resnet, "resnet+stats": resnet + stats}[params.model.inputs]
-    )
+    # The width the default model.inputs gives, from the one place the row layout is defined
+    # (mean/std are placeholders: only the layout matters here).
+    n_stats = len(STAT_NAMES)
+    default_width = InputSpec(
+        params.model.inputs,
+        RESNET_DIM,
+        STAT_NAMES,
+        (0.0,) * n_stats,
+        (1.0,) * n_stats,
+        params.vtracer.ranges,
+    ).width
     if default_width != args.features:
         compare(
             args, params.model, cfg, default_width, f"default model.inputs={params.model.inputs}"

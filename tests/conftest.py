@@ -61,6 +61,14 @@ def tiny_params() -> dict[str, Any]:
     return shrink(load_repo_params())
 
 
+@pytest.fixture
+def sqlite_tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """MLFLOW_TRACKING_URI pointed at a fresh SQLite store in this test's tmp_path."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     import torch
 

@@ -403,12 +403,12 @@ def test_stage_writes_outputs_and_logs_to_mlflow(
     tmp_path: Path,
     tiny_params: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
+    sqlite_tracking_uri: str,
 ) -> None:
     from mlflow import MlflowClient
 
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    uri = sqlite_tracking_uri
     monkeypatch.setenv("DVC_EXP_NAME", "exp-test")
     p = tiny_params
     p["model"].update(inputs="resnet+stats", hidden=[32, 16], dropout=[0.1, 0.0])
@@ -491,12 +491,12 @@ def test_stage_marks_run_failed_on_error(
     tmp_path: Path,
     tiny_params: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
+    sqlite_tracking_uri: str,
 ) -> None:
     from mlflow import MlflowClient
 
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    uri = sqlite_tracking_uri
     p = tiny_params
     p["model"].update(inputs="stats", hidden=[8], dropout=[0.0])
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))

@@ -311,12 +311,11 @@ def train_tiny_model(paths: dict, params_path: Path, tmp_path: Path, uri: str) -
 
 
 def test_stage_reports_a_tiny_run_and_logs_into_its_mlflow_run(
-    tiny_params: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_params: dict[str, Any], tmp_path: Path, sqlite_tracking_uri: str
 ) -> None:
     import mlflow
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    uri = sqlite_tracking_uri
     paths = write_tiny_data(tmp_path)
     params_path = globals()["tiny_params"](tiny_params, tmp_path)
     model = train_tiny_model(paths, params_path, tmp_path, uri)
