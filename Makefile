@@ -5,8 +5,14 @@ PY ?= python
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-setup:  ## install the package with dev tools (README step 1)
-	$(PY) -m pip install -e ".[dev]"
+setup:  ## install the locked dependencies and the package with dev tools (README step 1)
+	$(PY) -m pip install -r requirements.lock -e ".[dev]"
+
+# requirements.lock pins every transitive dependency for Python 3.10-3.12 (one universal
+# resolution, markers where versions differ). pyproject.toml keeps the loose ranges.
+lock:  ## refresh requirements.lock from pyproject.toml (uv pip compile, ~20 s)
+	uv pip compile pyproject.toml --extra dev --universal --python-version 3.10 \
+		--no-emit-package svg-quality -o requirements.lock
 
 repro:  ## run the whole pipeline (README step 2)
 	dvc repro
@@ -31,7 +37,7 @@ bench:  ## run every benchmark under bench/ (each prints its ratio last)
 ui:  ## open the MLflow UI on the local tracking database (README step 4)
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
-.PHONY: help setup repro test test-fast lint format bench ui
+.PHONY: help setup lock repro test test-fast lint format bench ui
 
 # A team tracking server on this machine: SQLite backend and artifacts under
 # .mlflow-server/ (absolute paths, so it works from any cwd), one worker and no job
