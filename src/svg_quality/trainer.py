@@ -37,7 +37,7 @@ from svg_quality.accel import (
 from svg_quality.config import ModelConfig, TrainConfig
 from svg_quality.io import atomic_path
 from svg_quality.metrics import pearson
-from svg_quality.model import build_model
+from svg_quality.model import build_model, count_parameters
 
 MONITOR_MODE = {"val_loss": "min", "val_rmse": "min", "val_pearson": "max"}
 LAST, BEST = "last.pt", "best.pt"
@@ -69,6 +69,20 @@ class FitResult:
     @property
     def epochs_run(self) -> int:
         return len(self.history)
+
+    def summary(self) -> dict[str, Any]:
+        """The run's final figures: the best epoch's losses, length, speed and setup."""
+        return {
+            **{k: self.best[k] for k in ("train_loss", "val_loss", "val_rmse", "val_pearson")},
+            "best_epoch": self.best_epoch,
+            "epochs_run": self.epochs_run,
+            "stopped_early": self.stopped_early,
+            "n_parameters": count_parameters(self.model),
+            "train_seconds": sum(h["epoch_s"] for h in self.history),
+            "samples_per_s": sum(h["samples_per_s"] for h in self.history) / self.epochs_run,
+            "device": self.device,
+            "precision": self.precision,
+        }
 
 
 # --------------------------------------------------------------------------- pieces
