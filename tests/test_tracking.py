@@ -360,3 +360,30 @@ def test_copied_repo_writes_artifacts_into_its_own_folder(tmp_path: Path) -> Non
         assert got.read_text() == text
     orig_client = mlflow.MlflowClient(f"sqlite:///{orig / 'mlflow.db'}")
     assert orig_client.get_run(first).info.artifact_uri.startswith(orig.as_uri())
+
+
+@pytest.mark.parametrize("stage", ["validate", "export"])
+def test_stage_checks_tracking_before_any_work(
+    stage: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17 row 4: validate ran its whole cross-validation, and export wrote a fresh
+    models/export, before finding the tracking server down. Now both fail first, naming it."""
+    from .conftest import load_stage
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run.json").write_text('{"run_id": "0123456789abcdef"}')
+    out = tmp_path / "out"
+    argv = ["--params", str(REPO_ROOT / "params.yaml"), "--model", "missing.pt"]
+    argv += ["--run", "run.json", "--labels", "l.parquet", "--features", "f", "--logos-csv", "c"]
+    argv += ["--out", str(out)]
+    if stage == "validate":
+        argv += ["--history", "h.csv"]
+    else:
+        argv += ["--logos-dir", "d", "--gates", "g.json"]
+    with pytest.raises(RuntimeError, match=f"127.0.0.1:{port} is unreachable"):
+        load_stage(stage).main(argv)
+    assert not out.exists()
