@@ -4,7 +4,9 @@ Read top to bottom: :func:`fit` moves all rows to the device once, then each epo
 shuffles an index, slices batches out of the resident tensors (no per-row Dataset,
 no DataLoader), steps the optimizer and a per-step LR schedule, evaluates on the
 validation rows, writes ``last.pt`` (and ``best.pt`` on improvement), and stops when
-``train.monitor`` has not improved for ``train.patience`` epochs.
+``train.monitor`` has not improved for ``train.patience`` epochs. The epoch body is
+:func:`train_epoch`; where a run stands (counters, history, the states to restore) is a
+:class:`ResumeState`, which :func:`load_resume` reads back from ``last.pt``.
 
 Used by the train stage (with checkpoints and an MLflow callback) and by validate's
 grouped cross-validation (no checkpoints, no tracking). Imports only torch and numpy
