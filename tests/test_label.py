@@ -228,7 +228,7 @@ def test_kill_minus_9_then_resume_equals_a_clean_run(tmp_path, tiny_params) -> N
     params.write_text(yaml.safe_dump(raw))
     total = len(logos) * 8
     p = parse_params(raw)
-    shards = ShardStore(tmp_path / "work" / fingerprint(p.vtracer, p.label))
+    shards = ShardStore(tmp_path / "work" / fingerprint(p.vtracer))
 
     proc = subprocess.Popen(
         _stage_cmd(tmp_path, params, "resumed.parquet", "work"),
@@ -256,3 +256,25 @@ def test_kill_minus_9_then_resume_equals_a_clean_run(tmp_path, tiny_params) -> N
     summary = json.loads((tmp_path / "reports-resumed.parquet" / "summary.json").read_text())
     assert summary["run"]["reused"] == done and summary["rows"] == total
     assert (tmp_path / "reports-clean.parquet" / "ssim_by_type.png").stat().st_size > 0
+
+
+def test_raising_samples_per_image_reuses_every_finished_sample(tmp_path, tiny_params) -> None:
+    """Issue 17 row 6: the resume key is per sample, so 3 -> 5 samples computes only the new 2."""
+    logos, logos_dir = make_logos(tmp_path)
+    vt, lab3 = configs(tiny_params, samples_per_image=3, workers=2)
+    first, stats = label_dataset(logos, logos_dir, tmp_path / "work", vt, lab3, progress=False)
+    assert stats.computed == 12 and stats.reused == 0
+    _, lab5 = configs(tiny_params, samples_per_image=5, workers=2)
+    more, stats5 = label_dataset(logos, logos_dir, tmp_path / "work", vt, lab5, progress=False)
+    assert stats5.reused == 12 and stats5.computed == 8
+    assert len(more) == 20 and (more["status"] == "ok").all()
+    # The first 3 samples of the 5-sample plan are the old rows, timings included (reused).
+    pd.testing.assert_frame_equal(
+        more[more["sample"] < 3].reset_index(drop=True), first.reset_index(drop=True)
+    )
+    # ... and equal a clean 5-sample run everywhere but the wall-clock columns.
+    clean, _ = label_dataset(logos, logos_dir, tmp_path / "clean", vt, lab5, progress=False)
+    pd.testing.assert_frame_equal(stable(more), stable(clean))
+    # Lowering it again reuses everything.
+    _, stats3 = label_dataset(logos, logos_dir, tmp_path / "work", vt, lab3, progress=False)
+    assert stats3.computed == 0 and stats3.reused == 12

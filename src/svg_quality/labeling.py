@@ -26,9 +26,13 @@ Results do not depend on the backend: a sample's parameters depend only on
 Resume. Each finished row is appended (flushed) to a JSON-lines shard under
 ``<work_dir>/<fingerprint>/`` as soon as it arrives, so an interrupted run (Ctrl-C,
 ``kill -9``) loses at most the samples in flight. The fingerprint covers everything
-a row depends on (VTracer settings and ranges, samples per image, seed, library
-versions), so rows are only reused when they would be recomputed identically; rows
-of new logos are simply added. ``timeout`` and ``worker_died`` rows are transient and
+a row depends on besides its logo and parameters (VTracer's fixed settings, library
+versions), and inside it a row is found by its logo's content hash and its 8 raw
+parameter values (:func:`sample_key`), never by its position in the plan. So rows are
+only reused when they would be recomputed identically, and any plan that asks for a
+finished sample reuses it: raising ``label.samples_per_image`` (the plan's first
+samples do not depend on the count, see ``paramspace.sample_params``) or changing
+the design computes only the new samples; rows of new logos are simply added. ``timeout`` and ``worker_died`` rows are transient and
 are retried by a rerun; every other status is reused. ``work_dir`` is kept outside
 DVC's declared outs (``data/.label_work``), so ``dvc repro`` never deletes it.
 
@@ -56,7 +60,7 @@ import weakref
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -429,19 +433,30 @@ def run_dask(
 # --------------------------------------------------------------------------- persistence
 
 
-def fingerprint(vtracer_cfg: VtracerConfig, label_cfg: LabelConfig) -> str:
-    """Digest of everything a row's values depend on (not workers, timeout or cluster)."""
+def fingerprint(vtracer_cfg: VtracerConfig) -> str:
+    """Digest of everything a row's values depend on besides its logo and parameter set.
+
+    Not the sampling design (ranges, ``samples_per_image``, seed): a stored row is found by
+    :func:`sample_key`, its logo and its own parameter values, so any plan that asks for
+    an already finished sample reuses it (issue 17: 12 -> 14 samples computes only 2 per logo).
+    """
     from importlib.metadata import version
 
     payload = {
         "format": _FORMAT_VERSION,
-        "vtracer_cfg": asdict(vtracer_cfg),
-        "samples_per_image": label_cfg.samples_per_image,
-        "seed": label_cfg.seed,
+        "colormode": vtracer_cfg.colormode,
+        "hierarchical": vtracer_cfg.hierarchical,
+        "mode": vtracer_cfg.mode,
         "vtracer": version("vtracer"),
         "resvg_py": version("resvg-py"),
     }
     return json_digest(payload)
+
+
+def sample_key(image_id: str, params: Mapping[str, Any]) -> str:
+    """A finished sample's resume key: the logo (a content hash) and the 8 raw values."""
+    values = [SPECS[n].kind(params[n]) for n in PARAM_NAMES]
+    return f"{image_id}:{json.dumps(values)}"
 
 
 class ShardStore:
@@ -451,9 +466,9 @@ class ShardStore:
         self.root = Path(root)
         self._fh: io.TextIOWrapper | None = None
 
-    def load(self) -> dict[tuple[str, int], dict[str, Any]]:
-        """Every stored row by key; later shards win (a retried sample replaces its old row)."""
-        rows: dict[tuple[str, int], dict[str, Any]] = {}
+    def load(self) -> dict[str, dict[str, Any]]:
+        """Every stored row by :func:`sample_key`; later shards win (a retry replaces a row)."""
+        rows: dict[str, dict[str, Any]] = {}
         if not self.root.is_dir():
             return rows
         for path in sorted(self.root.glob("rows-*.jsonl")):
@@ -462,7 +477,7 @@ class ShardStore:
                     if not line.endswith("\n"):
                         break  # a line cut short by kill -9: that sample was in flight
                     row = json.loads(line)
-                    rows[(row["image_id"], int(row["sample"]))] = row
+                    rows[sample_key(row["image_id"], row)] = row
         return rows
 
     def append(self, row: Mapping[str, Any]) -> None:
@@ -531,10 +546,13 @@ def label_dataset(
     if missing:
         raise ValueError(f"logos.csv lacks column(s) {sorted(missing)}; rerun `dvc repro prepare`")
     work = plan(logos, logos_dir, vtracer_cfg, label_cfg)
-    store = ShardStore(Path(work_dir) / fingerprint(vtracer_cfg, label_cfg))
+    store = ShardStore(Path(work_dir) / fingerprint(vtracer_cfg))
     stored = store.load()
+    keys = [sample_key(image_id, params) for image_id, _, params, _ in work]
     todo = [
-        w for w in work if (w[0], w[1]) not in stored or stored[(w[0], w[1])]["status"] in TRANSIENT
+        w
+        for w, key in zip(work, keys, strict=True)
+        if key not in stored or stored[key]["status"] in TRANSIENT
     ]
     for _, _, _, path in todo:
         if not path.is_file():
@@ -557,7 +575,7 @@ def label_dataset(
 
     def on_row(row: dict[str, Any]) -> None:
         store.append(row)
-        stored[(row["image_id"], int(row["sample"]))] = row
+        stored[sample_key(row["image_id"], row)] = row
         counts[row["status"]] += 1
         bar.update(1)
         bar.set_postfix({k: v for k, v in counts.items() if k != "ok"}, refresh=False)
@@ -575,7 +593,8 @@ def label_dataset(
     stats.computed = len(todo)
     stats.by_status_this_run = dict(counts)
 
-    rows = [stored[(w[0], w[1])] for w in work]
+    # A reused row takes this plan's sample number (the same values may sit elsewhere in it).
+    rows = [dict(stored[key], sample=w[1]) for w, key in zip(work, keys, strict=True)]
     df = pd.DataFrame(rows)
     meta = logos.set_index("image_id")[["logo_type", "split"]]
     df = df.join(meta, on="image_id")
