@@ -278,3 +278,143 @@ def test_raising_samples_per_image_reuses_every_finished_sample(tmp_path, tiny_p
     # Lowering it again reuses everything.
     _, stats3 = label_dataset(logos, logos_dir, tmp_path / "work", vt, lab3, progress=False)
     assert stats3.computed == 0 and stats3.reused == 12
+
+
+# --------------------------------------------------------------------------- a real Dask cluster
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Cluster:
+    """`dask scheduler` and `dask worker --nthreads 1` processes on 127.0.0.1."""
+
+    def __init__(self, tmp: Path, workers: int, env: dict[str, str] | None = None) -> None:
+        self.address = f"tcp://127.0.0.1:{_free_port()}"
+        self.tmp = tmp
+        self.env = env
+        port = self.address.rsplit(":", 1)[1]
+        cmd = ["dask", "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard"]
+        self.scheduler = self._spawn(cmd, "scheduler")
+        self.workers = [self.add_worker(f"w{i}") for i in range(workers)]
+
+    def _spawn(self, cmd: list[str], name: str) -> subprocess.Popen:
+        log = (self.tmp / f"{name}.log").open("w")
+        return subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=self.env
+        )
+
+    def add_worker(self, name: str) -> subprocess.Popen:
+        cmd = ["dask", "worker", self.address, "--nthreads", "1", "--no-dashboard"]
+        return self._spawn([*cmd, "--name", name], name)
+
+    def kill(self, proc: subprocess.Popen) -> None:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the nanny and its worker process
+        proc.wait()
+
+    def close(self) -> None:
+        for proc in [*self.workers, self.scheduler]:
+            self.kill(proc)
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    cluster = _Cluster(tmp_path, workers=2)
+    yield cluster
+    cluster.close()
+
+
+@pytest.mark.slow
+def test_real_cluster_rows_equal_the_local_pool_with_every_failure(
+    tmp_path, tiny_params, dask_cluster
+) -> None:
+    logos, logos_dir = make_logos(tmp_path)
+    ids = sorted(logos["image_id"])
+    faults = {(ids[0], 1): "panic", (ids[1], 1): "hang", (ids[2], 1): "render", (ids[3], 1): "die"}
+    vt, lab = configs(tiny_params, samples_per_image=3, workers=2, timeout_s=2.0)
+    local, _ = label_dataset(
+        logos, logos_dir, tmp_path / "w1", vt, lab, faults=faults, progress=False
+    )
+    _, lab = configs(tiny_params, samples_per_image=3, timeout_s=2.0, cluster=dask_cluster.address)
+    remote, stats = label_dataset(
+        logos, logos_dir, tmp_path / "w2", vt, lab, faults=faults, progress=False
+    )
+    assert stats.backend == "dask" and stats.computed == 12
+    assert sorted(remote.loc[remote["status"] != "ok", "status"]) == sorted(
+        ["panic", "timeout", "render_error", "worker_died"]
+    )
+    pd.testing.assert_frame_equal(stable(local), stable(remote))
+    # Resumable shards: a local rerun of the cluster's work dir retries only the transient two.
+    _, lab = configs(tiny_params, samples_per_image=3, workers=2)
+    _, again = label_dataset(logos, logos_dir, tmp_path / "w2", vt, lab, progress=False)
+    assert again.computed == 2 and again.reused == 10
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_loses_no_finished_row(tmp_path, tiny_params, dask_cluster) -> None:
+    import threading
+
+    logos, logos_dir = make_logos(tmp_path, per_type=2)
+    vt, lab = configs(tiny_params, samples_per_image=3, cluster=dask_cluster.address)
+    slow = {(i, s): "slow" for i in logos["image_id"] for s in range(3)}  # 0.3 s per sample
+    shards = ShardStore(tmp_path / "work" / fingerprint(vt))
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        out["df"], out["stats"] = label_dataset(
+            logos, logos_dir, tmp_path / "work", vt, lab, faults=slow, progress=False
+        )
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while len(shards.load()) < 3 and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    dask_cluster.kill(dask_cluster.workers[0])
+    before = shards.load()
+    thread.join(timeout=180)
+    assert not thread.is_alive(), "the run hung after a worker died"
+    df = out["df"]
+    assert 3 <= len(before) < 24, f"kill landed outside the run ({len(before)}/24 rows)"
+    assert len(df) == 24 and set(df["status"]) <= {"ok", "worker_died"}
+    final = {(r["image_id"], r["sample"]): r for r in df.to_dict("records")}
+    for row in before.values():  # every row finished before the kill is in the result
+        assert final[(row["image_id"], row["sample"])]["ssim"] == row["ssim"]
+    _, lab_local = configs(tiny_params, samples_per_image=3, workers=2)
+    local, _ = label_dataset(logos, logos_dir, tmp_path / "local", vt, lab_local, progress=False)
+    ok = (df["status"] == "ok").to_numpy()
+    assert ok.sum() >= 21  # at most the dead worker's one in-flight logo gave up
+    pd.testing.assert_frame_equal(
+        stable(df)[ok].reset_index(drop=True), stable(local)[ok].reset_index(drop=True)
+    )
+
+
+@pytest.mark.slow
+def test_unreachable_scheduler_and_workers_without_vtracer_fail_clearly(
+    tmp_path, tiny_params
+) -> None:
+    logos, logos_dir = make_logos(tmp_path)
+    nowhere = f"tcp://127.0.0.1:{_free_port()}"
+    vt, lab = configs(tiny_params, cluster=nowhere)
+    with pytest.raises(ConnectionError, match=f"label.cluster = '{nowhere}'.*unreachable"):
+        label_dataset(logos, logos_dir, tmp_path / "work", vt, lab, progress=False)
+
+    # A worker whose Python cannot import vtracer (a shadowing module that raises).
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "vtracer.py").write_text("raise ImportError('vtracer is not installed here')\n")
+    env = dict(os.environ, PYTHONPATH=f"{shadow}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    cluster = _Cluster(tmp_path, workers=1, env=env)
+    try:
+        vt, lab = configs(tiny_params, cluster=cluster.address)
+        with pytest.raises(RuntimeError, match="vtracer missing .*install the same versions"):
+            label_dataset(logos, logos_dir, tmp_path / "work", vt, lab, progress=False)
+    finally:
+        cluster.close()
+    assert not (tmp_path / "work").exists() or not any((tmp_path / "work").rglob("*.jsonl"))
