@@ -107,6 +107,29 @@ def test_sampling_includes_defaults_is_deterministic_and_in_range(repo_params) -
         assert vals.min() < lo + 0.1 * (hi - lo) and vals.max() > hi - 0.1 * (hi - lo), name
 
 
+@pytest.mark.parametrize("share", [0.0, 0.3, 0.5, 1.0])
+def test_mixed_design_is_prefix_stable_and_inside_its_boxes(repo_params, share) -> None:
+    p = parse_params(repo_params)
+    box, ranges = p.label.local_box, p.vtracer.ranges
+    assert box, "params.yaml sets a local box"
+    kw = {"local_box": box, "local_share": share}
+    full = sample_params("00112233aabbccdd", 40, ranges, 0, **kw)
+    for n in (1, 2, 3, 12, 14, 16, 33):  # raising n only appends (issue 17: 12 -> 14)
+        assert sample_params("00112233aabbccdd", n, ranges, 0, **kw) == full[:n]
+    assert full[0] == VTRACER_DEFAULTS
+    inside = [
+        all(box.get(k, ranges[k])[0] <= v <= box.get(k, ranges[k])[1] for k, v in s.items())
+        for s in full[1:]
+    ]
+    assert sum(inside) >= round(39 * share)  # the local share, plus global points that fall in
+    if share < 1.0:  # the global stream is the purely global design's, point for point
+        glob = sample_params("00112233aabbccdd", 40, ranges, 0)
+        local = np.floor(np.arange(1, 40) * share) > np.floor(np.arange(0, 39) * share)
+        assert [s for s, loc in zip(full[1:], local, strict=True) if not loc] == glob[
+            1 : 1 + int((~local).sum())
+        ]
+
+
 def test_default_dataset_gets_enough_rows(repo_params) -> None:
     p = parse_params(repo_params)
     assert p.data.per_type * len(LOGO_TYPES) * p.label.samples_per_image >= 4000
@@ -124,6 +147,10 @@ def test_default_dataset_gets_enough_rows(repo_params) -> None:
         ("label", "timeout_s", 0, "label.timeout_s"),
         ("label", "workers", -1, "label.workers"),
         ("label", "sampels_per_image", 3, "label.sampels_per_image"),
+        ("label", "local_share", 1.5, "label.local_share"),
+        ("label", "local_box.color_precision", [7, 8], "label.local_box.color_precision"),
+        ("label", "local_box.filter_speckle", [1, 40], "inside vtracer.ranges.filter_speckle"),
+        ("label", "local_box.colour_precision", [4, 8], "label.local_box.colour_precision"),
     ],
 )
 def test_bad_params_name_the_key(repo_params, section, key, value, message) -> None:
