@@ -161,11 +161,7 @@ def sample_params(
     # steps up (an even interleave: share 0.5 alternates global, local, global, ...).
     j = np.arange(1, n)
     is_local = np.floor(j * local_share) > np.floor((j - 1) * local_share)
-    box = (
-        {name: tuple(local_box.get(name, ranges[name])) for name in PARAM_NAMES}
-        if (local_box is not None)
-        else dict(ranges)
-    )
+    box = {name: tuple((local_box or {}).get(name, ranges[name])) for name in PARAM_NAMES}
     # The global stream keeps the seed of the purely global design (so its points, and
     # the labels of rows that use them, stay what they were); the local one has its own.
     designs = ((False, [seed, image_key], ranges), (True, [seed, image_key, 1], box))
