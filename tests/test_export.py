@@ -12,20 +12,17 @@ import pytest
 import torch
 from torch import nn
 
-from svg_quality.export import (
-    FILES,
+from svg_quality.config import ModelConfig
+from svg_quality.model import InputSpec, QualityMLP, load_model, model_meta
+from svg_quality.serving.graphs import (
     MLPForExport,
-    ParityCase,
     candidate_scorer,
-    check_parity,
     end_to_end,
-    load_state_dict_file,
-    load_torchscript,
-    ort_session,
     rebuild_backbone,
-    write_formats,
 )
-from svg_quality.model import InputSpec, QualityMLP
+from svg_quality.serving.parity import ParityCase, check_parity
+from svg_quality.serving.runtime import FILES, ort_session
+from svg_quality.serving.writers import load_torchscript, write_formats
 from svg_quality.paramspace import PARAM_NAMES
 from tests.export_fixtures import exported, repo_ranges
 
@@ -91,6 +88,11 @@ def meta_for(spec: InputSpec) -> dict[str, Any]:
     }
 
 
+def model_meta_for(spec: InputSpec) -> dict[str, Any]:
+    cfg = ModelConfig(inputs=spec.inputs, hidden=(32, 16), dropout=(0.3, 0.1), input_dropout=0.1)
+    return model_meta(cfg, spec)
+
+
 def torch_out(module: nn.Module, *arrays: np.ndarray) -> np.ndarray:
     with torch.inference_mode():
         out = module(*[torch.from_numpy(a) for a in arrays])
@@ -106,6 +108,7 @@ def test_mlp_formats_load_and_match(tmp_path: Path) -> None:
         None,
         spec,
         meta_for(spec),
+        model_meta=model_meta_for(spec),
         opset=18,
         example_rows=x,
         formats=("state_dict", "torchscript", "onnx_mlp"),
@@ -119,8 +122,8 @@ def test_mlp_formats_load_and_match(tmp_path: Path) -> None:
     ref = torch_out(MLPForExport(mlp), x)
 
     blob = torch.load(tmp_path / FILES["state_dict"], weights_only=True)  # plain types only
-    assert blob["metadata"]["note"] == "tiny" and "net.1.weight" in blob["state_dict"]
-    reloaded, meta = load_state_dict_file(tmp_path / FILES["state_dict"])
+    assert blob["meta"]["export"]["note"] == "tiny" and "net.1.weight" in blob["state_dict"]
+    reloaded, meta = load_model(tmp_path / FILES["state_dict"])  # the model-file format
     assert meta["input"]["layout"] == spec.layout()
     np.testing.assert_array_equal(torch_out(MLPForExport(reloaded), x), ref)
 
@@ -158,6 +161,7 @@ def test_e2e_and_candidates_onnx_match_the_two_step_path(tmp_path: Path, inputs:
         backbone,
         spec,
         meta_for(spec),
+        model_meta=model_meta_for(spec),
         opset=18,
         example_rows=np.zeros((4, spec.width), np.float32),
         formats=("onnx_e2e", "onnx_candidates"),
