@@ -14,6 +14,7 @@ from torch import nn
 
 from svg_quality.config import ModelConfig
 from svg_quality.model import InputSpec, QualityMLP, load_model, model_meta
+from svg_quality.paramspace import PARAM_NAMES
 from svg_quality.serving.graphs import (
     MLPForExport,
     candidate_scorer,
@@ -23,7 +24,6 @@ from svg_quality.serving.graphs import (
 from svg_quality.serving.parity import ParityCase, check_parity
 from svg_quality.serving.runtime import FILES, ort_session
 from svg_quality.serving.writers import load_torchscript, write_formats
-from svg_quality.paramspace import PARAM_NAMES
 from tests.export_fixtures import exported, repo_ranges
 
 RANGES = repo_ranges()

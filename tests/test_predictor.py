@@ -15,11 +15,10 @@ from PIL import Image
 
 from svg_quality import cli
 from svg_quality.backbone import PREPROCESSING, letterbox, preprocess
-from svg_quality.paramspace import PARAM_NAMES, SPECS, VTRACER_DEFAULTS
-from svg_quality.paramspace import sobol_candidates
-from svg_quality.serving.predictor import Predictor
+from svg_quality.paramspace import PARAM_NAMES, SPECS, VTRACER_DEFAULTS, sobol_candidates
 from svg_quality.preprocess import backbone_input, load_logo
 from svg_quality.preprocess import letterbox as np_letterbox
+from svg_quality.serving.predictor import Predictor
 from tests.export_fixtures import REPO_ROOT, exported, repo_ranges
 
 RANGES = repo_ranges()
