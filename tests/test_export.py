@@ -24,7 +24,7 @@ from svg_quality.serving.graphs import (
 from svg_quality.serving.parity import ParityCase, check_parity
 from svg_quality.serving.runtime import FILES, ort_session
 from svg_quality.serving.writers import load_torchscript, write_formats
-from tests.export_fixtures import exported, repo_ranges
+from tests.export_fixtures import repo_ranges
 
 RANGES = repo_ranges()
 FEAT_DIM, N_STATS = 16, 5
@@ -235,10 +235,8 @@ def test_rebuild_backbone_refuses_other_weights() -> None:
 
 
 @pytest.fixture(scope="session")
-def stage_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from tests.conftest import load_repo_params, shrink
-
-    return exported(tmp_path_factory.getbasetemp() / "export_pipeline", shrink(load_repo_params()))
+def stage_outputs(export_pipeline: dict[str, Path]) -> dict[str, Path]:
+    return export_pipeline
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ from svg_quality.paramspace import PARAM_NAMES, SPECS, VTRACER_DEFAULTS, sobol_c
 from svg_quality.preprocess import backbone_input, load_logo
 from svg_quality.preprocess import letterbox as np_letterbox
 from svg_quality.serving.predictor import Predictor
-from tests.export_fixtures import REPO_ROOT, exported, repo_ranges
+from tests.export_fixtures import REPO_ROOT, repo_ranges
 
 RANGES = repo_ranges()
 
@@ -91,10 +91,8 @@ def test_sobol_candidates_cover_the_ranges_with_valid_integers() -> None:
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from tests.conftest import load_repo_params, shrink
-
-    return exported(tmp_path_factory.getbasetemp() / "export_pipeline", shrink(load_repo_params()))
+def pipeline(export_pipeline: dict[str, Path]) -> dict[str, Path]:
+    return export_pipeline
 
 
 @pytest.fixture(scope="module")

@@ -248,26 +248,28 @@ def file_sizes(paths: Mapping[str, Path]) -> dict[str, dict[str, Any]]:
 
 
 def flat_metrics(report: Mapping[str, Any]) -> dict[str, float]:
-    """The report's numbers as flat MLflow keys (``parity/onnx_e2e/max_abs_diff`` ...)."""
-    out: dict[str, float] = {}
-    for name, p in report["parity"].items():
-        out[f"parity/{name}/max_abs_diff"] = p["max_abs_diff"]
-    for name, s in report["files"].items():
-        out[f"size_mb/{name}"] = s["mb"]
-    for model, by_runtime in report["latency"].items():
-        if model == "threads":
-            continue
-        for runtime, by_batch in by_runtime.items():
-            for batch, t in by_batch.items():
-                out[f"latency/{model}/{runtime}/b{batch}/p50_ms"] = t["p50_ms"]
-                out[f"latency/{model}/{runtime}/b{batch}/p95_ms"] = t["p95_ms"]
-    for k, v in (report.get("suggest_validation") or {}).items():
-        if isinstance(v, int | float) and not isinstance(v, bool):
-            out[f"suggest/{k}"] = float(v)
-    for k, v in report["checks"].items():
-        if isinstance(v, float):
-            out[f"check/{k}"] = v
-    return out
+    """The report's numbers as flat MLflow keys (``parity/onnx_e2e/max_abs_diff`` ...):
+    the report's tree, pruned to what is a metric, through the one flattener
+    (:func:`svg_quality.tracking.flatten_metrics`)."""
+    from svg_quality.tracking import flatten_metrics
+
+    latency = {k: v for k, v in report["latency"].items() if k != "threads"}
+    tree = {
+        "parity": {n: {"max_abs_diff": p["max_abs_diff"]} for n, p in report["parity"].items()},
+        "size_mb": {n: s["mb"] for n, s in report["files"].items()},
+        "latency": {
+            model: {
+                runtime: {f"b{b}": {k: t[k] for k in ("p50_ms", "p95_ms")} for b, t in by.items()}
+                for runtime, by in by_runtime.items()
+            }
+            for model, by_runtime in latency.items()
+        },
+        "suggest": {
+            k: v for k, v in (report.get("suggest_validation") or {}).items() if k != "by_type"
+        },
+        "check": {k: v for k, v in report["checks"].items() if isinstance(v, float)},
+    }
+    return flatten_metrics(tree)
 
 
 def log_to_mlflow(out_dir: Path, report: Mapping[str, Any], registry_name: str | None) -> None:
