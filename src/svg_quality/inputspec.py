@@ -200,12 +200,13 @@ class InputSpec:
             block = raw.get(s.raw)
             if broadcast and s.per_logo and block is not None and len(block) == 1:
                 block = np.repeat(np.asarray(block), n, 0)
-            parts.append(self._normalize(s, _check_block(s.name, block, n, s.width)))
+            if s.name == "params":  # normalized from the raw values, before any float32 cast
+                parts.append(normalize(raw_params, self.ranges))
+            else:
+                parts.append(self._normalize(s, _check_block(s.name, block, n, s.width)))
         return np.concatenate(parts, axis=1).astype(np.float32, copy=False)
 
     def _normalize(self, s: Segment, block: np.ndarray) -> np.ndarray:
-        if s.name == "params":
-            return normalize(block, self.ranges)
         if s.name == "stats":
             mean = np.asarray(self.stats_mean, dtype=np.float32)
             std = np.asarray(self.stats_std, dtype=np.float32)
