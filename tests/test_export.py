@@ -323,3 +323,28 @@ def test_stage_logs_into_the_training_run(stage_outputs: dict[str, Path]) -> Non
     assert [m.name for m in logged] == ["quality_mlp_onnx"]
     assert "onnx" in info.flavors and info.saved_input_example_info is not None
     assert info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, 2048 + 17 + 8)
+
+
+@pytest.mark.parametrize("inputs", ["resnet", "resnet+stats", "stats"])
+def test_input_spec_owns_every_graph_interface(inputs: str) -> None:
+    _, spec = tiny(inputs)
+    resnet, stats = spec.uses_resnet, spec.uses_stats
+    assert spec.input_names("mlp") == ["features"]
+    assert spec.input_names("e2e") == (["image"] if resnet else []) + ["params"] + (
+        ["stats"] if stats else []
+    )
+    assert spec.input_names("candidates") == (["image_features"] if resnet else []) + ["params"] + (
+        ["stats"] if stats else []
+    )
+    assert spec.output_names("e2e") == ["ssim"] + (["image_features"] if resnet else [])
+    # Per-logo blocks go into the candidates model once; the parameter sets are batched.
+    shapes = {p.name: p.shape for p in spec.graph_inputs("candidates")}
+    assert shapes["params"] == ("batch", 8)
+    assert all(s[0] == 1 for n, s in shapes.items() if n != "params")
+    sig = spec.signatures(None, None)
+    assert [i["name"] for i in sig["e2e"]["inputs"]] == spec.input_names("e2e")
+    assert sig["mlp"]["inputs"][0]["shape"] == ["batch", spec.width]
+    with pytest.raises(ValueError, match="graph 'nope' is unknown"):
+        spec.graph_inputs("nope")
+    # The columns split the first layer exactly: per-logo then per-candidate.
+    assert spec.columns(per_logo=True) + spec.columns(per_logo=False) == list(range(spec.width))
