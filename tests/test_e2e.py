@@ -600,3 +600,38 @@ def test_rerun_or_run_cache_makes_no_extra_run(scratch: Scratch, repro: str) -> 
     assert json.loads((scratch.ws / "models/run.json").read_text())["run_id"] == run_id
     assert rmse_points() == points + 1  # validate logged into the existing run ...
     assert len(scratch.runs()) == len(runs_before)  # ... and no run was made
+
+
+def test_return_to_earlier_params_restores_every_stage(scratch: Scratch, repro: str) -> None:
+    """Sweep A, B, then A again: the third run restores every stage from DVC's run-cache
+    (no stage runs, A's outputs come back), and MLflow gets no second run for A: the
+    restored models/run.json names A's run."""
+    if "train" not in scratch.stages:
+        pytest.skip("no train stage in dvc.yaml yet")
+    lr_a, lr_b = 0.002, 0.0005  # neither the baseline's nor the sweep's values
+    rerun = {"train", "validate", "export"} & scratch.stages  # what a train.lr change reruns
+
+    out = scratch.run("dvc", "exp", "run", "-n", "lr-a", "-S", f"train.lr={lr_a}")
+    assert "Running stage 'train'" in out
+    run_a = json.loads((scratch.ws / "models/run.json").read_text())["run_id"]
+    outs_a = scratch.lock_outs()
+    out = scratch.run("dvc", "exp", "run", "-n", "lr-b", "-S", f"train.lr={lr_b}")
+    assert "Running stage 'train'" in out
+    run_b = json.loads((scratch.ws / "models/run.json").read_text())["run_id"]
+    assert run_b != run_a
+    n_runs = len(scratch.runs())
+
+    t0 = time.perf_counter()
+    out = scratch.run("dvc", "exp", "run", "-n", "lr-a-again", "-S", f"train.lr={lr_a}")
+    print(f"return to train.lr={lr_a}: {time.perf_counter() - t0:.1f} s")
+    assert "Running stage" not in out, out[-3000:]
+    for stage in rerun:
+        assert f"Stage '{stage}' is cached - skipping run" in out, (stage, out[-3000:])
+    assert json.loads((scratch.ws / "models/run.json").read_text())["run_id"] == run_a
+    assert len(scratch.runs()) == n_runs  # no second MLflow run for A
+    outs = scratch.lock_outs()
+    for path in ("models/model.pt", "models/run.json", "models/export"):
+        if path in outs_a:
+            assert outs[path] == outs_a[path], path
+    restored = {tags_of(r).get("dvc_exp_name") for r in scratch.runs()}
+    assert "lr-a-again" not in restored and {"lr-a", "lr-b"} <= restored
