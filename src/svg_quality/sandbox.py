@@ -199,8 +199,10 @@ def _worker_main() -> None:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     inp = sys.stdin.buffer
-    import resvg_py  # noqa: F401  (import errors should surface before "ready")
-    import vtracer  # noqa: F401
+    from svg_quality.native import require
+
+    require("resvg_py")  # import errors should surface before "ready"
+    require("vtracer")
 
     import svg_quality.ssim
     import svg_quality.vectorize  # noqa: F401
