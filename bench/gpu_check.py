@@ -46,8 +46,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import featurize_throughput as fb  # noqa: E402
 import train_throughput as tb  # noqa: E402
-
-from svg_quality.accel import Precision, choose_precision  # noqa: E402
+from svg_quality.accel import choose_precision  # noqa: E402
 from svg_quality.backbone import load_backbone, prepare_for_inference  # noqa: E402
 from svg_quality.config import LOGO_TYPES, ModelConfig, TrainConfig  # noqa: E402
 from svg_quality.features import extract, resolve_workers  # noqa: E402
@@ -108,7 +107,11 @@ def run_tests(timeout_s: int) -> dict[str, Any]:
 
 
 def run_featurize(
-    device: torch.device, n: int, baseline_n: int, batch_sizes: tuple[int, ...], amps: tuple[str, ...]
+    device: torch.device,
+    n: int,
+    baseline_n: int,
+    batch_sizes: tuple[int, ...],
+    amps: tuple[str, ...],
 ) -> dict[str, Any]:
     workers = resolve_workers("auto")
     with tempfile.TemporaryDirectory() as tmp:
@@ -158,7 +161,11 @@ def run_featurize(
         stats_cost[amp] = {"best_with_stats": on, "best_without_stats": off}
     return {
         "workers": workers,
-        "seed": {"images": len(base), "images_per_s": round(seed_rate, 1), "peak_gpu_mem_mb": seed_peak},
+        "seed": {
+            "images": len(base),
+            "images_per_s": round(seed_rate, 1),
+            "peak_gpu_mem_mb": seed_peak,
+        },
         "runs": runs,
         "best": best,
         "stats_cost": stats_cost,
@@ -217,7 +224,9 @@ def table(report: dict[str, Any]) -> str:
     f = report["parts"].get("featurize")
     if f and "seed" in f:
         lines.append(f"featurize seed loop: {f['seed']['images_per_s']} images/s")
-        lines.append(f"{'amp':>5} {'batch':>5} {'stats':>5} {'images/s':>10} {'ratio':>7} {'peak MB':>8}")
+        lines.append(
+            f"{'amp':>5} {'batch':>5} {'stats':>5} {'images/s':>10} {'ratio':>7} {'peak MB':>8}"
+        )
         for r in f["runs"]:
             mem = "-" if r["peak_gpu_mem_mb"] is None else f"{r['peak_gpu_mem_mb']:.0f}"
             lines.append(
@@ -226,7 +235,9 @@ def table(report: dict[str, Any]) -> str:
             )
     tr = report["parts"].get("train")
     if tr and "naive" in tr:
-        lines.append(f"train seed loop: {tr['naive']['samples_per_s']} samples/s ({tr['rows']} rows)")
+        lines.append(
+            f"train seed loop: {tr['naive']['samples_per_s']} samples/s ({tr['rows']} rows)"
+        )
         for r in tr["runs"]:
             mem = "-" if r["peak_gpu_mem_mb"] is None else f"{r['peak_gpu_mem_mb']:.0f}"
             lines.append(
