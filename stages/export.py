@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from svg_quality.accel import configure_cpu_threads
 from svg_quality.config import load_params
 from svg_quality.export import flat_metrics, log_to_mlflow, run_export
 from svg_quality.io import write_json
+from svg_quality.stagerun import run_stage
 
 log = logging.getLogger("export")
 
@@ -101,4 +103,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_stage("export", main))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import warnings
 from pathlib import Path
 
 from svg_quality.config import load_params
 from svg_quality.features import featurize, read_logo_ids
 from svg_quality.io import write_json
+from svg_quality.stagerun import run_stage
 
 log = logging.getLogger("featurize")
 
@@ -43,4 +45,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_stage("featurize", main))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 
 from svg_quality.config import load_params
 from svg_quality.prepare import collect, write
+from svg_quality.stagerun import run_stage
 
 log = logging.getLogger("prepare")
 
@@ -36,4 +38,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_stage("prepare", main))

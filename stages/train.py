@@ -6,6 +6,7 @@ import argparse
 import csv
 import io
 import logging
+import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from svg_quality.config import flatten, load_params
 from svg_quality.dataset import data_summary, load_labeled, split_arrays, weights_used
 from svg_quality.io import dir_digest, file_digest, write_json, write_text
 from svg_quality.model import build_model, count_parameters, model_meta, save_model
+from svg_quality.stagerun import run_stage
 from svg_quality.trainer import LAST, fit, load_checkpoint
 
 log = logging.getLogger("train")
@@ -199,4 +201,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_stage("train", main))

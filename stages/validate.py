@@ -18,6 +18,7 @@ from svg_quality.config import load_params
 from svg_quality.dataset import load_labeled
 from svg_quality.model import load_model
 from svg_quality.plots import write_plots
+from svg_quality.stagerun import run_stage
 from svg_quality.validation import validate_model, write_reports
 
 log = logging.getLogger("validate")
@@ -85,4 +86,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_stage("validate", main))

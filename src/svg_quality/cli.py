@@ -21,7 +21,10 @@ def _check_params(args: argparse.Namespace) -> int:
     from svg_quality.config import load_params
 
     params = load_params(args.params)
-    print(yaml.safe_dump(params.to_dict(), sort_keys=False), end="")
+    if args.quiet:
+        print(f"{args.params}: ok")
+    else:
+        print(yaml.safe_dump(params.to_dict(), sort_keys=False), end="")
     return 0
 
 
@@ -30,6 +33,8 @@ def _sample(args: argparse.Namespace) -> int:
     from svg_quality.config import LOGO_TYPES
 
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a folder; give a folder path (new or existing)")
     for t in LOGO_TYPES:
         (out / t).mkdir(parents=True, exist_ok=True)
         for i in range(args.per_type):
@@ -47,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-params", help="validate params.yaml and print it resolved")
     p.add_argument("--params", default="params.yaml")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only 'ok' when valid")
     p.set_defaults(func=_check_params)
 
     p = sub.add_parser("sample", help="write synthetic logos as a <type>/<file> folder")
@@ -76,6 +82,19 @@ def _parse_param(text: str) -> tuple[str, float]:
         raise ValueError(f"--param {text!r}: {value!r} is not a number") from None
 
 
+def _parse_params(texts: Sequence[str]) -> dict[str, float]:
+    """``--param`` values as a mapping; a name given twice is refused, not overwritten."""
+    given: dict[str, float] = {}
+    for text in texts:
+        name, value = _parse_param(text)
+        if name in given:
+            raise ValueError(
+                f"--param {name} is given twice ({given[name]:g} and {value:g}); give it once"
+            )
+        given[name] = value
+    return given
+
+
 def _load_predictor(args: argparse.Namespace):
     from svg_quality.predictor import Predictor
 
@@ -83,7 +102,7 @@ def _load_predictor(args: argparse.Namespace):
 
 
 def _predict(args: argparse.Namespace) -> int:
-    given = dict(_parse_param(t) for t in args.param)
+    given = _parse_params(args.param)
     predictor = _load_predictor(args)
     params = predictor.check_params(given)  # unknown names and bad values fail before the image
     logo = predictor.prepare(args.logo)
@@ -167,12 +186,36 @@ def _register_suggest(sub: argparse._SubParsersAction) -> None:
 _EXTRA_COMMANDS: list = [_register_predict, _register_suggest]
 
 
+def _user_error(args: argparse.Namespace, exc: BaseException) -> str | None:
+    """The one-line message for an error a user's input or environment causes (a bad
+    file, value or path; VTracer failing on the logo), or None for a bug, which keeps
+    its traceback."""
+    if isinstance(exc, ValueError | OSError):
+        return str(exc)
+    # Imported only here: the cheap subcommands never load them.
+    from svg_quality.vectorize import ConversionFailed, RenderFailed, _is_panic
+
+    if isinstance(exc, ConversionFailed | RenderFailed) or _is_panic(exc):
+        logo = getattr(args, "logo", "the logo")
+        return (
+            f"{logo}: VTracer could not convert it ({type(exc).__name__}: {exc}); the "
+            "predictions stand: rerun without --verify, or report the logo to VTracer"
+        )
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"svg-quality: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("svg-quality: interrupted", file=sys.stderr)
+        return 130
+    except BaseException as exc:
+        message = None if isinstance(exc, SystemExit) else _user_error(args, exc)
+        if message is None:
+            raise
+        print(f"svg-quality: error: {message}", file=sys.stderr)
         return 2
 
 
