@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from svg_quality.config import load_params
-from svg_quality.prepare import collect, write
+from svg_quality.prepare import collect, split_warnings, write
 from svg_quality.stagerun import run_stage
 
 log = logging.getLogger("prepare")
@@ -26,7 +26,9 @@ def main() -> None:
 
     params = load_params(args.params)
     prepared = collect(params.data, params.split)
-    summary = write(prepared, args.logos_dir, args.logos_csv, args.reports)
+    summary = write(prepared, args.logos_dir, args.logos_csv, args.reports, params.data.source)
+    for warning in split_warnings(prepared.logos, params.split):
+        log.warning(warning)
     if summary["rejected"]:
         log.warning(
             "%d file(s) rejected: %s (details in %s)",

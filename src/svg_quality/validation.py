@@ -184,6 +184,14 @@ def cross_validate(
     results = []
     for i, (tr, te) in enumerate(folds):
         fit_rows, held_rows = pool[tr], pool[te]
+        n_fit = len(np.unique(images[fit_rows]))
+        if n_fit < 2:  # else _inner_split asks grouped_folds for 1 fold: a misleading error
+            raise ValueError(
+                f"cross-validation fold {i + 1} trains on {n_fit} image(s) (train+val hold "
+                f"{len(np.unique(images[pool]))} images, validate.cv_folds = {vcfg.cv_folds}); "
+                "holding out images for early stopping needs at least 2: add logos to "
+                "data.source or set validate.cv_folds: 0"
+            )
         a, b = _inner_split(images[fit_rows], types[fit_rows], vcfg.cv_val_share, vcfg.seed + i)
         fit_mask, stop_mask = mask_of(fit_rows[a]), mask_of(fit_rows[b])
         spec = make_input_spec(data, model_cfg.inputs, ranges, fit_mask=fit_mask)
