@@ -98,7 +98,31 @@ def _parse_params(texts: Sequence[str]) -> dict[str, float]:
 def _load_predictor(args: argparse.Namespace):
     from svg_quality.predictor import Predictor
 
-    return Predictor.load(args.model, runtime=args.runtime)
+    predictor = Predictor.load(args.model, runtime=args.runtime)
+    _warn_missed_gates(Path(args.model))
+    return predictor
+
+
+def _warn_missed_gates(export_dir: Path) -> None:
+    """Say so when the export stage found the model missed validate's readiness gates
+    (``registry.json``, written beside the model): it is served, but not vouched for."""
+    import json
+
+    path = export_dir / "registry.json"
+    if not path.is_file():
+        return
+    try:
+        registry = json.loads(path.read_text())
+    except ValueError:
+        raise ValueError(f"{path}: not valid JSON; re-export (dvc repro export)") from None
+    reasons = registry.get("reasons") or []
+    if registry.get("registered") is False and reasons:
+        names = ", ".join(str(r).split(" (", 1)[0] for r in reasons)
+        print(
+            f"svg-quality: warning: this model missed its readiness gates: {names} "
+            f"(values in {path}); its predictions are less reliable than the gates require",
+            file=sys.stderr,
+        )
 
 
 def _predict(args: argparse.Namespace) -> int:
