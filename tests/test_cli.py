@@ -79,3 +79,166 @@ def test_repeated_param_is_refused_not_overwritten(tmp_path) -> None:
         "filter_speckle=4",
     )
     refused(res, "--param filter_speckle is given twice (8 and 4)")
+
+
+# --------------------------------------------------------------------------- with an export
+# These share the session's real export (tests/export_fixtures.py: ResNet-50 to ONNX once).
+# Each test works on a copy made of symlinks, replacing only the file it damages.
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.conftest import load_repo_params, shrink
+    from tests.export_fixtures import exported
+
+    root = tmp_path_factory.getbasetemp() / "export_pipeline"
+    return exported(root, shrink(load_repo_params()))["out"]
+
+
+def export_copy(export_dir: Path, dest: Path) -> Path:
+    dest.mkdir()
+    for f in export_dir.iterdir():
+        (dest / f.name).symlink_to(f)
+    return dest
+
+
+def replace(path: Path, data: bytes) -> None:
+    path.unlink()  # the symlink, not the shared file
+    path.write_bytes(data)
+
+
+def a_logo(tmp_path: Path, size: int = 64) -> str:
+
+    from svg_quality import synthetic
+
+    path = tmp_path / f"logo{size}.png"
+    synthetic.generate("simple", 0, 0, size).convert("RGB").resize((size, size)).save(path)
+    return str(path)
+
+
+@pytest.mark.slow
+def test_predict_refuses_an_image_prepare_would_reject_as_too_small(export_dir, tmp_path):
+    from PIL import Image
+
+    tiny = tmp_path / "one.png"
+    Image.new("RGB", (1, 1), "red").save(tiny)
+    refused(svg_quality("predict", str(tiny), "--model", str(export_dir)), str(tiny), "1x1")
+
+
+@pytest.mark.slow
+def test_predict_and_suggest_warn_when_the_model_missed_its_gates(export_dir, tmp_path):
+    import json
+
+    from svg_quality.tracking import gate_failures
+
+    model = export_copy(export_dir, tmp_path / "export")
+    gates = {  # validate's gates.json for a model that missed two gates
+        "passed": False,
+        "gates": {
+            "rmse": {"passed": False, "value": 0.09, "threshold": 0.05},
+            "pearson": {"passed": True, "value": 0.93, "threshold": 0.9},
+            "type_pearson/text": {"passed": False, "value": 0.7, "threshold": 0.85},
+        },
+    }
+    registry = {"registered": False, "name": "svg-quality", "reasons": gate_failures(gates)}
+    replace(model / "registry.json", json.dumps(registry).encode())
+    logo = a_logo(tmp_path)
+    for command in (["predict", logo], ["suggest", logo, "--candidates", "16"]):
+        res = svg_quality(*command, "--model", str(model))
+        assert res.returncode == 0, res.stderr
+        assert "predicted SSIM" in res.stdout
+        assert "warning: this model missed its readiness gates: rmse, type_pearson/text" in (
+            res.stderr
+        )
+    res = svg_quality("predict", logo, "--model", str(export_dir))  # gates passed: no warning
+    assert res.returncode == 0 and "warning" not in res.stderr, res.stderr
+
+
+FIX = ("dvc repro export", "dvc pull")  # each load failure names both ways back
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("key", "command", "runtime"),
+    [
+        ("onnx_e2e", "predict", "onnx"),
+        ("onnx_candidates", "suggest", "onnx"),
+        ("state_dict", "predict", "torch"),
+    ],
+)
+def test_a_truncated_export_file_is_one_line_naming_it(export_dir, tmp_path, key, command, runtime):
+    import json
+
+    model = export_copy(export_dir, tmp_path / "export")
+    name = json.loads((export_dir / "metadata.json").read_text())["files"][key]
+    data = (export_dir / name).read_bytes()
+    replace(model / name, data[: len(data) // 2])
+    args = [command, a_logo(tmp_path), "--model", str(model), "--runtime", runtime]
+    if command == "suggest":
+        args += ["--candidates", "16"]
+    refused(svg_quality(*args), str(model / name), *FIX)
+
+
+@pytest.mark.slow
+def test_a_changed_export_file_fails_its_recorded_digest(export_dir, tmp_path):
+    import json
+
+    meta = json.loads((export_dir / "metadata.json").read_text())
+    name = meta["files"]["onnx_candidates"]
+    for fname in meta["files"].values():  # every export file's SHA-256 is recorded
+        if fname != "metadata.json":
+            assert len(meta["sha256"][fname]) == 64, fname
+    model = export_copy(export_dir, tmp_path / "export")
+    data = bytearray((export_dir / name).read_bytes())
+    data[-1] ^= 0xFF  # same size, one byte changed
+    replace(model / name, bytes(data))
+    res = svg_quality("suggest", a_logo(tmp_path), "--model", str(model), "--candidates", "16")
+    refused(res, str(model / name), "SHA-256", *FIX)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("text", ["{not json", "[]"], ids=["syntax", "not-a-mapping"])
+def test_a_broken_metadata_json_is_one_line_naming_it(export_dir, tmp_path, text):
+    model = export_copy(export_dir, tmp_path / "export")
+    replace(model / "metadata.json", text.encode())
+    res = svg_quality("predict", a_logo(tmp_path), "--model", str(model))
+    refused(res, str(model / "metadata.json"), *FIX)
+
+
+def test_a_vtracer_panic_is_a_user_error_not_a_traceback(repo_params) -> None:
+    """`suggest --verify` converts for real; a panic (a BaseException) must reach the CLI's
+    one-line report. No in-range parameter set is known to panic VTracer, so the panic is
+    provoked with color_precision=0 (what params.yaml refuses) and handed to the CLI."""
+    import argparse
+    import io
+
+    import numpy as np
+    import vtracer
+    from PIL import Image
+
+    from svg_quality import cli
+    from svg_quality.config import parse_params
+    from svg_quality.paramspace import VTRACER_DEFAULTS
+    from svg_quality.vectorize import score, vtracer_kwargs
+
+    cfg = parse_params(repo_params).vtracer
+    rgb = np.full((32, 32, 3), 255, np.uint8)
+    rgb[8:24, 8:24] = (200, 30, 30)
+    params = {**VTRACER_DEFAULTS, "color_precision": 0}
+    args = argparse.Namespace(logo="logo.png")
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    try:
+        vtracer.convert_raw_image_to_svg(
+            buf.getvalue(), img_format="png", **vtracer_kwargs(params, cfg)
+        )
+    except BaseException as exc:  # the raw PanicException itself
+        assert not isinstance(exc, Exception)  # why catching Exception is not enough
+        message = cli._user_error(args, exc)
+        assert message and message.startswith("logo.png: VTracer could not convert it")
+    else:
+        pytest.fail("color_precision=0 no longer panics VTracer")
+    with pytest.raises(BaseException) as info:  # what --verify's score() raises
+        score(rgb, params, cfg)
+    message = cli._user_error(args, info.value)
+    assert message and "VTracer could not convert it" in message and "panicked" in message
