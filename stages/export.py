@@ -57,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         vtracer_cfg=params.vtracer,
         image_size=params.data.image_size,
         git_commit=tracking.git_commit(),
+        min_size=params.data.min_size,
     )
     if args.metrics is not None:
         write_json(args.metrics, flat_metrics(report))

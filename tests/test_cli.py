@@ -158,6 +158,7 @@ FIX = ("dvc repro export", "dvc pull")  # each load failure names both ways back
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("digests", [True, False], ids=["digests", "no-digests"])
 @pytest.mark.parametrize(
     ("key", "command", "runtime"),
     [
@@ -166,17 +167,25 @@ FIX = ("dvc repro export", "dvc pull")  # each load failure names both ways back
         ("state_dict", "predict", "torch"),
     ],
 )
-def test_a_truncated_export_file_is_one_line_naming_it(export_dir, tmp_path, key, command, runtime):
+def test_a_truncated_export_file_is_one_line_naming_it(
+    export_dir, tmp_path, key, command, runtime, digests
+):
+    """Caught by the recorded SHA-256, or (an export without digests) by the loader."""
     import json
 
     model = export_copy(export_dir, tmp_path / "export")
-    name = json.loads((export_dir / "metadata.json").read_text())["files"][key]
+    meta = json.loads((export_dir / "metadata.json").read_text())
+    if not digests:
+        del meta["sha256"]
+        replace(model / "metadata.json", json.dumps(meta).encode())
+    name = meta["files"][key]
     data = (export_dir / name).read_bytes()
     replace(model / name, data[: len(data) // 2])
     args = [command, a_logo(tmp_path), "--model", str(model), "--runtime", runtime]
     if command == "suggest":
         args += ["--candidates", "16"]
-    refused(svg_quality(*args), str(model / name), *FIX)
+    line = refused(svg_quality(*args), str(model / name), *FIX)
+    assert ("SHA-256" in line) == digests, line
 
 
 @pytest.mark.slow

@@ -1233,9 +1233,14 @@ def run_export(
     image_size: int,
     git_commit: str | None,
     progress: bool = True,
+    min_size: int | None = None,
 ) -> dict[str, Any]:
     """Write, verify and time every format into ``out_dir`` (swapped in atomically);
-    returns the report (also written as export_report.json)."""
+    returns the report (also written as export_report.json). ``min_size`` is prepare's
+    ``data.min_size``, recorded so the predictor refuses smaller logos too.
+
+    metadata.json is rewritten last with the SHA-256 of every other file, which the
+    predictor checks before it loads one."""
     import csv
     import io
 
@@ -1289,6 +1294,8 @@ def run_export(
         git_commit=git_commit,
         source={"path": str(model_path), "sha256": file_digest(model_path)},
     )
+    if min_size is not None:
+        metadata["logo"]["min_size"] = int(min_size)
 
     phase("load")
     with atomic_dir(out_dir) as tmp:
@@ -1358,6 +1365,10 @@ def run_export(
         }
         write_json(tmp / FILES["report"], report)
         write_model_card(tmp / FILES["card"], metadata, report)
+        metadata["sha256"] = {
+            f.name: file_digest(f) for f in sorted(tmp.iterdir()) if f.name != FILES["metadata"]
+        }
+        write_json(tmp / FILES["metadata"], metadata)
     return report
 
 

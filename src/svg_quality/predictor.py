@@ -28,6 +28,9 @@ from svg_quality.preprocess import backbone_input, load_logo
 
 RUNTIMES = ("onnx", "torch")
 METADATA = "metadata.json"
+# The way back from a damaged or missing export file, named in every load failure.
+REEXPORT = "re-export with `dvc repro export`, or restore it with `dvc pull models/export`"
+DEFAULT_MIN_SIZE = 16  # data.min_size's default, for exports that predate its record
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,7 @@ class Predictor:
         self.uses_stats = inp["inputs"] in ("resnet+stats", "stats")
         self.ranges = {n: tuple(float(v) for v in metadata["param_ranges"][n]) for n in PARAM_NAMES}
         self.image_size = int(metadata["logo"]["image_size"])
+        self.min_size = int(metadata["logo"].get("min_size", DEFAULT_MIN_SIZE))
         self._backend: Any = None
 
     # ------------------------------------------------------------------ loading
@@ -95,15 +99,39 @@ class Predictor:
                 f"{d}: no exported model ({METADATA} missing); run `dvc repro export` or pass "
                 "--model with an export directory"
             )
-        metadata = json.loads(path.read_text())
-        if metadata.get("format") != "svg-quality-export":
-            raise ValueError(f"{path}: not an svg-quality export's metadata")
+        try:
+            metadata = json.loads(path.read_text())
+        except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
+            raise ValueError(f"{path}: not valid JSON ({exc}); {REEXPORT}") from None
+        if not isinstance(metadata, dict) or metadata.get("format") != "svg-quality-export":
+            raise ValueError(f"{path}: not an svg-quality export's metadata; {REEXPORT}")
         if list(metadata.get("param_names", [])) != list(PARAM_NAMES):
             raise ValueError(
                 f"{path}: parameters {metadata.get('param_names')} differ from this code's "
                 f"{list(PARAM_NAMES)}; use the svg-quality version that exported it"
             )
-        return cls(d, metadata, runtime)
+        try:
+            return cls(d, metadata, runtime)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{path}: incomplete or damaged ({type(exc).__name__}: {exc}); {REEXPORT}"
+            ) from None
+
+    def model_file(self, key: str) -> Path:
+        """The export's file ``key`` (metadata ``files``), checked against the SHA-256
+        recorded in metadata.json (exports without digests are taken as they are)."""
+        from svg_quality.io import file_digest
+
+        path = self.export_dir / self.metadata["files"][key]
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing from the export; {REEXPORT}")
+        want = (self.metadata.get("sha256") or {}).get(path.name)
+        if want is not None and file_digest(path) != want:
+            raise ValueError(
+                f"{path}: its SHA-256 differs from the one metadata.json records (truncated "
+                f"or changed since the export); {REEXPORT}"
+            )
+        return path
 
     @property
     def backend(self) -> Any:
@@ -146,7 +174,7 @@ class Predictor:
         """Normalize a logo (path, PIL image or uint8 array) and compute the model's inputs."""
         if isinstance(image, Logo):
             return image
-        rgb = load_logo(image, self.image_size)
+        rgb = load_logo(image, self.image_size, self.min_size)
         x = backbone_input(rgb, self.metadata["preprocessing"]) if self.uses_resnet else None
         stats = None
         if self.uses_stats:
@@ -272,8 +300,7 @@ class _OnnxBackend:
     """ONNX Runtime sessions of the end-to-end and candidates models (each opened on first use)."""
 
     def __init__(self, predictor: Predictor) -> None:
-        self.export_dir = predictor.export_dir
-        self.files = predictor.metadata["files"]
+        self.model_file = predictor.model_file
         self.uses_resnet = predictor.uses_resnet
         self.sessions: dict[str, Any] = {}
 
@@ -281,16 +308,19 @@ class _OnnxBackend:
         if key not in self.sessions:
             import onnxruntime as ort
 
-            path = self.export_dir / self.files[key]
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"{path}: missing from the export; rerun `dvc repro export`"
-                )
+            path = self.model_file(key)
             so = ort.SessionOptions()
             so.log_severity_level = 3  # unused-initializer notices are not the user's concern
-            self.sessions[key] = ort.InferenceSession(
-                str(path), so, providers=["CPUExecutionProvider"]
-            )
+            try:
+                self.sessions[key] = ort.InferenceSession(
+                    str(path), so, providers=["CPUExecutionProvider"]
+                )
+            except Exception as exc:  # InvalidProtobuf and kin: the file, not the code
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise ValueError(
+                    f"{path}: ONNX Runtime cannot load it ({type(exc).__name__}: {reason}); "
+                    f"{REEXPORT}"
+                ) from None
         return self.sessions[key]
 
     def warm(self) -> None:
@@ -327,10 +357,14 @@ class _TorchBackend:
         from svg_quality.model import InputSpec
 
         self.torch = torch
-        path = predictor.export_dir / predictor.metadata["files"]["state_dict"]
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: missing from the export; rerun `dvc repro export`")
-        mlp, meta = load_state_dict_file(path)
+        path = predictor.model_file("state_dict")
+        try:
+            mlp, meta = load_state_dict_file(path)
+        except Exception as exc:  # a truncated or foreign file: unpickling errors and kin
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise ValueError(
+                f"{path}: cannot load the model file ({type(exc).__name__}: {reason}); {REEXPORT}"
+            ) from None
         spec = InputSpec.from_meta(meta["input"])
         backbone = rebuild_backbone(meta["backbone"]["weights"])[0] if spec.uses_resnet else None
         self.e2e_module = end_to_end(backbone, mlp, spec)
