@@ -87,12 +87,8 @@ def test_repeated_param_is_refused_not_overwritten(tmp_path) -> None:
 
 
 @pytest.fixture(scope="module")
-def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.conftest import load_repo_params, shrink
-    from tests.export_fixtures import exported
-
-    root = tmp_path_factory.getbasetemp() / "export_pipeline"
-    return exported(root, shrink(load_repo_params()))["out"]
+def export_dir(export_pipeline: dict[str, Path]) -> Path:
+    return export_pipeline["out"]
 
 
 def export_copy(export_dir: Path, dest: Path) -> Path:

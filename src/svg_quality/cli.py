@@ -96,7 +96,7 @@ def _parse_params(texts: Sequence[str]) -> dict[str, float]:
 
 
 def _load_predictor(args: argparse.Namespace):
-    from svg_quality.predictor import Predictor
+    from svg_quality.serving.predictor import Predictor
 
     predictor = Predictor.load(args.model, runtime=args.runtime)
     _warn_missed_gates(Path(args.model))
