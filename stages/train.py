@@ -74,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--run-json", type=Path, required=True)
     ap.add_argument("--checkpoints", type=Path, required=True)
     ap.add_argument("--reports", type=Path, required=True)
+    ap.add_argument("--size-model", type=Path, default=None, help="also train the size head")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     import mlflow
@@ -177,6 +178,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             "precision": result.precision,
             "inputs": spec.inputs,
         }
+        if args.size_model is not None:  # the second MLP: log10(SVG bytes), same inputs
+            from svg_quality.sizehead import train_and_save
+
+            size = train_and_save(args.size_model, data, spec, params.model, params.train, meta)
+            final.update({f"size_{k}": v for k, v in size.items()})
+            log.info(
+                "size head: val r %.3f on log10 bytes, median |ratio-1| %.3f",
+                size["val_pearson_log10"],
+                size["val_median_abs_ratio_err"],
+            )
         write_json(args.reports / "metrics.json", final)
         tracking.log_flat_metrics(final, prefix="train/")
         mlflow.log_artifact(str(history_csv), "train")
