@@ -27,6 +27,7 @@ from svg_quality.paramspace import PARAM_NAMES, SPECS, VTRACER_DEFAULTS, from_un
 from svg_quality.preprocess import backbone_input, load_logo
 
 RUNTIMES = ("onnx", "torch")
+SIZE_OUTPUT = "log10_svg_bytes"  # the size head's output name
 METADATA = "metadata.json"
 
 
@@ -202,6 +203,31 @@ class Predictor:
                 f"allowed: [{lo[j]:g}, {hi[j]:g}]"
             )
         return np.ascontiguousarray(raw, dtype=np.float32)
+
+    @property
+    def has_size_head(self) -> bool:
+        """Whether the export also predicts log10(SVG bytes) (the size head)."""
+        return SIZE_OUTPUT in self.metadata.get("outputs", ["ssim"])
+
+    def score_candidates(self, logo: Logo, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Predicted SSIM ``[N]`` and log10(SVG bytes) ``[N]`` (None without a size head)
+        of raw parameter sets ``[N, 8]`` on a prepared logo: one backbone pass."""
+        raw = self._check_matrix(np.asarray(raw))
+        feats, stats = self.image_features(logo), _batch(logo.stats)
+        ssim = self.backend.score(feats, raw, stats)
+        lg = self.backend.score_size(feats, raw, stats) if self.has_size_head else None
+        return ssim, lg
+
+    def predict_bytes(self, image: Any, params: Mapping[str, float] | None = None) -> float:
+        """Predicted SVG bytes of VTracer with ``params`` on ``image`` (needs the size head)."""
+        if not self.has_size_head:
+            raise ValueError(
+                f"{self.export_dir}: this export has no size head; re-export a model trained "
+                "with it (`dvc repro`)"
+            )
+        point = self.check_params(params)
+        raw = np.array([[point[n] for n in PARAM_NAMES]], dtype=np.float32)
+        return float(10 ** self.score_candidates(self.prepare(image), raw)[1][0])
 
     def suggest(
         self, image: Any, top_k: int = 5, candidates: int = 2048, seed: int = 0
