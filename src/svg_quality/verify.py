@@ -14,6 +14,7 @@ clipped to [0, 1]; exactly what the label stage measures.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import time
 from collections.abc import Mapping
@@ -120,6 +121,22 @@ def _candidate(raw: np.ndarray, ssim: np.ndarray, lg: np.ndarray | None, i: int)
     )
 
 
+@functools.lru_cache(maxsize=8)
+def candidate_matrix(ranges: tuple, n: int, seed: int) -> np.ndarray:
+    """VTracer's defaults (row 0) and ``n`` Sobol sets, duplicates dropped; the same for
+    every logo, so computed once per (ranges, n, seed). Read-only."""
+    from svg_quality.predictor import sobol_candidates
+
+    rng = {name: (lo, hi) for name, lo, hi in ranges}
+    default = np.array([[VTRACER_DEFAULTS[k] for k in PARAM_NAMES]], dtype=np.float32)
+    raw = np.concatenate([default, sobol_candidates(rng, n, seed)])
+    # integer rounding makes a few Sobol sets identical: keep the first of each
+    _, first = np.unique(raw, axis=0, return_index=True)
+    raw = raw[np.sort(first)]  # index 0 (the defaults) always survives
+    raw.setflags(write=False)
+    return raw
+
+
 def suggest(
     predictor: Any,
     image: Any,
@@ -140,19 +157,14 @@ def suggest(
     ``predictor`` is a :class:`svg_quality.predictor.Predictor` (anything with ``prepare``,
     ``ranges`` and ``score_candidates(logo, raw) -> (ssim [N], log10 bytes [N] | None)``).
     """
-    from svg_quality.predictor import sobol_candidates
-
     if top_k < 1:
         raise ValueError(f"top_k = {top_k} is invalid; allowed: at least 1")
     if verify < 0:
         raise ValueError(f"verify = {verify} is invalid; allowed: 0 (off) or at least 1")
     logo = predictor.prepare(image)
     t0 = time.perf_counter()
-    default = np.array([[VTRACER_DEFAULTS[n] for n in PARAM_NAMES]], dtype=np.float32)
-    raw = np.concatenate([default, sobol_candidates(predictor.ranges, candidates, seed)])
-    # integer rounding makes a few Sobol sets identical: keep the first of each
-    _, first = np.unique(raw, axis=0, return_index=True)
-    raw = raw[np.sort(first)]  # index 0 (the defaults) always survives
+    key = tuple((n, *map(float, predictor.ranges[n])) for n in PARAM_NAMES)
+    raw = candidate_matrix(key, candidates, seed)
     ssim, lg = predictor.score_candidates(logo, raw)
     r = objectives.rank(ssim, lg, objective, default=0, min_ssim=min_ssim, tolerance=tolerance)
     ranked = [_candidate(raw, ssim, lg, int(i)) for i in r.order[:top_k]]
