@@ -14,6 +14,7 @@ image is reported (status ``bad``) and the rest go on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -222,6 +223,24 @@ def summary_line(s: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+@contextlib.contextmanager
+def _no_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) back until the block is done, where the platform allows."""
+    import signal
+    import threading
+
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not (
+        threading.main_thread()
+    ):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)  # a held SIGINT arrives here
+
+
 def run_batch(
     inputs: Sequence[str | Path],
     out: str | Path,
@@ -267,9 +286,10 @@ def run_batch(
 
     def finish(rec: dict[str, Any], svg: str) -> None:
         if rec["status"] == "ok":
-            write_text(out / rec["output"], svg)  # atomic: a kill never leaves half an SVG
-            journal.write(json.dumps(rec) + "\n")
-            journal.flush()
+            with _no_interrupt():  # the SVG and its journal line, or neither
+                write_text(out / rec["output"], svg)  # atomic: never half an SVG
+                journal.write(json.dumps(rec) + "\n")
+                journal.flush()
         records[rec["output"]] = rec
         bar.update(1)
         if on_record is not None:
