@@ -75,6 +75,47 @@ class Scorer:
         return s.ssim, math.log10(s.svg_bytes)
 
 
+class TorchSizeHead:
+    """A predictor whose export has no size head, with one from a size model file
+    (``models/size_model.pt``) scored in PyTorch on the same input rows: for runs on
+    an export made before the size head was exported."""
+
+    has_size_head = True
+
+    def __init__(self, predictor: Any, path: str) -> None:
+        from svg_quality.model import load_model
+        from svg_quality.sizehead import SizeScale
+
+        self.predictor = predictor
+        self.mlp, meta = load_model(path)
+        self.scale = SizeScale.from_meta(meta["size_scale"])
+        self.meta_input = meta["input"]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.predictor, name)
+
+    def score_candidates(self, logo: Any, raw: np.ndarray):
+        import torch
+
+        try:
+            from svg_quality.inputspec import InputSpec
+        except ImportError:
+            from svg_quality.model import InputSpec
+
+        ssim, _ = self.predictor.score_candidates(logo, raw)
+        spec = InputSpec.from_meta(self.meta_input)
+        n = raw.shape[0]
+        feats = self.predictor.image_features(logo)
+        x = spec.assemble(
+            None if feats is None else np.repeat(feats, n, axis=0),
+            None if logo.stats is None else np.repeat(logo.stats[None], n, axis=0),
+            np.asarray(raw, dtype=np.float64),
+        )
+        with torch.inference_mode():
+            unit = self.mlp(torch.from_numpy(x)).numpy()
+        return ssim, self.scale.to_log10(unit)
+
+
 def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
     """``fn(*args, **kwargs)`` and its wall milliseconds."""
     t0 = time.perf_counter()
@@ -160,6 +201,11 @@ def main() -> None:
     ap.add_argument("--candidates", type=int, default=2048)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="also write the per-logo rows here")
+    ap.add_argument(
+        "--size-model",
+        default="models/size_model.pt",
+        help="size model file, used when the export has no size head",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -168,6 +214,9 @@ def main() -> None:
     from svg_quality.verify import suggest, vtracer_config
 
     predictor = Predictor.load(args.model)
+    if not predictor.has_size_head and args.size_model:
+        print(f"the export has no size head: sizes from {args.size_model} (PyTorch)")
+        predictor = TorchSizeHead(predictor, args.size_model)
     cfg = vtracer_config(predictor.metadata)
     ranges = predictor.ranges
     wanted = [o.strip() for o in args.objectives.split(",") if o.strip()]
