@@ -210,7 +210,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     from svg_quality.images import ImageRejected  # noqa: F401  (import cost outside timings)
-    from svg_quality.predictor import Predictor
+    from svg_quality.serving.predictor import Predictor
     from svg_quality.verify import suggest, vtracer_config
 
     predictor = Predictor.load(args.model)

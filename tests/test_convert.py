@@ -3,6 +3,7 @@ export: real VTracer conversions, resvg renders, the CLI as a subprocess."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from svg_quality.paramspace import VTRACER_DEFAULTS
@@ -26,7 +28,7 @@ def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.export_fixtures import exported
 
     root = tmp_path_factory.getbasetemp() / "convert_export"
-    return exported(root, shrink(load_repo_params()), inputs="stats")["out"]
+    return exported(root, shrink(load_repo_params()), inputs="stats", size_head=True)["out"]
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +59,7 @@ def render_ok(svg: Path, size: tuple[int, int]) -> None:
 
 
 def test_verification_falls_back_to_the_defaults_when_no_candidate_beats_them(export_dir):
-    from svg_quality.predictor import Predictor
+    from svg_quality.serving.predictor import Predictor
     from svg_quality.synthetic import generate
 
     p = Predictor.load(export_dir)
@@ -81,8 +83,55 @@ def test_verification_falls_back_to_the_defaults_when_no_candidate_beats_them(ex
     assert broken[1].error and choose(broken, "quality") == (broken[0], True)
 
 
+def test_each_objective_ranks_by_its_rule_and_its_verified_choice_is_never_worse(export_dir, logos):
+    """quality / size / balanced / --pareto on a tiny export with both heads: every row
+    carries predicted SSIM and bytes, the ranking follows the objective, and the verified
+    choice is never worse than the defaults by the objective (real conversions)."""
+    import math
+
+    from svg_quality import objectives
+    from svg_quality.serving.predictor import Predictor
+    from svg_quality.verify import suggest
+
+    p = Predictor.load(export_dir)
+    assert p.has_size_head
+    path = sorted(logos.rglob("*.png"))[1]
+    for objective in objectives.OBJECTIVES:
+        res = suggest(p, path, objective=objective, top_k=4, candidates=64, verify=3, pareto=True)
+        for c in [res.default, *res.ranked, *res.pareto]:
+            assert 0 <= c.predicted_ssim <= 1 and c.predicted_bytes > 0
+        s = np.array([c.predicted_ssim for c in res.ranked])
+        b = np.array([c.predicted_bytes for c in res.ranked])
+        d = res.default
+        if objective == "quality":
+            assert list(s) == sorted(s, reverse=True)
+        elif objective == "size":
+            assert res.threshold == pytest.approx(d.predicted_ssim - 0.002, abs=1e-7)
+            ok = s >= res.threshold - 1e-9
+            assert ok[0]  # the defaults themselves always pass their own bar
+            assert list(b[ok]) == sorted(b[ok])
+        else:
+            score = s - 0.01 * np.log2(b / d.predicted_bytes)
+            assert list(score) == sorted(score, reverse=True)
+        front = [(c.predicted_bytes, c.predicted_ssim) for c in res.pareto]
+        assert front == sorted(front) and all(a[1] < b_[1] for a, b_ in itertools.pairwise(front))
+        v0, ch = res.verified[0], res.chosen
+        assert v0.candidate.is_default and len(res.verified) == 4
+        if objective == "quality":
+            assert ch.ssim >= v0.ssim
+        elif objective == "size":
+            assert ch.ssim >= v0.ssim - 0.002 and ch.svg_bytes <= v0.svg_bytes
+        else:
+            gain = ch.ssim - 0.01 * math.log2(ch.svg_bytes / v0.svg_bytes)
+            assert gain >= v0.ssim
+        assert res.fell_back == ch.candidate.is_default
+    # an explicit bar nobody reaches: the size objective falls back to the defaults
+    res = suggest(p, path, objective="size", min_ssim=1.0, candidates=64, verify=3)
+    assert res.fell_back and res.chosen.candidate.is_default
+
+
 def test_suggest_quality_with_verify_is_never_worse_than_the_defaults(export_dir, logos):
-    from svg_quality.predictor import Predictor
+    from svg_quality.serving.predictor import Predictor
     from svg_quality.verify import suggest
 
     p = Predictor.load(export_dir)
@@ -215,5 +264,24 @@ def test_suggest_and_predict_json_and_objective_errors(export_dir, logos):
     out = json.loads(res.stdout)
     assert out["objective"] == "quality" and len(out["ranked"]) == 2
     assert out["chosen"]["ssim"] >= out["verified"][0]["ssim"]
+    assert all(r["predicted_bytes"] > 0 for r in out["ranked"])
+    res = run(
+        "suggest",
+        path,
+        "--model",
+        str(export_dir),
+        "--candidates",
+        "32",
+        "--objective",
+        "size",
+        "--pareto",
+        "--verify",
+        "2",
+    )
+    assert res.returncode == 0, res.stderr
+    assert "objective size, SSIM bar" in res.stdout and "Pareto front" in res.stdout
+    assert "chosen by size:" in res.stdout
+    rows = [ln for ln in res.stdout.splitlines() if "predicted SSIM" in ln and "bytes" in ln]
+    assert len(rows) >= 5  # every ranked and Pareto row shows predicted SSIM and bytes
     res = run("suggest", path, "--model", str(export_dir), "--objective", "fast", check=False)
     assert res.returncode == 2 and "invalid choice: 'fast'" in res.stderr

@@ -104,7 +104,7 @@ _PREDICTOR: Any = None
 def _init_worker(settings: Settings) -> None:
     global _PREDICTOR
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # workers are the parallelism
-    from svg_quality.predictor import Predictor
+    from svg_quality.serving.predictor import Predictor
 
     _PREDICTOR = Predictor.load(settings.model, runtime=settings.runtime)
 

@@ -1,14 +1,12 @@
-"""The quality MLP, its input layout, and the self-describing model file.
+"""The quality MLP and the self-describing model file.
 
-The model maps one input row to the predicted SSIM in [0, 1]:
+The model maps one input row (laid out by :class:`svg_quality.inputspec.InputSpec`)
+to the predicted SSIM in [0, 1]:
 
     [resnet features (2048)] [logo statistics, standardized (k)] [8 normalized params]
       -> (Linear, BatchNorm1d, ReLU, Dropout) per hidden width -> Linear -> Sigmoid
 
-Which segments are present is ``model.inputs`` (``resnet``, ``resnet+stats``, ``stats``).
-:class:`InputSpec` is the one place that order is defined: the trainer, the model
-file, validate and export all assemble rows through :meth:`InputSpec.assemble`, and
-the spec (with its parameter ranges and statistics mean/std) travels inside every
+The spec (with its parameter ranges and statistics mean/std) travels inside every
 checkpoint, so inference normalizes exactly like training did.
 
 The model file (``models/model.pt``) holds only tensors and plain Python values, so it
@@ -18,150 +16,19 @@ loads with ``torch.load(weights_only=True)``; :func:`load_model` rebuilds the mo
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from svg_quality.config import ModelConfig
-from svg_quality.paramspace import PARAM_NAMES, normalize
+from svg_quality.inputspec import INPUT_CHOICES as INPUT_CHOICES  # re-exported
+from svg_quality.inputspec import RESNET_DIM as RESNET_DIM  # re-exported
+from svg_quality.inputspec import InputSpec
+from svg_quality.paramspace import PARAM_NAMES
 
-INPUT_CHOICES = ("resnet", "resnet+stats", "stats")
-RESNET_DIM = 2048  # ResNet-50's pooled feature width
 MODEL_FORMAT = 1  # bump when the model file's layout changes
-
-
-# --------------------------------------------------------------------------- input layout
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """How one model input row is built, and everything needed to build it again.
-
-    ``stats_mean``/``stats_std`` are the train split's statistics (empty when the
-    inputs use no statistics); ``ranges`` are ``vtracer.ranges`` used to min-max
-    normalize the 8 parameters.
-    """
-
-    inputs: str
-    resnet_dim: int
-    stat_names: tuple[str, ...]
-    stats_mean: tuple[float, ...]
-    stats_std: tuple[float, ...]
-    ranges: Mapping[str, tuple[float, float]]
-
-    def __post_init__(self) -> None:
-        if self.inputs not in INPUT_CHOICES:
-            raise ValueError(
-                f"inputs {self.inputs!r} is invalid; allowed: {', '.join(INPUT_CHOICES)}"
-            )
-        if self.uses_stats and not self.stat_names:
-            raise ValueError(
-                f"inputs {self.inputs!r} needs logo statistics, but the features have none "
-                "(data/features/stats.npy is empty); use model.inputs=resnet"
-            )
-        if self.uses_stats and not (
-            len(self.stats_mean) == len(self.stats_std) == len(self.stat_names)
-        ):
-            raise ValueError(
-                f"stats mean/std have {len(self.stats_mean)}/{len(self.stats_std)} values for "
-                f"{len(self.stat_names)} statistics; fit them with dataset.fit_standardizer"
-            )
-        missing = [n for n in PARAM_NAMES if n not in self.ranges]
-        if missing:
-            raise ValueError(f"parameter ranges lack {missing}; pass vtracer.ranges")
-
-    @property
-    def uses_resnet(self) -> bool:
-        return self.inputs in ("resnet", "resnet+stats")
-
-    @property
-    def uses_stats(self) -> bool:
-        return self.inputs in ("resnet+stats", "stats")
-
-    def layout(self) -> list[dict[str, Any]]:
-        """The input columns as ordered segments: ``[{name, start, width, columns?}, ...]``."""
-        segments: list[tuple[str, int, list[str] | None]] = []
-        if self.uses_resnet:
-            segments.append(("resnet", self.resnet_dim, None))
-        if self.uses_stats:
-            segments.append(("stats", len(self.stat_names), list(self.stat_names)))
-        segments.append(("params", len(PARAM_NAMES), list(PARAM_NAMES)))
-        out, start = [], 0
-        for name, width, columns in segments:
-            seg: dict[str, Any] = {"name": name, "start": start, "width": width}
-            if columns is not None:
-                seg["columns"] = columns
-            out.append(seg)
-            start += width
-        return out
-
-    @property
-    def width(self) -> int:
-        last = self.layout()[-1]
-        return last["start"] + last["width"]
-
-    def assemble(
-        self, resnet: np.ndarray | None, stats: np.ndarray | None, raw_params: np.ndarray
-    ) -> np.ndarray:
-        """Rows ``[n, width]`` float32 from features ``[n, 2048]``, statistics ``[n, k]`` and
-        raw (un-normalized) VTracer parameters ``[n, 8]`` in PARAM_NAMES order."""
-        raw_params = np.asarray(raw_params)
-        if raw_params.ndim != 2 or raw_params.shape[1] != len(PARAM_NAMES):
-            raise ValueError(f"raw_params must be [n, {len(PARAM_NAMES)}], got {raw_params.shape}")
-        n = raw_params.shape[0]
-        parts = []
-        if self.uses_resnet:
-            parts.append(_check_block("resnet", resnet, n, self.resnet_dim))
-        if self.uses_stats:
-            block = _check_block("stats", stats, n, len(self.stat_names))
-            mean = np.asarray(self.stats_mean, dtype=np.float32)
-            std = np.asarray(self.stats_std, dtype=np.float32)
-            parts.append((block - mean) / std)
-        parts.append(normalize(raw_params, self.ranges))
-        return np.concatenate(parts, axis=1).astype(np.float32, copy=False)
-
-    def to_meta(self) -> dict[str, Any]:
-        """Plain Python values (JSON- and ``weights_only``-safe)."""
-        return {
-            "inputs": self.inputs,
-            "resnet_dim": int(self.resnet_dim),
-            "stat_names": list(self.stat_names),
-            "stats_mean": [float(v) for v in self.stats_mean],
-            "stats_std": [float(v) for v in self.stats_std],
-            "ranges": {k: [float(v) for v in self.ranges[k]] for k in PARAM_NAMES},
-            "layout": self.layout(),
-            "width": self.width,
-        }
-
-    @classmethod
-    def from_meta(cls, meta: Mapping[str, Any]) -> InputSpec:
-        spec = cls(
-            inputs=meta["inputs"],
-            resnet_dim=int(meta["resnet_dim"]),
-            stat_names=tuple(meta["stat_names"]),
-            stats_mean=tuple(meta["stats_mean"]),
-            stats_std=tuple(meta["stats_std"]),
-            ranges={k: tuple(v) for k, v in meta["ranges"].items()},
-        )
-        if "layout" in meta and spec.layout() != list(meta["layout"]):
-            raise ValueError(
-                "the recorded input layout differs from the one this code builds; "
-                "the model file was written by an incompatible version"
-            )
-        return spec
-
-
-def _check_block(name: str, block: np.ndarray | None, n: int, width: int) -> np.ndarray:
-    if block is None:
-        raise ValueError(f"the model's inputs need {name} features, but none were given")
-    block = np.asarray(block, dtype=np.float32)
-    if block.shape != (n, width):
-        raise ValueError(f"{name} block must be [{n}, {width}], got {list(block.shape)}")
-    return block
 
 
 # --------------------------------------------------------------------------- the MLP
@@ -278,9 +145,13 @@ def save_model(path: str | Path, model: nn.Module, meta: Mapping[str, Any]) -> N
     """Write ``{"state_dict", "meta"}`` atomically; loadable with ``weights_only=True``."""
     from svg_quality.io import atomic_path
 
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
-        torch.save({"state_dict": state, "meta": dict(meta)}, tmp)
+        torch.save({"state_dict": cpu_state(model.state_dict()), "meta": dict(meta)}, tmp)
+
+
+def cpu_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of a state dict (for checkpoints, model files, best weights)."""
+    return {k: v.detach().cpu().clone() for k, v in state.items()}
 
 
 def model_from_meta(meta: Mapping[str, Any]) -> QualityMLP:

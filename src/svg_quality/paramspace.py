@@ -131,8 +131,6 @@ def sample_params(
     run, on every machine, whatever else is in the dataset. Integers are drawn so each
     value in ``[low, high]`` gets an equal share of the unit interval.
     """
-    from scipy.stats import qmc
-
     if n < 1:
         raise ValueError(f"label.samples_per_image = {n} is invalid; allowed: at least 1")
     try:
@@ -145,9 +143,7 @@ def sample_params(
     if n == 1:
         return sets
     rng = np.random.default_rng(np.random.SeedSequence([seed, image_key]))
-    sobol = qmc.Sobol(d=len(PARAM_NAMES), scramble=True, rng=rng)
-    m = int(np.ceil(np.log2(n - 1))) if n > 2 else 0
-    unit = sobol.random_base2(m)[: n - 1]  # [n-1, 8]; a power-of-two draw keeps Sobol balance
+    unit = sobol_unit(n - 1, rng)  # [n-1, 8]
     for row in from_unit(unit, ranges):
         sets.append(
             {
@@ -156,6 +152,24 @@ def sample_params(
             }
         )
     return sets
+
+
+def sobol_candidates(ranges: Mapping[str, Sequence[float]], n: int, seed: int = 0) -> np.ndarray:
+    """``n`` raw parameter sets ``[n, 8]`` float32 spread over ``ranges`` by a scrambled Sobol
+    sequence (what ``suggest`` scores); integer parameters take each value in ``[low, high]``
+    with equal share."""
+    if n < 1:
+        raise ValueError(f"candidates = {n} is invalid; allowed: at least 1")
+    return from_unit(sobol_unit(n, np.random.default_rng(seed)), ranges).astype(np.float32)
+
+
+def sobol_unit(n: int, rng: np.random.Generator) -> np.ndarray:
+    """The first ``n`` points ``[n, 8]`` in ``[0, 1)`` of a scrambled Sobol sequence seeded by
+    ``rng``, drawn as a power of two (``2**ceil(log2 n)``) to keep the sequence's balance."""
+    from scipy.stats import qmc
+
+    sobol = qmc.Sobol(d=len(PARAM_NAMES), scramble=True, rng=rng)
+    return sobol.random_base2(int(np.ceil(np.log2(n))))[:n]
 
 
 def from_unit(unit: np.ndarray, ranges: Mapping[str, Sequence[float]]) -> np.ndarray:

@@ -125,7 +125,7 @@ def _candidate(raw: np.ndarray, ssim: np.ndarray, lg: np.ndarray | None, i: int)
 def candidate_matrix(ranges: tuple, n: int, seed: int) -> np.ndarray:
     """VTracer's defaults (row 0) and ``n`` Sobol sets, duplicates dropped; the same for
     every logo, so computed once per (ranges, n, seed). Read-only."""
-    from svg_quality.predictor import sobol_candidates
+    from svg_quality.paramspace import sobol_candidates
 
     rng = {name: (lo, hi) for name, lo, hi in ranges}
     default = np.array([[VTRACER_DEFAULTS[k] for k in PARAM_NAMES]], dtype=np.float32)
@@ -154,7 +154,7 @@ def suggest(
     """Rank VTracer's defaults and ``candidates`` Sobol sets by ``objective``; with
     ``verify`` = K > 0 convert the K best and the defaults and choose on the real figures.
 
-    ``predictor`` is a :class:`svg_quality.predictor.Predictor` (anything with ``prepare``,
+    ``predictor`` is a :class:`svg_quality.serving.predictor.Predictor` (anything with ``prepare``,
     ``ranges`` and ``score_candidates(logo, raw) -> (ssim [N], log10 bytes [N] | None)``).
     """
     if top_k < 1:
