@@ -76,7 +76,7 @@ def stage_argv(fake: dict[str, Path], out: Path, size: bool) -> list[str]:
     argv = ["--params", "params.yaml", "--labels", str(fake["labels"])]
     argv += ["--features", str(fake["features"]), "--logos-csv", str(fake["logos"])]
     argv += ["--model", str(out / "model.pt"), "--run-json", str(out / "run.json")]
-    argv += ["--checkpoints", str(out / "ckpt"), "--reports", str(out / "reports")]
+    argv += ["--work-dir", str(out / "work"), "--reports", str(out / "reports")]
     return argv + (["--size-model", str(out / "size_model.pt")] if size else [])
 
 
