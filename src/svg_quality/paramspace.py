@@ -169,7 +169,7 @@ def sample_params(
         if rows.size == 0:
             continue
         rng = np.random.default_rng(np.random.SeedSequence(entropy))
-        # a power-of-two draw keeps Sobol balance; its first k points are the sequence's first k
+        # the first k points of a power-of-two draw are the sequence's first k
         raw[rows] = from_unit(sobol_unit(rows.size, rng), bounds)
     sets: list[dict[str, float]] = [dict(VTRACER_DEFAULTS)]
     for row in raw:
