@@ -37,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--metrics", type=Path, default=None, help="flat metrics for `dvc metrics`")
     ap.add_argument("--gates", type=Path, required=True, help="validate's gates.json")
+    ap.add_argument("--size-model", type=Path, default=None, help="the size head (train)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     for noisy in ("onnxscript", "onnx_ir"):  # per-pass INFO chatter of the ONNX optimizer
@@ -58,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         image_size=params.data.image_size,
         git_commit=tracking.git_commit(),
         min_size=params.data.min_size,
+        size_model_path=args.size_model,
     )
     if args.metrics is not None:
         write_json(args.metrics, flat_metrics(report))
@@ -81,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         log.info(
             "%-22s %7.2f MB  max |diff| %.2e (<= %.0e)",
             name,
-            report["files"][name]["mb"],
+            report["files"][name.removeprefix("size/")]["mb"],  # size/: the size output
             p["max_abs_diff"],
             p["tolerance"],
         )

@@ -28,6 +28,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--params", default="params.yaml")
     for name in ("labels", "features", "logos-csv", "model", "run-json", "work-dir", "reports"):
         ap.add_argument(f"--{name}", type=Path, required=True)
+    ap.add_argument("--size-model", type=Path, default=None, help="also train the size head")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
 
@@ -110,6 +111,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         write_csv_rows(history_csv, result.history)
         save_model(args.model, result.model, {**meta, "best_epoch": result.best_epoch})
         final = {**result.summary(), "inputs": spec.inputs}
+        if args.size_model is not None:  # the second MLP: log10(SVG bytes), same inputs
+            from svg_quality.sizehead import train_and_save
+
+            size = train_and_save(args.size_model, data, spec, params.model, params.train, meta)
+            final.update({f"size_{k}": v for k, v in size.items()})
+            log.info(
+                "size head: val r %.3f on log10 bytes, median |ratio-1| %.3f",
+                size["val_pearson_log10"],
+                size["val_median_abs_ratio_err"],
+            )
         write_json(metrics_json, final)
         run.log_metrics(final, prefix="train/")
         run.log_files([history_csv, metrics_json], "train")

@@ -30,7 +30,7 @@ SPLITS = ("train", "val", "test")
 class LabeledData:
     """Every ok label row with its image's feature row and split."""
 
-    rows: pd.DataFrame  # image_id, logo_type, split, PARAM_NAMES..., ssim, feature_row
+    rows: pd.DataFrame  # image_id, logo_type, split, PARAM_NAMES..., ssim, [svg_bytes,] feature_row
     features: np.ndarray  # [n_images, 2048] float32, indexed by rows.feature_row
     stats: np.ndarray  # [n_images, k] float32, same rows
     stat_names: tuple[str, ...]
@@ -164,6 +164,8 @@ def load_labeled(
         )
     rows["feature_row"] = rows["feature_row"].astype(np.int64)
     keep = ["image_id", "logo_type", "split", *PARAM_NAMES, "ssim", "feature_row"]
+    if "svg_bytes" in rows.columns:  # the size head's target
+        keep.insert(keep.index("ssim") + 1, "svg_bytes")
     rows = rows[keep].reset_index(drop=True)
     return LabeledData(
         rows=rows,

@@ -29,6 +29,8 @@ from svg_quality.paramspace import PARAM_NAMES, normalize
 INPUT_CHOICES = ("resnet", "resnet+stats", "stats")
 RESNET_DIM = 2048  # ResNet-50's pooled feature width
 GRAPHS = ("mlp", "e2e", "candidates")
+SSIM_HEAD, SIZE_HEAD = "ssim", "log10_svg_bytes"
+HEADS = (SSIM_HEAD, SIZE_HEAD)  # the outputs a model may predict, in graph output order
 IMAGE_SIZE = 224  # the backbone's input side, when the features' meta records none
 
 
@@ -86,8 +88,14 @@ class InputSpec:
     stats_mean: tuple[float, ...]
     stats_std: tuple[float, ...]
     ranges: Mapping[str, tuple[float, float]]
+    # What the graphs predict from these rows: SSIM, and log10(SVG bytes) with the size head
+    heads: tuple[str, ...] = (SSIM_HEAD,)
 
     def __post_init__(self) -> None:
+        if not self.heads or self.heads[0] != SSIM_HEAD or any(h not in HEADS for h in self.heads):
+            raise ValueError(
+                f"heads {list(self.heads)} are invalid; allowed: ['ssim'] or {list(HEADS)}"
+            )
         if self.inputs not in INPUT_CHOICES:
             raise ValueError(
                 f"inputs {self.inputs!r} is invalid; allowed: {', '.join(INPUT_CHOICES)}"
@@ -270,10 +278,13 @@ class InputSpec:
         return ports
 
     def graph_outputs(self, graph: str, feature_dim: int | None = None) -> list[Port]:
-        """The outputs of ``graph``: ``ssim [B, 1]`` first; the end-to-end model also
-        returns the image features (one backbone pass serves a whole suggestion)."""
+        """The outputs of ``graph``: ``ssim [B, 1]`` first, then ``log10_svg_bytes [B, 1]``
+        with the size head; the end-to-end model also returns the image features last
+        (one backbone pass serves a whole suggestion)."""
         _check_graph(graph)
         out = [Port("ssim", ("batch", 1), "predicted SSIM in [0, 1]")]
+        if SIZE_HEAD in self.heads:
+            out.append(Port(SIZE_HEAD, ("batch", 1), "predicted log10 of the SVG's size in bytes"))
         if graph == "e2e" and self.uses_resnet:
             dim = int(feature_dim or self.resnet_dim)
             out.append(
@@ -311,6 +322,7 @@ class InputSpec:
             "ranges": {k: [float(v) for v in self.ranges[k]] for k in PARAM_NAMES},
             "layout": self.layout(),
             "width": self.width,
+            **({"heads": list(self.heads)} if self.heads != (SSIM_HEAD,) else {}),
         }
 
     @classmethod
@@ -322,6 +334,7 @@ class InputSpec:
             stats_mean=tuple(meta["stats_mean"]),
             stats_std=tuple(meta["stats_std"]),
             ranges={k: tuple(v) for k, v in meta["ranges"].items()},
+            heads=tuple(meta.get("heads", (SSIM_HEAD,))),
         )
         if "layout" in meta and spec.layout() != list(meta["layout"]):
             raise ValueError(

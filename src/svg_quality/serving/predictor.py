@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from svg_quality.inputspec import InputSpec
+from svg_quality.inputspec import SIZE_HEAD, InputSpec
 from svg_quality.paramspace import PARAM_NAMES, SPECS, VTRACER_DEFAULTS, sobol_candidates
 from svg_quality.preprocess import backbone_input, load_logo
 from svg_quality.serving.runtime import FILES, GRAPH_FILES, ort_session
@@ -192,7 +192,42 @@ class Predictor:
         if not self.uses_resnet:
             return None
         raw = np.array([[VTRACER_DEFAULTS[n] for n in PARAM_NAMES]], dtype=np.float32)
-        return self.backend.run("e2e", self._feed(logo, raw))[1]
+        return self._outputs("e2e", self._feed(logo, raw))["image_features"]
+
+    @property
+    def has_size_head(self) -> bool:
+        """Whether the export also predicts log10(SVG bytes) (the size head)."""
+        return SIZE_HEAD in self.spec.heads
+
+    def _outputs(self, graph: str, arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """``graph``'s outputs by name (``spec.graph_outputs``)."""
+        outs = self.backend.run(graph, arrays)
+        return dict(zip(self.spec.output_names(graph), outs, strict=True))
+
+    def score_candidates(self, logo: Logo, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Predicted SSIM ``[N]`` and log10(SVG bytes) ``[N]`` (None without a size head)
+        of raw parameter sets ``[N, 8]`` on a prepared logo: one backbone pass, one pass
+        of the candidates model."""
+        raw = self._check_matrix(np.array(raw, dtype=np.float32))  # a copy: torch wants it writable
+        feed = {
+            "image_features": self.image_features(logo),
+            "stats": _batch(logo.stats),
+            "params": raw,
+        }
+        out = self._outputs("candidates", feed)
+        size = out.get(SIZE_HEAD)
+        return out["ssim"].reshape(-1), None if size is None else size.reshape(-1)
+
+    def predict_bytes(self, image: Any, params: Mapping[str, float] | None = None) -> float:
+        """Predicted SVG bytes of VTracer with ``params`` on ``image`` (needs the size head)."""
+        if not self.has_size_head:
+            raise ValueError(
+                f"{self.export_dir}: this export has no size head; re-export a model trained "
+                "with it (`dvc repro`)"
+            )
+        point = self.check_params(params)
+        raw = np.array([[point[n] for n in PARAM_NAMES]], dtype=np.float32)
+        return float(10 ** self.score_candidates(self.prepare(image), raw)[1][0])
 
     def predict_many(
         self, image: Any, params_list: Sequence[Mapping[str, float]] | np.ndarray
@@ -334,23 +369,34 @@ class _TorchBackend:
         import torch
 
         from svg_quality.model import load_model
-        from svg_quality.serving.graphs import candidate_scorer, end_to_end, rebuild_backbone
+        from svg_quality.serving.graphs import (
+            candidate_scorer,
+            end_to_end,
+            rebuild_backbone,
+            size_output,
+        )
 
         self.torch = torch
-        path = predictor.model_file("state_dict")
-        try:
-            mlp, meta = load_model(path)
-        except Exception as exc:  # a truncated or foreign file: unpickling errors and kin
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise ValueError(
-                f"{path}: cannot load the model file ({type(exc).__name__}: {reason}); {REEXPORT}"
-            ) from None
-        spec = self.spec = InputSpec.from_meta(meta["input"])
+
+        def load(key: str) -> tuple[Any, dict[str, Any]]:
+            path = predictor.model_file(key)
+            try:
+                return load_model(path)
+            except Exception as exc:  # a truncated or foreign file: unpickling errors and kin
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise ValueError(
+                    f"{path}: cannot load the model file ({type(exc).__name__}: {reason}); "
+                    f"{REEXPORT}"
+                ) from None
+
+        mlp, meta = load("state_dict")
+        spec = self.spec = predictor.spec  # the export's: inputs and heads
+        size = size_output(*load("size_state_dict")) if predictor.has_size_head else None
         weights = (meta.get("features") or {}).get("weights") or {}
         backbone = rebuild_backbone(weights)[0] if spec.uses_resnet else None
         self.modules = {
-            "e2e": end_to_end(backbone, mlp, spec),
-            "candidates": candidate_scorer(mlp, spec),
+            "e2e": end_to_end(backbone, mlp, spec, size),
+            "candidates": candidate_scorer(mlp, spec, size),
         }
 
     def warm(self) -> None:
