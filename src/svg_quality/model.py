@@ -2,10 +2,12 @@
 
 The model maps one input row to the predicted SSIM in [0, 1]:
 
-    [resnet features (2048)] [logo statistics, standardized (k)] [8 normalized params]
+    [resnet features (2048)] [logo statistics, standardized (k)]
+    [VTracer-conditioned values, standardized (m)] [probe, standardized (2)] [8 normalized params]
       -> (Linear, BatchNorm1d, ReLU, Dropout) per hidden width -> Linear -> Sigmoid
 
-Which segments are present is ``model.inputs`` (``resnet``, ``resnet+stats``, ``stats``).
+Which segments are present is ``model.inputs`` resolved (:mod:`svg_quality.inputgroups`:
+``auto``, or groups of ``resnet``, ``stats``, ``vtracer``, ``probe``).
 :class:`InputSpec` is the one place that order is defined: the trainer, the model
 file, validate and export all assemble rows through :meth:`InputSpec.assemble`, and
 the spec (with its parameter ranges and statistics mean/std) travels inside every
@@ -27,9 +29,12 @@ import torch
 from torch import nn
 
 from svg_quality.config import ModelConfig
+from svg_quality.inputgroups import groups_of
 from svg_quality.paramspace import PARAM_NAMES, normalize
 
-INPUT_CHOICES = ("resnet", "resnet+stats", "stats")
+INPUT_CHOICES = ("resnet", "resnet+stats", "stats")  # the seed's; any resolved request works
+# The probe: VTracer run once at its defaults on the logo (svg_quality.probe).
+PROBE_NAMES: tuple[str, ...] = ("probe_ssim", "probe_log10_bytes")
 RESNET_DIM = 2048  # ResNet-50's pooled feature width
 MODEL_FORMAT = 1  # bump when the model file's layout changes
 
@@ -42,8 +47,10 @@ class InputSpec:
     """How one model input row is built, and everything needed to build it again.
 
     ``stats_mean``/``stats_std`` are the train split's statistics (empty when the
-    inputs use no statistics); ``ranges`` are ``vtracer.ranges`` used to min-max
-    normalize the 8 parameters.
+    inputs use no statistics), ``cond_*`` the same for the VTracer-conditioned values
+    (``vtables.lookup``, fitted over train rows) and ``probe_*`` for the probe;
+    ``ranges`` are ``vtracer.ranges`` used to min-max normalize the 8 parameters.
+    ``tables`` is ``vtables.table_meta()`` of the tables the conditioned values come from.
     """
 
     inputs: str
@@ -52,35 +59,60 @@ class InputSpec:
     stats_mean: tuple[float, ...]
     stats_std: tuple[float, ...]
     ranges: Mapping[str, tuple[float, float]]
+    cond_names: tuple[str, ...] = ()
+    cond_mean: tuple[float, ...] = ()
+    cond_std: tuple[float, ...] = ()
+    probe_mean: tuple[float, ...] = ()
+    probe_std: tuple[float, ...] = ()
+    tables: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        if self.inputs not in INPUT_CHOICES:
-            raise ValueError(
-                f"inputs {self.inputs!r} is invalid; allowed: {', '.join(INPUT_CHOICES)}"
-            )
+        try:
+            groups_of(self.inputs)
+        except ValueError as exc:
+            raise ValueError(f"inputs {self.inputs!r} is invalid: {exc}") from None
         if self.uses_stats and not self.stat_names:
             raise ValueError(
                 f"inputs {self.inputs!r} needs logo statistics, but the features have none "
                 "(data/features/stats.npy is empty); use model.inputs=resnet"
             )
-        if self.uses_stats and not (
-            len(self.stats_mean) == len(self.stats_std) == len(self.stat_names)
+        for name, names, mean, std in (
+            ("stats", self.stat_names, self.stats_mean, self.stats_std),
+            ("vtracer", self.cond_names, self.cond_mean, self.cond_std),
+            ("probe", PROBE_NAMES, self.probe_mean, self.probe_std),
         ):
+            if self._uses(name) and not (len(mean) == len(std) == len(names)):
+                raise ValueError(
+                    f"{name} mean/std have {len(mean)}/{len(std)} values for {len(names)} "
+                    "columns; fit them on the train split (dataset.make_input_spec)"
+                )
+        if self.uses_vtracer and (not self.cond_names or self.tables is None):
             raise ValueError(
-                f"stats mean/std have {len(self.stats_mean)}/{len(self.stats_std)} values for "
-                f"{len(self.stat_names)} statistics; fit them with dataset.fit_standardizer"
+                f"inputs {self.inputs!r} need VTracer tables, but none were given; rebuild "
+                "data/features with `dvc repro featurize`"
             )
         missing = [n for n in PARAM_NAMES if n not in self.ranges]
         if missing:
             raise ValueError(f"parameter ranges lack {missing}; pass vtracer.ranges")
 
+    def _uses(self, group: str) -> bool:
+        return group in groups_of(self.inputs)
+
     @property
     def uses_resnet(self) -> bool:
-        return self.inputs in ("resnet", "resnet+stats")
+        return self._uses("resnet")
 
     @property
     def uses_stats(self) -> bool:
-        return self.inputs in ("resnet+stats", "stats")
+        return self._uses("stats")
+
+    @property
+    def uses_vtracer(self) -> bool:
+        return self._uses("vtracer")
+
+    @property
+    def uses_probe(self) -> bool:
+        return self._uses("probe")
 
     def layout(self) -> list[dict[str, Any]]:
         """The input columns as ordered segments: ``[{name, start, width, columns?}, ...]``."""
@@ -89,6 +121,10 @@ class InputSpec:
             segments.append(("resnet", self.resnet_dim, None))
         if self.uses_stats:
             segments.append(("stats", len(self.stat_names), list(self.stat_names)))
+        if self.uses_vtracer:
+            segments.append(("vtracer", len(self.cond_names), list(self.cond_names)))
+        if self.uses_probe:
+            segments.append(("probe", len(PROBE_NAMES), list(PROBE_NAMES)))
         segments.append(("params", len(PARAM_NAMES), list(PARAM_NAMES)))
         out, start = [], 0
         for name, width, columns in segments:
@@ -105,10 +141,17 @@ class InputSpec:
         return last["start"] + last["width"]
 
     def assemble(
-        self, resnet: np.ndarray | None, stats: np.ndarray | None, raw_params: np.ndarray
+        self,
+        resnet: np.ndarray | None,
+        stats: np.ndarray | None,
+        raw_params: np.ndarray,
+        *,
+        cond: np.ndarray | None = None,
+        probe: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Rows ``[n, width]`` float32 from features ``[n, 2048]``, statistics ``[n, k]`` and
-        raw (un-normalized) VTracer parameters ``[n, 8]`` in PARAM_NAMES order."""
+        """Rows ``[n, width]`` float32 from features ``[n, 2048]``, statistics ``[n, k]``,
+        conditioned values ``[n, m]`` (``vtables.lookup``), probe ``[n, 2]`` and raw
+        (un-normalized) VTracer parameters ``[n, 8]`` in PARAM_NAMES order."""
         raw_params = np.asarray(raw_params)
         if raw_params.ndim != 2 or raw_params.shape[1] != len(PARAM_NAMES):
             raise ValueError(f"raw_params must be [n, {len(PARAM_NAMES)}], got {raw_params.shape}")
@@ -116,17 +159,22 @@ class InputSpec:
         parts = []
         if self.uses_resnet:
             parts.append(_check_block("resnet", resnet, n, self.resnet_dim))
-        if self.uses_stats:
-            block = _check_block("stats", stats, n, len(self.stat_names))
-            mean = np.asarray(self.stats_mean, dtype=np.float32)
-            std = np.asarray(self.stats_std, dtype=np.float32)
-            parts.append((block - mean) / std)
+        for name, block, mean, std, k in (
+            ("stats", stats, self.stats_mean, self.stats_std, len(self.stat_names)),
+            ("vtracer", cond, self.cond_mean, self.cond_std, len(self.cond_names)),
+            ("probe", probe, self.probe_mean, self.probe_std, len(PROBE_NAMES)),
+        ):
+            if self._uses(name):
+                block = _check_block(name, block, n, k)
+                mean_ = np.asarray(mean, dtype=np.float32)
+                std_ = np.asarray(std, dtype=np.float32)
+                parts.append((block - mean_) / std_)
         parts.append(normalize(raw_params, self.ranges))
         return np.concatenate(parts, axis=1).astype(np.float32, copy=False)
 
     def to_meta(self) -> dict[str, Any]:
         """Plain Python values (JSON- and ``weights_only``-safe)."""
-        return {
+        meta = {
             "inputs": self.inputs,
             "resnet_dim": int(self.resnet_dim),
             "stat_names": list(self.stat_names),
@@ -136,6 +184,16 @@ class InputSpec:
             "layout": self.layout(),
             "width": self.width,
         }
+        if self.uses_vtracer:
+            meta["cond_names"] = list(self.cond_names)
+            meta["cond_mean"] = [float(v) for v in self.cond_mean]
+            meta["cond_std"] = [float(v) for v in self.cond_std]
+            meta["tables"] = _plain(self.tables)
+        if self.uses_probe:
+            meta["probe_names"] = list(PROBE_NAMES)
+            meta["probe_mean"] = [float(v) for v in self.probe_mean]
+            meta["probe_std"] = [float(v) for v in self.probe_std]
+        return meta
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any]) -> InputSpec:
@@ -146,6 +204,12 @@ class InputSpec:
             stats_mean=tuple(meta["stats_mean"]),
             stats_std=tuple(meta["stats_std"]),
             ranges={k: tuple(v) for k, v in meta["ranges"].items()},
+            cond_names=tuple(meta.get("cond_names", ())),
+            cond_mean=tuple(meta.get("cond_mean", ())),
+            cond_std=tuple(meta.get("cond_std", ())),
+            probe_mean=tuple(meta.get("probe_mean", ())),
+            probe_std=tuple(meta.get("probe_std", ())),
+            tables=meta.get("tables"),
         )
         if "layout" in meta and spec.layout() != list(meta["layout"]):
             raise ValueError(
@@ -153,6 +217,15 @@ class InputSpec:
                 "the model file was written by an incompatible version"
             )
         return spec
+
+
+def _plain(obj: Any) -> Any:
+    """Nested mappings/sequences as plain dicts/lists (JSON- and ``weights_only``-safe)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    return obj
 
 
 def _check_block(name: str, block: np.ndarray | None, n: int, width: int) -> np.ndarray:
@@ -234,9 +307,11 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def model_config_meta(cfg: ModelConfig) -> dict[str, Any]:
+def model_config_meta(cfg: ModelConfig, resolved: str | None = None) -> dict[str, Any]:
+    """``cfg`` as plain values; ``inputs`` is the resolved request (``requested``: as asked)."""
     return {
-        "inputs": cfg.inputs,
+        "inputs": resolved or cfg.inputs,
+        "requested_inputs": cfg.requested_inputs,
         "hidden": list(cfg.hidden),
         "dropout": list(cfg.dropout),
         "input_dropout": float(cfg.input_dropout),
@@ -245,7 +320,7 @@ def model_config_meta(cfg: ModelConfig) -> dict[str, Any]:
 
 def model_config_from_meta(meta: Mapping[str, Any]) -> ModelConfig:
     return ModelConfig(
-        inputs=meta["inputs"],
+        inputs=meta["inputs"],  # resolved, probe included: rebuilds the same layout
         hidden=tuple(meta["hidden"]),
         dropout=tuple(meta["dropout"]),
         input_dropout=float(meta["input_dropout"]),
@@ -259,13 +334,14 @@ def model_meta(
     cfg: ModelConfig, spec: InputSpec, extra: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """Everything needed to rebuild and feed the model, as plain Python values."""
-    if cfg.inputs != spec.inputs:
-        raise ValueError(
-            f"model.inputs {cfg.inputs!r} differs from the input spec's {spec.inputs!r}"
-        )
+    from svg_quality.inputgroups import AUTO, parse_inputs, resolve_inputs
+
+    asked = cfg.requested_inputs
+    if AUTO not in parse_inputs(asked) and resolve_inputs(asked, "random") != spec.inputs:
+        raise ValueError(f"model.inputs {asked!r} differs from the input spec's {spec.inputs!r}")
     meta = {
         "format": MODEL_FORMAT,
-        "model": model_config_meta(cfg),
+        "model": model_config_meta(cfg, spec.inputs),
         "input": spec.to_meta(),
         "param_names": list(PARAM_NAMES),
         "output": "ssim",
