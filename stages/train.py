@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     params = load_params(args.params)
     threads = configure_cpu_threads()
     data = load_labeled(args.labels, args.features, args.logos_csv)
-    spec, arrays = split_arrays(data, params.model.inputs, params.vtracer.ranges)
+    spec, arrays = split_arrays(data, params.model.requested_inputs, params.vtracer.ranges)
     digests = {
         "labels": file_digest(args.labels),
         "features": dir_digest(args.features),
