@@ -26,8 +26,9 @@ import pandas as pd
 
 from svg_quality import vtables
 from svg_quality.inputgroups import groups_of, resolve_inputs
-from svg_quality.model import PROBE_NAMES, InputSpec
+from svg_quality.model import InputSpec
 from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS
+from svg_quality.probe import PROBE_NAMES
 
 SPLITS = ("train", "val", "test")
 

@@ -31,10 +31,9 @@ from torch import nn
 from svg_quality.config import ModelConfig
 from svg_quality.inputgroups import groups_of
 from svg_quality.paramspace import PARAM_NAMES, normalize
+from svg_quality.probe import PROBE_NAMES
 
 INPUT_CHOICES = ("resnet", "resnet+stats", "stats")  # the seed's; any resolved request works
-# The probe: VTracer run once at its defaults on the logo (svg_quality.probe).
-PROBE_NAMES: tuple[str, ...] = ("probe_ssim", "probe_log10_bytes")
 RESNET_DIM = 2048  # ResNet-50's pooled feature width
 MODEL_FORMAT = 1  # bump when the model file's layout changes
 
