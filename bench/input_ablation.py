@@ -81,6 +81,7 @@ def main() -> None:
     ap.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS))
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--real", type=Path, default=None, help="a labelled real-logo project dir")
+    ap.add_argument("--epochs", type=int, default=0, help="override train.epochs (0: keep)")
     ap.add_argument("--cv", type=int, default=0, help="grouped CV folds (0: none)")
     ap.add_argument("--no-hgb", action="store_true", help="skip HistGBR on the same inputs")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
@@ -109,6 +110,10 @@ def main() -> None:
         for seed in args.seeds:
             t0 = time.perf_counter()
             train_cfg = dataclasses.replace(params.train, seed=seed, resume=False)
+            if args.epochs:
+                train_cfg = dataclasses.replace(
+                    train_cfg, epochs=args.epochs, warmup_epochs=min(2, args.epochs)
+                )
             spec, arrays = split_arrays(data, inputs, ranges)
             res = fit(arrays["train"], arrays["val"], model_cfg, train_cfg, progress=False)
             out = {"config": config, "inputs": spec.inputs, "width": spec.width, "seed": seed}
