@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     params = load_params(args.params)
-    tracking.read_run_json(args.run)  # fail before minutes of work if train never ran
+    tracking.preflight(params.tracking, args.run)  # before models/export is written
     gates = json.loads(args.gates.read_text())  # registry only for a model that passed
     threads = configure_cpu_threads()
     report = run_export(

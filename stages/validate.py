@@ -18,7 +18,7 @@ from svg_quality.config import load_params
 from svg_quality.dataset import load_labeled
 from svg_quality.model import load_model
 from svg_quality.plots import write_plots
-from svg_quality.validation import validate_model, write_reports
+from svg_quality.validation import flat_metrics, validate_model, write_reports
 
 log = logging.getLogger("validate")
 
@@ -38,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
 
     params = load_params(args.params)
+    tracking.preflight(params.tracking, args.run)  # before minutes of cross-validation
     configure_cpu_threads()
     data = load_labeled(args.labels, args.features, args.logos_csv)
     model, meta = load_model(args.model)
@@ -50,19 +51,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     files = write_reports(res, args.out, vcfg)
     files += write_plots(res, history, data.rows, vcfg.gates, args.out)
-    with tracking.resume_run(params.tracking, args.run):
-        import mlflow
-
-        from svg_quality.validation import flat_metrics
-
-        flat = flat_metrics(res)
+    verdict = "ready" if res.gates["passed"] else "not_ready"
+    with tracking.resume_run(params.tracking, args.run, tags={"validate_verdict": verdict}) as run:
         # Booleans become 0/1 so the MLflow UI can chart and compare them.
-        tracking.log_flat_metrics(
-            {k: float(v) if isinstance(v, bool) else v for k, v in flat.items()}
+        run.log_metrics(
+            {k: float(v) if isinstance(v, bool) else v for k, v in flat_metrics(res).items()}
         )
-        mlflow.set_tag("validate_verdict", "ready" if res.gates["passed"] else "not_ready")
-        for f in files:
-            mlflow.log_artifact(str(f), str(Path("validate") / f.parent.relative_to(args.out)))
+        run.log_files(files, "validate", base=args.out)
 
     o = res.overall
     log.info(

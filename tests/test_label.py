@@ -107,6 +107,29 @@ def test_sampling_includes_defaults_is_deterministic_and_in_range(repo_params) -
         assert vals.min() < lo + 0.1 * (hi - lo) and vals.max() > hi - 0.1 * (hi - lo), name
 
 
+@pytest.mark.parametrize("share", [0.0, 0.3, 0.5, 1.0])
+def test_mixed_design_is_prefix_stable_and_inside_its_boxes(repo_params, share) -> None:
+    p = parse_params(repo_params)
+    box, ranges = p.label.local_box, p.vtracer.ranges
+    assert box, "params.yaml sets a local box"
+    kw = {"local_box": box, "local_share": share}
+    full = sample_params("00112233aabbccdd", 40, ranges, 0, **kw)
+    for n in (1, 2, 3, 12, 14, 16, 33):  # raising n only appends (issue 17: 12 -> 14)
+        assert sample_params("00112233aabbccdd", n, ranges, 0, **kw) == full[:n]
+    assert full[0] == VTRACER_DEFAULTS
+    inside = [
+        all(box.get(k, ranges[k])[0] <= v <= box.get(k, ranges[k])[1] for k, v in s.items())
+        for s in full[1:]
+    ]
+    assert sum(inside) >= round(39 * share)  # the local share, plus global points that fall in
+    if share < 1.0:  # the global stream is the purely global design's, point for point
+        glob = sample_params("00112233aabbccdd", 40, ranges, 0)
+        local = np.floor(np.arange(1, 40) * share) > np.floor(np.arange(0, 39) * share)
+        assert [s for s, loc in zip(full[1:], local, strict=True) if not loc] == glob[
+            1 : 1 + int((~local).sum())
+        ]
+
+
 def test_default_dataset_gets_enough_rows(repo_params) -> None:
     p = parse_params(repo_params)
     assert p.data.per_type * len(LOGO_TYPES) * p.label.samples_per_image >= 4000
@@ -124,6 +147,10 @@ def test_default_dataset_gets_enough_rows(repo_params) -> None:
         ("label", "timeout_s", 0, "label.timeout_s"),
         ("label", "workers", -1, "label.workers"),
         ("label", "sampels_per_image", 3, "label.sampels_per_image"),
+        ("label", "local_share", 1.5, "label.local_share"),
+        ("label", "local_box.color_precision", [7, 8], "label.local_box.color_precision"),
+        ("label", "local_box.filter_speckle", [1, 40], "inside vtracer.ranges.filter_speckle"),
+        ("label", "local_box.colour_precision", [4, 8], "label.local_box.colour_precision"),
     ],
 )
 def test_bad_params_name_the_key(repo_params, section, key, value, message) -> None:
@@ -228,7 +255,7 @@ def test_kill_minus_9_then_resume_equals_a_clean_run(tmp_path, tiny_params) -> N
     params.write_text(yaml.safe_dump(raw))
     total = len(logos) * 8
     p = parse_params(raw)
-    shards = ShardStore(tmp_path / "work" / fingerprint(p.vtracer, p.label))
+    shards = ShardStore(tmp_path / "work" / fingerprint(p.vtracer))
 
     proc = subprocess.Popen(
         _stage_cmd(tmp_path, params, "resumed.parquet", "work"),
@@ -256,3 +283,165 @@ def test_kill_minus_9_then_resume_equals_a_clean_run(tmp_path, tiny_params) -> N
     summary = json.loads((tmp_path / "reports-resumed.parquet" / "summary.json").read_text())
     assert summary["run"]["reused"] == done and summary["rows"] == total
     assert (tmp_path / "reports-clean.parquet" / "ssim_by_type.png").stat().st_size > 0
+
+
+def test_raising_samples_per_image_reuses_every_finished_sample(tmp_path, tiny_params) -> None:
+    """Issue 17 row 6: the resume key is per sample, so 3 -> 5 samples computes only the new 2."""
+    logos, logos_dir = make_logos(tmp_path)
+    vt, lab3 = configs(tiny_params, samples_per_image=3, workers=2)
+    first, stats = label_dataset(logos, logos_dir, tmp_path / "work", vt, lab3, progress=False)
+    assert stats.computed == 12 and stats.reused == 0
+    _, lab5 = configs(tiny_params, samples_per_image=5, workers=2)
+    more, stats5 = label_dataset(logos, logos_dir, tmp_path / "work", vt, lab5, progress=False)
+    assert stats5.reused == 12 and stats5.computed == 8
+    assert len(more) == 20 and (more["status"] == "ok").all()
+    # The first 3 samples of the 5-sample plan are the old rows, timings included (reused).
+    pd.testing.assert_frame_equal(
+        more[more["sample"] < 3].reset_index(drop=True), first.reset_index(drop=True)
+    )
+    # ... and equal a clean 5-sample run everywhere but the wall-clock columns.
+    clean, _ = label_dataset(logos, logos_dir, tmp_path / "clean", vt, lab5, progress=False)
+    pd.testing.assert_frame_equal(stable(more), stable(clean))
+    # Lowering it again reuses everything.
+    _, stats3 = label_dataset(logos, logos_dir, tmp_path / "work", vt, lab3, progress=False)
+    assert stats3.computed == 0 and stats3.reused == 12
+
+
+# --------------------------------------------------------------------------- a real Dask cluster
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Cluster:
+    """`dask scheduler` and `dask worker --nthreads 1` processes on 127.0.0.1."""
+
+    def __init__(self, tmp: Path, workers: int, env: dict[str, str] | None = None) -> None:
+        self.address = f"tcp://127.0.0.1:{_free_port()}"
+        self.tmp = tmp
+        self.env = env
+        port = self.address.rsplit(":", 1)[1]
+        cmd = ["dask", "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard"]
+        self.scheduler = self._spawn(cmd, "scheduler")
+        self.workers = [self.add_worker(f"w{i}") for i in range(workers)]
+
+    def _spawn(self, cmd: list[str], name: str) -> subprocess.Popen:
+        log = (self.tmp / f"{name}.log").open("w")
+        return subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=self.env
+        )
+
+    def add_worker(self, name: str) -> subprocess.Popen:
+        cmd = ["dask", "worker", self.address, "--nthreads", "1", "--no-dashboard"]
+        return self._spawn([*cmd, "--name", name], name)
+
+    def kill(self, proc: subprocess.Popen) -> None:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the nanny and its worker process
+        proc.wait()
+
+    def close(self) -> None:
+        for proc in [*self.workers, self.scheduler]:
+            self.kill(proc)
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    cluster = _Cluster(tmp_path, workers=2)
+    yield cluster
+    cluster.close()
+
+
+@pytest.mark.slow
+def test_real_cluster_rows_equal_the_local_pool_with_every_failure(
+    tmp_path, tiny_params, dask_cluster
+) -> None:
+    logos, logos_dir = make_logos(tmp_path)
+    ids = sorted(logos["image_id"])
+    faults = {(ids[0], 1): "panic", (ids[1], 1): "hang", (ids[2], 1): "render", (ids[3], 1): "die"}
+    vt, lab = configs(tiny_params, samples_per_image=3, workers=2, timeout_s=2.0)
+    local, _ = label_dataset(
+        logos, logos_dir, tmp_path / "w1", vt, lab, faults=faults, progress=False
+    )
+    _, lab = configs(tiny_params, samples_per_image=3, timeout_s=2.0, cluster=dask_cluster.address)
+    remote, stats = label_dataset(
+        logos, logos_dir, tmp_path / "w2", vt, lab, faults=faults, progress=False
+    )
+    assert stats.backend == "dask" and stats.computed == 12
+    assert sorted(remote.loc[remote["status"] != "ok", "status"]) == sorted(
+        ["panic", "timeout", "render_error", "worker_died"]
+    )
+    pd.testing.assert_frame_equal(stable(local), stable(remote))
+    # Resumable shards: a local rerun of the cluster's work dir retries only the transient two.
+    _, lab = configs(tiny_params, samples_per_image=3, workers=2)
+    _, again = label_dataset(logos, logos_dir, tmp_path / "w2", vt, lab, progress=False)
+    assert again.computed == 2 and again.reused == 10
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_loses_no_finished_row(tmp_path, tiny_params, dask_cluster) -> None:
+    import threading
+
+    logos, logos_dir = make_logos(tmp_path, per_type=2)
+    vt, lab = configs(tiny_params, samples_per_image=3, cluster=dask_cluster.address)
+    slow = {(i, s): "slow" for i in logos["image_id"] for s in range(3)}  # 0.3 s per sample
+    shards = ShardStore(tmp_path / "work" / fingerprint(vt))
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        out["df"], out["stats"] = label_dataset(
+            logos, logos_dir, tmp_path / "work", vt, lab, faults=slow, progress=False
+        )
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while len(shards.load()) < 3 and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    dask_cluster.kill(dask_cluster.workers[0])
+    before = shards.load()
+    thread.join(timeout=180)
+    assert not thread.is_alive(), "the run hung after a worker died"
+    df = out["df"]
+    assert 3 <= len(before) < 24, f"kill landed outside the run ({len(before)}/24 rows)"
+    assert len(df) == 24 and set(df["status"]) <= {"ok", "worker_died"}
+    final = {(r["image_id"], r["sample"]): r for r in df.to_dict("records")}
+    for row in before.values():  # every row finished before the kill is in the result
+        assert final[(row["image_id"], row["sample"])]["ssim"] == row["ssim"]
+    _, lab_local = configs(tiny_params, samples_per_image=3, workers=2)
+    local, _ = label_dataset(logos, logos_dir, tmp_path / "local", vt, lab_local, progress=False)
+    ok = (df["status"] == "ok").to_numpy()
+    assert ok.sum() >= 21  # at most the dead worker's one in-flight logo gave up
+    pd.testing.assert_frame_equal(
+        stable(df)[ok].reset_index(drop=True), stable(local)[ok].reset_index(drop=True)
+    )
+
+
+@pytest.mark.slow
+def test_unreachable_scheduler_and_workers_without_vtracer_fail_clearly(
+    tmp_path, tiny_params
+) -> None:
+    logos, logos_dir = make_logos(tmp_path)
+    nowhere = f"tcp://127.0.0.1:{_free_port()}"
+    vt, lab = configs(tiny_params, cluster=nowhere)
+    with pytest.raises(ConnectionError, match=f"label.cluster = '{nowhere}'.*unreachable"):
+        label_dataset(logos, logos_dir, tmp_path / "work", vt, lab, progress=False)
+
+    # A worker whose Python cannot import vtracer (a shadowing module that raises).
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "vtracer.py").write_text("raise ImportError('vtracer is not installed here')\n")
+    env = dict(os.environ, PYTHONPATH=f"{shadow}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    cluster = _Cluster(tmp_path, workers=1, env=env)
+    try:
+        vt, lab = configs(tiny_params, cluster=cluster.address)
+        with pytest.raises(RuntimeError, match="vtracer missing .*install the same versions"):
+            label_dataset(logos, logos_dir, tmp_path / "work", vt, lab, progress=False)
+    finally:
+        cluster.close()
+    assert not (tmp_path / "work").exists() or not any((tmp_path / "work").rglob("*.jsonl"))

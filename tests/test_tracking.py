@@ -190,7 +190,7 @@ def test_resume_run_logs_into_the_recorded_run(store: TrackingConfig, tmp_path: 
     with mlflow.start_run() as run:
         tracking.write_run_json(tmp_path / "run.json", run, mlflow.get_tracking_uri())
     with tracking.resume_run(store, tmp_path / "run.json") as resumed:
-        assert resumed.info.run_id == run.info.run_id
+        assert resumed.run_id == run.info.run_id
         tracking.log_flat_metrics({"rmse": 0.1, "type": {"text": {"pearson": 0.9}}}, "test/")
     runs = mlflow.search_runs([exp_id], output_format="list")
     assert [r.info.run_id for r in runs] == [run.info.run_id]
@@ -305,3 +305,85 @@ def test_tracking_config_rejects_bad_values() -> None:
     raw["tracking"] = {"uri": None, "experiment": " "}
     with pytest.raises(ValueError, match="tracking.experiment is empty"):
         parse_params(raw)
+
+
+def test_copied_repo_writes_artifacts_into_its_own_folder(tmp_path: Path) -> None:
+    """Issue 17 row 7: mlflow.db stores absolute artifact locations, so a `cp -a` of the repo
+    used to log its runs' artifacts into the original's mlartifacts/."""
+    import shutil
+
+    orig, copy = tmp_path / "orig", tmp_path / "copy"
+    orig.mkdir()
+    log_run = textwrap.dedent(
+        """
+        import sys
+        from pathlib import Path
+        from svg_quality import tracking
+        from svg_quality.config import TrackingConfig
+        Path("note.txt").write_text(sys.argv[1])
+        with tracking.model_run(TrackingConfig(uri=None, experiment="svg-quality")) as run:
+            run.log_files(["note.txt"], "notes")
+        print(run.run_id)
+        """
+    )
+
+    def run_in(root: Path, text: str) -> str:
+        env = {**os.environ, "DVC_ROOT": str(root)}
+        env.pop("MLFLOW_TRACKING_URI", None)
+        out = subprocess.run(
+            [sys.executable, "-c", log_run, text],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout.strip().splitlines()[-1]
+
+    first = run_in(orig, "orig")
+    shutil.copytree(orig, copy, symlinks=True)  # what `cp -a` does
+    before = sorted(p.relative_to(orig) for p in (orig / "mlartifacts").rglob("*"))
+    second = run_in(copy, "copy")
+
+    assert sorted(p.relative_to(orig) for p in (orig / "mlartifacts").rglob("*")) == before
+    new = list((copy / "mlartifacts").rglob(f"{second}/artifacts/notes/note.txt"))
+    assert [p.read_text() for p in new] == ["copy"]
+    # The copy's store serves both runs from its own folder; the original's is untouched.
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{copy / 'mlflow.db'}")
+    for run_id, text in ((first, "orig"), (second, "copy")):
+        uri = client.get_run(run_id).info.artifact_uri
+        assert uri.startswith((copy / "mlartifacts").as_uri()), uri
+        got = Path(client.download_artifacts(run_id, "notes/note.txt", str(tmp_path / run_id)))
+        assert got.read_text() == text
+    orig_client = mlflow.MlflowClient(f"sqlite:///{orig / 'mlflow.db'}")
+    assert orig_client.get_run(first).info.artifact_uri.startswith(orig.as_uri())
+
+
+@pytest.mark.parametrize("stage", ["validate", "export"])
+def test_stage_checks_tracking_before_any_work(
+    stage: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17 row 4: validate ran its whole cross-validation, and export wrote a fresh
+    models/export, before finding the tracking server down. Now both fail first, naming it."""
+    from .conftest import load_stage
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run.json").write_text('{"run_id": "0123456789abcdef"}')
+    out = tmp_path / "out"
+    argv = ["--params", str(REPO_ROOT / "params.yaml"), "--model", "missing.pt"]
+    argv += ["--run", "run.json", "--labels", "l.parquet", "--features", "f", "--logos-csv", "c"]
+    argv += ["--out", str(out)]
+    if stage == "validate":
+        argv += ["--history", "h.csv"]
+    else:
+        argv += ["--logos-dir", "d", "--gates", "g.json"]
+    with pytest.raises(RuntimeError, match=f"127.0.0.1:{port} is unreachable"):
+        load_stage(stage).main(argv)
+    assert not out.exists()

@@ -429,7 +429,7 @@ def test_stage_writes_outputs_and_logs_to_mlflow(
         str(out / "model.pt"),
         "--run-json",
         str(out / "run.json"),
-        "--checkpoints",
+        "--work-dir",
         str(out / "ckpt"),
         "--reports",
         str(out / "reports"),
@@ -485,6 +485,17 @@ def test_stage_writes_outputs_and_logs_to_mlflow(
     assert len(client.get_metric_history(run.info.run_id, "val_rmse")) == 3
     assert client.get_run(run.info.run_id).info.status == "FINISHED"
 
+    # Issue 17 row 1: a refused resume (changed train.lr) leaves the run it would continue
+    # FINISHED and creates none (it used to reopen the run and close it FAILED).
+    p["train"]["lr"] = p["train"]["lr"] * 2
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    with pytest.raises(ValueError, match=r"train.resume: .* train.lr="):
+        stage.main(argv)
+    assert client.get_run(run.info.run_id).info.status == "FINISHED"
+    assert [r.info.run_id for r in client.search_runs([run.info.experiment_id])] == [
+        run.info.run_id
+    ]
+
 
 def test_stage_marks_run_failed_on_error(
     fake: dict[str, Path],
@@ -521,7 +532,7 @@ def test_stage_marks_run_failed_on_error(
                 "m.pt",
                 "--run-json",
                 "run.json",
-                "--checkpoints",
+                "--work-dir",
                 "ckpt",
                 "--reports",
                 "reports",
@@ -532,3 +543,57 @@ def test_stage_marks_run_failed_on_error(
     )
     assert [r.info.status for r in runs] == ["FAILED"]
     assert not (tmp_path / "run.json").exists() and not (tmp_path / "m.pt").exists()
+
+
+def test_kill_9_then_resume_continues_the_same_mlflow_run(
+    fake: dict[str, Path], tmp_path: Path, tiny_params: dict[str, Any], sqlite_tracking_uri: str
+) -> None:
+    """Issue 17: kill -9 of the real train stage mid-run, then `train.resume: true`: the
+    same MLflow run continues, ends FINISHED, and logs every epoch exactly once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from mlflow import MlflowClient
+
+    p = tiny_params
+    p["model"].update(inputs="resnet+stats", hidden=[64, 32], dropout=[0.1, 0.0])
+    p["train"].update(epochs=40, patience=0, batch_size=16)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    argv = [sys.executable, str(REPO_ROOT / "stages" / "train.py"), "--params", "params.yaml"]
+    argv += ["--labels", str(fake["labels"]), "--features", str(fake["features"])]
+    argv += ["--logos-csv", str(fake["logos"]), "--model", "m.pt", "--run-json", "run.json"]
+    argv += ["--work-dir", "work", "--reports", "reports"]
+    env = {**os.environ, "DVC_ROOT": str(tmp_path)}
+    history = tmp_path / "reports" / "history.csv"
+    with (tmp_path / "first.log").open("w") as log:
+        proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=log, stderr=log)
+        try:
+            deadline = time.monotonic() + 240
+            while proc.poll() is None and time.monotonic() < deadline:
+                if history.is_file() and history.read_text().count("\n") >= 3:  # 2 epochs
+                    break
+                time.sleep(0.01)
+            os.kill(proc.pid, signal.SIGKILL)
+        finally:
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL, (tmp_path / "first.log").read_text()[-2000:]
+    ckpt = load_checkpoint(tmp_path / "work" / "last.pt")
+    assert not ckpt["finished"] and ckpt["epoch"] < 40  # really interrupted mid-run
+    run_id = ckpt["meta"]["mlflow_run_id"]
+    client = MlflowClient(sqlite_tracking_uri)
+    assert client.get_run(run_id).info.status == "RUNNING"  # kill -9 closes nothing
+
+    p["train"]["resume"] = True
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((tmp_path / "run.json").read_text())["run_id"] == run_id
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert [r.info.run_id for r in client.search_runs([run.info.experiment_id])] == [run_id]
+    steps = [m.step for m in client.get_metric_history(run_id, "val_rmse")]
+    assert sorted(steps) == list(range(1, 41))  # each epoch once, none lost at the kill
+    assert list(pd.read_csv(history)["epoch"]) == list(range(1, 41))

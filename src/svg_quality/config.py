@@ -161,11 +161,27 @@ class LabelConfig:
     workers: int = 0  # 0 = all cores
     timeout_s: float = 60.0  # per-sample limit; a hung conversion becomes a "timeout" row
     cluster: str | None = None  # Dask scheduler address, e.g. "tcp://10.0.0.5:8786"
+    # Share of the non-default samples drawn inside `local_box` (a box around VTracer's
+    # defaults and where `suggest` picks) instead of over all of vtracer.ranges.
+    local_share: float = 0.0
+    local_box: dict[str, tuple[float, ...]] = field(default_factory=dict)  # name -> [low, high]
 
     def __post_init__(self) -> None:
+        from svg_quality.paramspace import SPECS
+
         check_range("label.samples_per_image", self.samples_per_image, 1, 4096)
         check_range("label.workers", self.workers, 0, 1024)
         check_range("label.timeout_s", self.timeout_s, 0.1)
+        check_range("label.local_share", self.local_share, 0.0, 1.0)
+        for name, box in self.local_box.items():
+            key = f"label.local_box.{name}"
+            if name not in SPECS:
+                raise _fail(key, list(box), "a VTracer parameter: " + ", ".join(SPECS))
+            default = SPECS[name].default
+            if len(box) != 2 or not box[0] < box[1] or not box[0] <= default <= box[1]:
+                raise _fail(
+                    key, list(box), f"[low, high] with low < high around the default {default}"
+                )
 
 
 @dataclass(frozen=True)
@@ -363,6 +379,13 @@ class Params:
     validate: ValidateConfig
     export: ExportConfig
     tracking: TrackingConfig
+
+    def __post_init__(self) -> None:
+        for name, (lo, hi) in self.label.local_box.items():
+            r_lo, r_hi = self.vtracer.ranges[name]
+            if lo < r_lo or hi > r_hi:
+                allowed = f"a box inside vtracer.ranges.{name} = [{r_lo}, {r_hi}]"
+                raise _fail(f"label.local_box.{name}", [lo, hi], allowed)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -18,17 +18,23 @@ error          anything else (the message is in ``error``)
 
 Backends. Locally, ``label.workers`` sandboxes are driven by as many threads (the
 work happens in the child processes, so threads are enough). With ``label.cluster``
-set, the same per-sample function runs as Dask tasks; each Dask worker thread owns a
-sandbox of its own, so timeouts and crashes behave the same way on the cluster.
+set, one Dask task is one logo (:class:`LogoJob`: its PNG shipped once, all its
+samples); a worker plugin (:class:`SandboxPlugin`) keeps one long-lived sandbox per
+worker thread, so a task pays neither a process start nor a second SSIM reference,
+and timeouts, panics and crashes end as the same rows as on the local pool.
 Results do not depend on the backend: a sample's parameters depend only on
 ``(label.seed, image_id, sample)`` and VTracer, resvg and SSIM are deterministic.
 
 Resume. Each finished row is appended (flushed) to a JSON-lines shard under
 ``<work_dir>/<fingerprint>/`` as soon as it arrives, so an interrupted run (Ctrl-C,
 ``kill -9``) loses at most the samples in flight. The fingerprint covers everything
-a row depends on (VTracer settings and ranges, samples per image, seed, library
-versions), so rows are only reused when they would be recomputed identically; rows
-of new logos are simply added. ``timeout`` and ``worker_died`` rows are transient and
+a row depends on besides its logo and parameters (VTracer's fixed settings, library
+versions), and inside it a row is found by its logo's content hash and its 8 raw
+parameter values (:func:`sample_key`), never by its position in the plan. So rows are
+only reused when they would be recomputed identically, and any plan that asks for a
+finished sample reuses it: raising ``label.samples_per_image`` (the plan's first
+samples do not depend on the count, see ``paramspace.sample_params``) or changing
+the design computes only the new samples; rows of new logos are simply added. ``timeout`` and ``worker_died`` rows are transient and
 are retried by a rerun; every other status is reused. ``work_dir`` is kept outside
 DVC's declared outs (``data/.label_work``), so ``dvc repro`` never deletes it.
 
@@ -50,13 +56,12 @@ import select
 import struct
 import subprocess
 import sys
-import threading
 import time
 import weakref
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,7 +91,7 @@ COLUMNS = (
     "status",
     "error",
 )
-FAULTS = ("panic", "hang", "render", "die")  # test-only fault injection, see Task.fault
+FAULTS = ("panic", "hang", "render", "die", "slow")  # test-only fault injection, see Task.fault
 _FORMAT_VERSION = 2  # bump when a row's meaning changes, to invalidate cached shards
 _HEADER = struct.Struct("<Q")
 
@@ -103,7 +108,8 @@ class Task:
     vtracer: VtracerConfig
     # Test-only fault injection (never set from params.yaml): "panic" passes
     # color_precision=0 to VTracer, "hang" sleeps forever, "render" corrupts the SVG
-    # before resvg sees it, "die" exits the worker process.
+    # before resvg sees it, "die" exits the worker process, "slow" sleeps 0.3 s first
+    # (then runs normally: paces a run so a test can act in the middle of it).
     fault: str | None = None
 
     @property
@@ -167,6 +173,8 @@ def run_sample(task: Task) -> dict[str, Any]:
             os._exit(3)
         if task.fault == "hang":
             time.sleep(10**6)
+        if task.fault == "slow":
+            time.sleep(0.3)
         rgb, reference = _REFERENCES.get(task.image_id, task.png)
         params = dict(task.params)
         if task.fault == "panic":
@@ -378,70 +386,47 @@ def run_local(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-_DASK_LOCAL = threading.local()
+@dataclass(frozen=True)
+class LogoJob:
+    """One cluster task: a logo's PNG (shipped once) and the samples to run on it."""
 
+    image_id: str
+    png: bytes
+    vtracer: VtracerConfig
+    samples: tuple[tuple[int, dict[str, float], str | None], ...]  # (sample, params, fault)
 
-def run_sample_sandboxed(task: Task, timeout_s: float) -> dict[str, Any]:
-    """Dask task body: run ``task`` in this worker thread's own sandbox."""
-    sb = getattr(_DASK_LOCAL, "sandbox", None)
-    if sb is None:
-        sb = _DASK_LOCAL.sandbox = Sandbox()
-    return sb.run(task, timeout_s)
-
-
-def run_dask(
-    tasks: Iterable[Task], address: str, timeout_s: float, on_row: Callable[[dict], None]
-) -> None:
-    """Run ``tasks`` on the Dask cluster at ``address`` (same rows as :func:`run_local`)."""
-    from distributed import Client, as_completed
-
-    with Client(address, set_as_default=False, timeout="60s") as client:
-        slots = max(1, sum(client.nthreads().values()))
-        it = iter(tasks)
-        by_key: dict[str, Task] = {}
-
-        def submit_next() -> Any:
-            task = next(it, None)
-            if task is None:
-                return None
-            fut = client.submit(run_sample_sandboxed, task, timeout_s, pure=False)
-            by_key[fut.key] = task
-            return fut
-
-        first = [f for f in (submit_next() for _ in range(2 * slots)) if f is not None]
-        stream = as_completed(first, loop=client.loop)  # bounded in flight: tasks carry PNG bytes
-        for fut in stream:
-            task = by_key.pop(fut.key)
-            if fut.status == "finished":
-                row = fut.result()
-            else:
-                # Dask gives up on a task after its workers died `allowed-failures` times
-                # (KilledWorker); record it like a local worker death.
-                exc = fut.exception()
-                row = failed_row(task, "worker_died", f"{type(exc).__name__}: {exc}"[:500])
-            fut.release()
-            on_row(row)
-            nxt = submit_next()
-            if nxt is not None:
-                stream.add(nxt)
+    def tasks(self) -> Iterator[Task]:
+        for i, params, fault in self.samples:
+            yield Task(self.image_id, i, params, self.png, self.vtracer, fault)
 
 
 # --------------------------------------------------------------------------- persistence
 
 
-def fingerprint(vtracer_cfg: VtracerConfig, label_cfg: LabelConfig) -> str:
-    """Digest of everything a row's values depend on (not workers, timeout or cluster)."""
+def fingerprint(vtracer_cfg: VtracerConfig) -> str:
+    """Digest of everything a row's values depend on besides its logo and parameter set.
+
+    Not the sampling design (ranges, ``samples_per_image``, seed): a stored row is found by
+    :func:`sample_key`, its logo and its own parameter values, so any plan that asks for
+    an already finished sample reuses it (issue 17: 12 -> 14 samples computes only 2 per logo).
+    """
     from importlib.metadata import version
 
     payload = {
         "format": _FORMAT_VERSION,
-        "vtracer_cfg": asdict(vtracer_cfg),
-        "samples_per_image": label_cfg.samples_per_image,
-        "seed": label_cfg.seed,
+        "colormode": vtracer_cfg.colormode,
+        "hierarchical": vtracer_cfg.hierarchical,
+        "mode": vtracer_cfg.mode,
         "vtracer": version("vtracer"),
         "resvg_py": version("resvg-py"),
     }
     return json_digest(payload)
+
+
+def sample_key(image_id: str, params: Mapping[str, Any]) -> str:
+    """A finished sample's resume key: the logo (a content hash) and the 8 raw values."""
+    values = [SPECS[n].kind(params[n]) for n in PARAM_NAMES]
+    return f"{image_id}:{json.dumps(values)}"
 
 
 class ShardStore:
@@ -451,9 +436,9 @@ class ShardStore:
         self.root = Path(root)
         self._fh: io.TextIOWrapper | None = None
 
-    def load(self) -> dict[tuple[str, int], dict[str, Any]]:
-        """Every stored row by key; later shards win (a retried sample replaces its old row)."""
-        rows: dict[tuple[str, int], dict[str, Any]] = {}
+    def load(self) -> dict[str, dict[str, Any]]:
+        """Every stored row by :func:`sample_key`; later shards win (a retry replaces a row)."""
+        rows: dict[str, dict[str, Any]] = {}
         if not self.root.is_dir():
             return rows
         for path in sorted(self.root.glob("rows-*.jsonl")):
@@ -462,7 +447,7 @@ class ShardStore:
                     if not line.endswith("\n"):
                         break  # a line cut short by kill -9: that sample was in flight
                     row = json.loads(line)
-                    rows[(row["image_id"], int(row["sample"]))] = row
+                    rows[sample_key(row["image_id"], row)] = row
         return rows
 
     def append(self, row: Mapping[str, Any]) -> None:
@@ -501,7 +486,12 @@ def plan(
     for image_id in sorted(logos["image_id"]):
         path = logos_dir / f"{image_id}.png"
         sets = sample_params(
-            image_id, label_cfg.samples_per_image, vtracer_cfg.ranges, label_cfg.seed
+            image_id,
+            label_cfg.samples_per_image,
+            vtracer_cfg.ranges,
+            label_cfg.seed,
+            local_box=label_cfg.local_box,
+            local_share=label_cfg.local_share,
         )
         out.extend((image_id, i, p, path) for i, p in enumerate(sets))
     return out
@@ -531,10 +521,13 @@ def label_dataset(
     if missing:
         raise ValueError(f"logos.csv lacks column(s) {sorted(missing)}; rerun `dvc repro prepare`")
     work = plan(logos, logos_dir, vtracer_cfg, label_cfg)
-    store = ShardStore(Path(work_dir) / fingerprint(vtracer_cfg, label_cfg))
+    store = ShardStore(Path(work_dir) / fingerprint(vtracer_cfg))
     stored = store.load()
+    keys = [sample_key(image_id, params) for image_id, _, params, _ in work]
     todo = [
-        w for w in work if (w[0], w[1]) not in stored or stored[(w[0], w[1])]["status"] in TRANSIENT
+        w
+        for w, key in zip(work, keys, strict=True)
+        if key not in stored or stored[key]["status"] in TRANSIENT
     ]
     for _, _, _, path in todo:
         if not path.is_file():
@@ -549,6 +542,16 @@ def label_dataset(
                 png_cache = (path, path.read_bytes())
             yield Task(image_id, i, params, png_cache[1], vtracer_cfg, faults.get((image_id, i)))
 
+    def jobs() -> Iterator[LogoJob]:  # the cluster's unit: one logo, its PNG read once
+        by_logo: dict[str, list[tuple[int, dict[str, float], str | None]]] = defaultdict(list)
+        paths: dict[str, Path] = {}
+        for image_id, i, params, path in todo:
+            by_logo[image_id].append((i, params, faults.get((image_id, i))))
+            paths[image_id] = path
+        for image_id, samples in by_logo.items():
+            png = paths[image_id].read_bytes()
+            yield LogoJob(image_id, png, vtracer_cfg, tuple(samples))
+
     stats = LabelStats(total=len(work), reused=len(work) - len(todo))
     stats.backend = "dask" if label_cfg.cluster else "local"
     stats.workers = 0 if label_cfg.cluster else resolve_workers(label_cfg.workers)
@@ -557,7 +560,7 @@ def label_dataset(
 
     def on_row(row: dict[str, Any]) -> None:
         store.append(row)
-        stored[(row["image_id"], int(row["sample"]))] = row
+        stored[sample_key(row["image_id"], row)] = row
         counts[row["status"]] += 1
         bar.update(1)
         bar.set_postfix({k: v for k, v in counts.items() if k != "ok"}, refresh=False)
@@ -565,7 +568,9 @@ def label_dataset(
     t0 = time.perf_counter()
     try:
         if todo and label_cfg.cluster:
-            run_dask(tasks(), label_cfg.cluster, label_cfg.timeout_s, on_row)
+            from svg_quality.label_cluster import run_dask
+
+            run_dask(jobs(), label_cfg.cluster, label_cfg.timeout_s, on_row)
         elif todo:
             run_local(tasks(), stats.workers, label_cfg.timeout_s, on_row)
     finally:
@@ -575,7 +580,8 @@ def label_dataset(
     stats.computed = len(todo)
     stats.by_status_this_run = dict(counts)
 
-    rows = [stored[(w[0], w[1])] for w in work]
+    # A reused row takes this plan's sample number (the same values may sit elsewhere in it).
+    rows = [dict(stored[key], sample=w[1]) for w, key in zip(work, keys, strict=True)]
     df = pd.DataFrame(rows)
     meta = logos.set_index("image_id")[["logo_type", "split"]]
     df = df.join(meta, on="image_id")

@@ -123,32 +123,60 @@ def denormalize(unit: np.ndarray, ranges: Mapping[str, Sequence[float]]) -> np.n
 
 
 def sample_params(
-    image_id: str, n: int, ranges: Mapping[str, Sequence[float]], seed: int
+    image_id: str,
+    n: int,
+    ranges: Mapping[str, Sequence[float]],
+    seed: int,
+    *,
+    local_box: Mapping[str, Sequence[float]] | None = None,
+    local_share: float = 0.0,
 ) -> list[dict[str, float]]:
-    """``n`` parameter sets for one logo: VTracer's defaults first, then scrambled Sobol points.
+    """``n`` parameter sets for one logo: VTracer's defaults first, then a mix of two designs.
+
+    * global: scrambled Sobol points over ``ranges`` (what the model must know everywhere);
+    * local: scrambled Sobol points over ``local_box`` (a box around VTracer's defaults and
+      where ``suggest`` picks; names it omits span their whole range), a share
+      ``local_share`` of the non-default samples. ``local_share = 0`` is the global design.
 
     Deterministic per ``(seed, image_id)``: the same logo gets the same sets in every
-    run, on every machine, whatever else is in the dataset. Integers are drawn so each
-    value in ``[low, high]`` gets an equal share of the unit interval.
+    run, on every machine, whatever else is in the dataset. Prefix-stable by
+    construction: sample ``i`` depends on ``i`` and not on ``n`` (which design it uses is
+    fixed by ``i``, and it takes the next point of that design's own Sobol sequence), so
+    raising ``n`` only appends samples and label's resume reuses the old ones. Integers
+    are drawn so each value in ``[low, high]`` gets an equal share of the unit interval.
     """
     from scipy.stats import qmc
 
     if n < 1:
         raise ValueError(f"label.samples_per_image = {n} is invalid; allowed: at least 1")
+    if not 0.0 <= local_share <= 1.0:
+        raise ValueError(f"label.local_share = {local_share} is invalid; allowed: [0, 1]")
     try:
         image_key = int(image_id, 16)
     except ValueError:
         raise ValueError(
             f"image_id {image_id!r} is not a hex digest (see io.image_id_for)"
         ) from None
+    # Non-default sample j = 1..n-1 is local when the running count floor(j * share)
+    # steps up (an even interleave: share 0.5 alternates global, local, global, ...).
+    j = np.arange(1, n)
+    is_local = np.floor(j * local_share) > np.floor((j - 1) * local_share)
+    box = {name: tuple((local_box or {}).get(name, ranges[name])) for name in PARAM_NAMES}
+    # The global stream keeps the seed of the purely global design (so its points, and
+    # the labels of rows that use them, stay what they were); the local one has its own.
+    designs = ((False, [seed, image_key], ranges), (True, [seed, image_key, 1], box))
+    raw = np.empty((n - 1, len(PARAM_NAMES)), dtype=np.float64)  # [n-1, 8]
+    for local, entropy, bounds in designs:
+        rows = np.flatnonzero(is_local == local)
+        if rows.size == 0:
+            continue
+        rng = np.random.default_rng(np.random.SeedSequence(entropy))
+        sobol = qmc.Sobol(d=len(PARAM_NAMES), scramble=True, rng=rng)
+        m = int(np.ceil(np.log2(rows.size))) if rows.size > 1 else 0
+        # a power-of-two draw keeps Sobol balance; its first k points are the sequence's first k
+        raw[rows] = from_unit(sobol.random_base2(m)[: rows.size], bounds)
     sets: list[dict[str, float]] = [dict(VTRACER_DEFAULTS)]
-    if n == 1:
-        return sets
-    rng = np.random.default_rng(np.random.SeedSequence([seed, image_key]))
-    sobol = qmc.Sobol(d=len(PARAM_NAMES), scramble=True, rng=rng)
-    m = int(np.ceil(np.log2(n - 1))) if n > 2 else 0
-    unit = sobol.random_base2(m)[: n - 1]  # [n-1, 8]; a power-of-two draw keeps Sobol balance
-    for row in from_unit(unit, ranges):
+    for row in raw:
         sets.append(
             {
                 s.name: (int(v) if s.kind is int else float(v))

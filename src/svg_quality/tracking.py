@@ -1,10 +1,14 @@
 """MLflow access in one place: tracking URI, experiment, the per-model run, the registry.
 
-One MLflow run per trained model (DESIGN.md): the train stage opens it and writes
-its id to ``models/run.json``; validate and export log into that same run. When DVC
-restores train from its run-cache, train does not run and the restored
-``models/run.json`` still names the original run, so validate and export log into
-it and nothing creates a new one.
+One MLflow run per trained model (DESIGN.md): the train stage opens it with
+:func:`model_run` and writes its id to ``models/run.json``; validate and export log
+into that same run through :func:`resume_run`. Both yield a :class:`ModelRun`, so a
+stage only says what to log; the run is closed FINISHED, FAILED or KILLED here. A
+stage first calls :func:`preflight` (server reachable, recorded run present) before
+any work, and opens the run only after every check that can refuse the stage, so a
+refused stage never changes an existing run. When DVC restores train from its
+run-cache, train does not run and the restored ``models/run.json`` still names the
+original run, so validate and export log into it and nothing creates a new one.
 
 mlflow is imported lazily so library modules that do not track stay light.
 """
@@ -13,13 +17,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import re
+import sqlite3
 import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +48,8 @@ DVC_TAG_ENV = {
 # The local SQLite store and its artifacts, relative to the repository root.
 LOCAL_DB = "mlflow.db"
 LOCAL_ARTIFACTS = "mlartifacts"
+
+log = logging.getLogger("tracking")
 
 
 def repo_root() -> Path:
@@ -133,6 +143,76 @@ def artifact_location(uri: str, experiment: str, root: Path | None = None) -> st
     return ((root or repo_root()) / LOCAL_ARTIFACTS / safe).resolve().as_uri()
 
 
+# Columns where MLflow's SQL store keeps absolute artifact locations (mlflow 3.x schema).
+_LOCATION_COLUMNS = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("logged_models", "artifact_location"),
+    ("model_versions", "storage_location"),
+    ("model_versions", "source"),
+)
+
+
+def relocate_copied_store(uri: str, root: Path | None = None) -> str | None:
+    """Point a copied repo's SQLite store at its own ``mlartifacts/``; returns the old root.
+
+    MLflow records absolute artifact locations (``file:///old/repo/mlartifacts/...``) in
+    the database, so after ``cp -a repo copy`` (or ``mv``) the copy's runs would write
+    their artifacts into the original's folder. A store inside the repository belongs to
+    it: when its experiments' artifacts live under another repo's ``mlartifacts/``, every
+    location that starts with that repo root is rewritten to this one (the copied
+    ``mlartifacts/`` then serves the old runs too). A store outside the repository
+    (shared on purpose by several checkouts) is left alone.
+    """
+    if not uri.startswith("sqlite:///"):
+        return None
+    root = (root or repo_root()).resolve()
+    db = Path(uri[len("sqlite:///") :])
+    if not db.is_file() or not db.resolve().is_relative_to(root):
+        return None
+    with contextlib.closing(sqlite3.connect(db)) as con, con:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "experiments" not in tables:
+            return None
+        old = None
+        for (loc,) in con.execute("SELECT artifact_location FROM experiments"):
+            path = Path(_local_path(loc or ""))
+            if path.parent.name == LOCAL_ARTIFACTS and path.parent.parent != root:
+                old = path.parent.parent
+                break
+        if old is None:
+            return None
+        for table, col in _LOCATION_COLUMNS:
+            if table not in tables:
+                continue
+            for prefix_old, prefix_new in (
+                (old.as_uri() + "/", root.as_uri() + "/"),
+                (f"{old.as_posix()}/", f"{root.as_posix()}/"),
+            ):
+                con.execute(  # table and column names come from _LOCATION_COLUMNS, not input
+                    f"UPDATE {table} SET {col} = ? || substr({col}, ?) "
+                    f"WHERE substr({col}, 1, ?) = ?",
+                    (prefix_new, len(prefix_old) + 1, len(prefix_old), prefix_old),
+                )
+    log.warning(
+        "%s was copied from %s: its artifact locations now point into %s/%s, so runs here "
+        "no longer write into the other checkout",
+        db,
+        old,
+        root,
+        LOCAL_ARTIFACTS,
+    )
+    return str(old)
+
+
+def _local_path(location: str) -> str:
+    if location.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        return unquote(urlparse(location).path)
+    return location
+
+
 def setup(cfg: TrackingConfig) -> str:
     """Point MLflow at the resolved URI and make sure the experiment exists; returns its id."""
     import mlflow
@@ -143,6 +223,7 @@ def setup(cfg: TrackingConfig) -> str:
     check_server(uri)
     mlflow.set_tracking_uri(uri)
     with _store_lock(uri):
+        relocate_copied_store(uri)
         exp_id = get_or_create_experiment(cfg.experiment, artifact_location(uri, cfg.experiment))
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
@@ -229,34 +310,207 @@ def read_run_json(path: str | Path) -> dict[str, Any]:
     return info
 
 
-@contextlib.contextmanager
-def resume_run(cfg: TrackingConfig, run_json: str | Path) -> Iterator[mlflow.ActiveRun]:
-    """Log into the training run named by ``models/run.json`` (validate, export).
+def preflight(cfg: TrackingConfig, run_json: str | Path | None = None) -> dict[str, Any] | None:
+    """What every stage that logs checks before its work: the tracking server answers and,
+    for validate/export, ``models/run.json`` names a run in the current store.
 
-    Never creates a run: if the recorded run is not in the current store, fail and say
-    which store it was logged to.
+    Starts and changes nothing (a fresh SQLite store may be created). Returns run.json's
+    contents (None without ``run_json``); raises naming the store and the fix.
     """
+    uri = resolve_tracking_uri(cfg)
+    check_server(uri)
+    if run_json is None:
+        return None
+    info = read_run_json(run_json)
+    _require_run(uri, info, run_json)
+    return info
+
+
+def _require_run(uri: str, info: Mapping[str, Any], run_json: str | Path) -> None:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    info = read_run_json(run_json)
-    setup(cfg)
-    uri = mlflow.get_tracking_uri()
     try:
-        mlflow.get_run(info["run_id"])
+        with _store_lock(uri):
+            mlflow.MlflowClient(uri).get_run(info["run_id"])
     except MlflowException as exc:
         raise RuntimeError(
             f"MLflow run {info['run_id']} from {run_json} is not in {uri} (it was logged to "
             f"{info.get('tracking_uri', 'an unknown store')}). Point MLFLOW_TRACKING_URI at "
             "that store, or rerun training with `dvc repro --force train`"
         ) from exc
+
+
+@dataclass(frozen=True)
+class DataInput:
+    """A file or folder logged as an MLflow dataset input, named by its content digest.
+
+    ``frame`` (a pandas DataFrame of the rows) adds a schema and profile in the UI.
+    """
+
+    name: str
+    path: Path
+    digest: str
+    context: str
+    frame: Any = None
+    targets: str | None = None
+
+
+class ModelRun:
+    """The open MLflow run of one model, as :func:`model_run` and :func:`resume_run` yield it:
+    everything a stage logs goes through here."""
+
+    def __init__(self, run: mlflow.ActiveRun, uri: str, resumed: bool) -> None:
+        self.run = run
+        self.uri = uri
+        self.resumed = resumed  # True: an existing run continued, not a new one
+        self._epochs: set[int] | None = None  # steps of the run's per-epoch metrics
+
+    @property
+    def run_id(self) -> str:
+        return self.run.info.run_id
+
+    def log_metrics(
+        self, metrics: Mapping[str, Any], prefix: str = "", step: int | None = None
+    ) -> None:
+        log_flat_metrics(metrics, prefix, step)
+
+    def log_history(self, records: Iterable[Mapping[str, float]], key: str = "val_rmse") -> None:
+        """Per-epoch records (step = ``epoch``) not yet in the run, so a continued run ends
+        with each epoch logged exactly once whatever moment the interruption hit."""
+        import mlflow
+
+        if self._epochs is None:  # once per run: what an interrupted process got to log
+            history = mlflow.MlflowClient().get_metric_history(self.run_id, key)
+            self._epochs = {m.step for m in history}
+        for record in records:
+            epoch = int(record["epoch"])
+            if epoch not in self._epochs:
+                log_flat_metrics({k: v for k, v in record.items() if k != "epoch"}, step=epoch)
+                self._epochs.add(epoch)
+
+    def log_files(
+        self, files: Iterable[str | Path], artifact_dir: str, base: Path | None = None
+    ) -> None:
+        """Each file under ``artifact_dir``, keeping its folder relative to ``base``."""
+        import mlflow
+
+        for f in map(Path, files):
+            sub = Path(artifact_dir) / f.parent.relative_to(base) if base else Path(artifact_dir)
+            mlflow.log_artifact(str(f), sub.as_posix())
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        import mlflow
+
+        mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+    def write_run_json(self, path: str | Path) -> None:
+        write_run_json(path, self.run, self.uri)
+
+
+@contextlib.contextmanager
+def model_run(
+    cfg: TrackingConfig,
+    *,
+    run_id: str | None = None,
+    run_name: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
+    inputs: Iterable[DataInput] = (),
+) -> Iterator[ModelRun]:
+    """Start the model's MLflow run, or continue ``run_id`` while it is in the store.
+
+    A new run gets the provenance tags (:func:`run_tags`), ``tags``, ``params`` and the
+    dataset ``inputs``; a continued one only ``tags`` (it has the rest, and MLflow refuses
+    to change a logged param). The run ends FINISHED, FAILED on an exception, or KILLED on
+    Ctrl-C, whatever happens in the body. Open it only after every check that can refuse
+    the stage: a refusal inside would mark the continued run FAILED.
+    """
+    import mlflow
+
+    setup(cfg)
+    uri = mlflow.get_tracking_uri()
+    resumed = bool(run_id) and _run_active(run_id)
+    run = mlflow.start_run(run_id=run_id) if resumed else mlflow.start_run(run_name=run_name)
+    with _closing(run):
+        if not resumed:
+            mlflow.set_tags(run_tags())
+            if params:
+                mlflow.log_params({k: str(v) for k, v in params.items()})
+            for data in inputs:
+                _log_input(data)
+        if tags:
+            mlflow.set_tags({k: str(v) for k, v in tags.items()})
+        yield ModelRun(run, uri, resumed)
+
+
+@contextlib.contextmanager
+def resume_run(
+    cfg: TrackingConfig, run_json: str | Path, tags: Mapping[str, Any] | None = None
+) -> Iterator[ModelRun]:
+    """Log into the training run named by ``models/run.json`` (validate, export).
+
+    Never creates a run: if the recorded run is not in the current store, fail and say
+    which store it was logged to. Closes the run as :func:`model_run` does.
+    """
+    import mlflow
+
+    info = read_run_json(run_json)
+    setup(cfg)
+    uri = mlflow.get_tracking_uri()
+    _require_run(uri, info, run_json)
     run = mlflow.start_run(run_id=info["run_id"])
+    with _closing(run):
+        if tags:
+            mlflow.set_tags({k: str(v) for k, v in tags.items()})
+        yield ModelRun(run, uri, resumed=True)
+
+
+@contextlib.contextmanager
+def _closing(run: mlflow.ActiveRun) -> Iterator[None]:
+    """End ``run`` FINISHED, FAILED (exception) or KILLED (Ctrl-C), in ``finally``."""
+    import mlflow
+
     status = "FAILED"
     try:
-        yield run
+        yield
         status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
     finally:
         mlflow.end_run(status=status)
+
+
+def _run_active(run_id: str) -> bool:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow.get_run(run_id).info.lifecycle_stage == "active"
+    except MlflowException:
+        return False  # logged to another store, or deleted: start a new run
+
+
+def _log_input(data: DataInput) -> None:
+    import mlflow
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.data.sources import LocalArtifactDatasetSource
+
+    source = LocalArtifactDatasetSource(str(Path(data.path).resolve()))
+    if data.frame is None:
+        dataset = MetaDataset(source, name=data.name, digest=data.digest[:16])
+    else:
+        with warnings.catch_warnings():  # MLflow's hint about int columns in the schema
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            dataset = mlflow.data.from_pandas(
+                data.frame,
+                source=source,
+                targets=data.targets,
+                name=data.name,
+                digest=data.digest[:16],
+            )
+    mlflow.log_input(dataset, context=data.context)
 
 
 def log_flat_metrics(metrics: Mapping[str, Any], prefix: str = "", step: int | None = None) -> None:

@@ -4,7 +4,9 @@ Read top to bottom: :func:`fit` moves all rows to the device once, then each epo
 shuffles an index, slices batches out of the resident tensors (no per-row Dataset,
 no DataLoader), steps the optimizer and a per-step LR schedule, evaluates on the
 validation rows, writes ``last.pt`` (and ``best.pt`` on improvement), and stops when
-``train.monitor`` has not improved for ``train.patience`` epochs.
+``train.monitor`` has not improved for ``train.patience`` epochs. The epoch body is
+:func:`train_epoch`; where a run stands (counters, history, the states to restore) is a
+:class:`ResumeState`, which :func:`load_resume` reads back from ``last.pt``.
 
 Used by the train stage (with checkpoints and an MLflow callback) and by validate's
 grouped cross-validation (no checkpoints, no tracking). Imports only torch and numpy
@@ -37,7 +39,7 @@ from svg_quality.accel import (
 from svg_quality.config import ModelConfig, TrainConfig
 from svg_quality.io import atomic_path
 from svg_quality.metrics import pearson
-from svg_quality.model import build_model
+from svg_quality.model import build_model, count_parameters
 
 MONITOR_MODE = {"val_loss": "min", "val_rmse": "min", "val_pearson": "max"}
 LAST, BEST = "last.pt", "best.pt"
@@ -69,6 +71,20 @@ class FitResult:
     @property
     def epochs_run(self) -> int:
         return len(self.history)
+
+    def summary(self) -> dict[str, Any]:
+        """The run's final figures: the best epoch's losses, length, speed and setup."""
+        return {
+            **{k: self.best[k] for k in ("train_loss", "val_loss", "val_rmse", "val_pearson")},
+            "best_epoch": self.best_epoch,
+            "epochs_run": self.epochs_run,
+            "stopped_early": self.stopped_early,
+            "n_parameters": count_parameters(self.model),
+            "train_seconds": sum(h["epoch_s"] for h in self.history),
+            "samples_per_s": sum(h["samples_per_s"] for h in self.history) / self.epochs_run,
+            "device": self.device,
+            "precision": self.precision,
+        }
 
 
 # --------------------------------------------------------------------------- pieces
@@ -169,7 +185,7 @@ def improved(monitor: str, score: float, best: float | None) -> bool:
     return score < best if MONITOR_MODE[monitor] == "min" else score > best
 
 
-# --------------------------------------------------------------------------- checkpoints
+# --------------------------------------------------------------------------- resume state
 
 
 def _rng_state(shuffle: torch.Generator) -> dict[str, Any]:
@@ -191,6 +207,98 @@ def _resume_config(cfg: TrainConfig) -> dict[str, Any]:
     d = dataclasses.asdict(cfg)
     d.pop("resume")
     return d
+
+
+@dataclass
+class ResumeState:
+    """Where a run stands after its last finished epoch: the early-stopping counters and
+    history, plus (after :meth:`from_checkpoint`) the saved weights, optimizer, scheduler,
+    scaler and RNG states that :meth:`restore` puts back, so a resumed run continues bit for
+    bit (on CPU) where the interrupted one stopped."""
+
+    epoch: int = 0  # epochs done
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_score: float | None = None
+    best_epoch: int = 0  # 0: no epoch had a finite monitor value yet
+    bad_epochs: int = 0  # epochs since the last improvement
+    finished: bool = False  # the run reached train.epochs or stopped early
+    meta: dict[str, Any] = field(default_factory=dict)  # the run's model meta (mlflow_run_id)
+    best_weights: dict[str, torch.Tensor] | None = None  # state dict of the best epoch
+    saved: dict[str, Any] | None = None  # a checkpoint's object states, for restore()
+
+    def update(self, record: dict[str, float], cfg: TrainConfig) -> bool:
+        """Book one finished epoch; True when it is the new best (per ``train.monitor``)."""
+        self.history.append(record)
+        self.epoch = int(record["epoch"])
+        score = record[cfg.monitor]
+        better = improved(cfg.monitor, score, self.best_score)
+        if better:
+            self.best_score, self.best_epoch, self.bad_epochs = score, self.epoch, 0
+        else:
+            self.bad_epochs += 1
+        self.finished = self.stopped_early(cfg) or self.epoch == cfg.epochs
+        return better
+
+    def stopped_early(self, cfg: TrainConfig) -> bool:
+        return cfg.patience > 0 and self.bad_epochs >= cfg.patience
+
+    def to_checkpoint(
+        self,
+        model: nn.Module,
+        opt: torch.optim.Optimizer,
+        sched: torch.optim.lr_scheduler.LRScheduler,
+        scaler: torch.amp.GradScaler,
+        shuffle: torch.Generator,
+        cfg: TrainConfig,
+    ) -> dict[str, Any]:
+        """A ``weights_only``-loadable checkpoint (also a model file: ``state_dict`` + ``meta``)."""
+        return {
+            "checkpoint_format": CHECKPOINT_FORMAT,
+            "state_dict": _cpu(model.state_dict()),
+            "meta": self.meta,
+            "train_config": _resume_config(cfg),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "scaler": scaler.state_dict(),
+            "epoch": self.epoch,
+            "metrics": self.history[-1],
+            "history": self.history,
+            "best_score": self.best_score,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "finished": self.finished,
+            "rng": _rng_state(shuffle),
+        }
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Mapping[str, Any]) -> ResumeState:
+        return cls(
+            epoch=ckpt["epoch"],
+            history=list(ckpt["history"]),
+            best_score=ckpt["best_score"],
+            best_epoch=ckpt["best_epoch"],
+            bad_epochs=ckpt["bad_epochs"],
+            finished=ckpt["finished"],
+            meta=dict(ckpt["meta"]),
+            saved={k: ckpt[k] for k in ("state_dict", "optimizer", "scheduler", "scaler", "rng")},
+        )
+
+    def restore(
+        self,
+        model: nn.Module,
+        opt: torch.optim.Optimizer,
+        sched: torch.optim.lr_scheduler.LRScheduler,
+        scaler: torch.amp.GradScaler,
+        shuffle: torch.Generator,
+    ) -> None:
+        """Load the checkpoint's states into freshly built training objects."""
+        if self.saved is None:
+            raise ValueError("this resume state holds no checkpoint to restore")
+        model.load_state_dict(self.saved["state_dict"])
+        opt.load_state_dict(self.saved["optimizer"])
+        sched.load_state_dict(self.saved["scheduler"])
+        scaler.load_state_dict(self.saved["scaler"])
+        _set_rng_state(self.saved["rng"], shuffle)
 
 
 def save_checkpoint(path: Path, state: Mapping[str, Any]) -> None:
@@ -225,7 +333,95 @@ def _check_resumable(ckpt: Mapping[str, Any], cfg: TrainConfig, meta: Mapping[st
             )
 
 
+def load_resume(
+    checkpoint_dir: str | Path | None, cfg: TrainConfig, meta: Mapping[str, Any]
+) -> ResumeState | None:
+    """The state to continue from, or None for a fresh run.
+
+    None unless ``train.resume`` is set and ``checkpoint_dir`` holds ``last.pt``. Raises
+    ``ValueError`` naming the setting when the checkpoint was made with other train
+    settings, model, inputs or data. Cheap enough to call before anything else, which
+    the train stage does: a refused resume must not touch the MLflow run it would continue.
+    """
+    if checkpoint_dir is None or not cfg.resume or not (Path(checkpoint_dir) / LAST).is_file():
+        return None
+    ckpt = load_checkpoint(Path(checkpoint_dir) / LAST)
+    _check_resumable(ckpt, cfg, meta)
+    state = ResumeState.from_checkpoint(ckpt)
+    if state.best_epoch:
+        state.best_weights = load_checkpoint(Path(checkpoint_dir) / BEST)["state_dict"]
+    return state
+
+
 # --------------------------------------------------------------------------- fit
+
+
+@dataclass
+class _Batches:
+    """The training rows, resident on the device, cut into ``steps`` batches of ``size``."""
+
+    x: torch.Tensor  # [N, D]
+    y: torch.Tensor  # [N]
+    size: int
+    steps: int
+
+    @property
+    def n(self) -> int:
+        return int(self.x.shape[0])
+
+    def sizes(self) -> torch.Tensor:
+        """Rows per batch ``[steps]`` (the last one may be short)."""
+        sizes = torch.full((self.steps,), float(self.size))
+        sizes[-1] = self.n - self.size * (self.steps - 1) if self.n % self.size >= 2 else self.size
+        return sizes
+
+
+def train_epoch(
+    model: nn.Module,
+    rows: _Batches,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    precision: Precision,
+    shuffle: torch.Generator,
+    cfg: TrainConfig,
+    epoch: int,
+) -> dict[str, float]:
+    """One pass over the shuffled training rows; ``train_loss`` (row-weighted mean) and ``lr``
+    (the rate of the epoch's last step). Raises :class:`NonFiniteLossError` on NaN/inf."""
+    model.train()
+    device = rows.x.device
+    perm = torch.randperm(rows.n, generator=shuffle).to(device)  # [N]
+    losses = torch.zeros(rows.steps, device=device)  # per-batch loss, read once per epoch
+    lr = opt.param_groups[0]["lr"]
+    for b in range(rows.steps):
+        idx = perm[b * rows.size : (b + 1) * rows.size]  # [B]
+        xb, yb = rows.x[idx], rows.y[idx]  # [B, D], [B]
+        with precision.autocast():
+            pred = model(xb)  # [B]
+        loss = F.mse_loss(pred.float(), yb)  # fp32 loss whatever autocast chose
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if cfg.grad_clip > 0:
+            scaler.unscale_(opt)  # clip the true gradients, not the scaled ones
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        lr = opt.param_groups[0]["lr"]
+        scaler.step(opt)
+        scaler.update()
+        sched.step()
+        losses[b] = loss.detach()  # no host sync inside the loop
+    losses_h = losses.cpu()  # the epoch's one sync
+    bad = (~torch.isfinite(losses_h)).nonzero()
+    if len(bad):
+        b = int(bad[0, 0])
+        raise NonFiniteLossError(
+            f"training loss is {losses_h[b].item()} at epoch {epoch}, batch {b + 1} "
+            f"(of {rows.steps}); check the inputs for NaN/inf, or lower train.lr "
+            f"(now {cfg.lr}) / set train.grad_clip"
+        )
+    sizes = rows.sizes()
+    train_loss = float((losses_h.double() * sizes).sum() / sizes.sum())
+    return {"train_loss": train_loss, "lr": float(lr)}
 
 
 def fit(
@@ -236,6 +432,7 @@ def fit(
     *,
     meta: Mapping[str, Any] | None = None,
     checkpoint_dir: str | Path | None = None,
+    resume: ResumeState | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     model: nn.Module | None = None,
     progress: bool = True,
@@ -245,7 +442,8 @@ def fit(
     ``meta`` (plain values, e.g. ``model.model_meta(...)``) is stored in every checkpoint so
     ``best.pt``/``last.pt`` load with :func:`svg_quality.model.load_model`. With a
     ``checkpoint_dir`` and ``train_cfg.resume``, training continues from ``last.pt`` and
-    ends with the same weights and history as an uninterrupted run (exactly so on CPU).
+    ends with the same weights and history as an uninterrupted run (exactly so on CPU);
+    ``resume`` passes a state the caller already loaded with :func:`load_resume`.
     ``on_epoch`` gets each epoch's record (epoch, train_loss, val_loss, val_rmse,
     val_pearson, lr, epoch_s, samples_per_s[, peak_gpu_mem_mb]) after it is checkpointed.
     ``model`` replaces the freshly built one (same architecture expected).
@@ -259,153 +457,91 @@ def fit(
         raise ValueError(f"train rows have {in_features} inputs but val rows have {val_features}")
     if n_train < 2:
         raise ValueError(f"need at least 2 training rows (BatchNorm), got {n_train}")
+    ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if resume is None:
+        resume = load_resume(ckpt_dir, train_cfg, meta)
 
     # Deterministic kernels on CPU make `resume` reproduce an uninterrupted run bit for bit.
     with deterministic(device.type == "cpu"):
         seed_everything(train_cfg.seed)
         model = (model if model is not None else build_model(model_cfg, in_features)).to(device)
         # All rows live on the device for the whole run: a batch is one index_select.
-        x_tr = torch.as_tensor(train.x, dtype=torch.float32).to(device)  # [N, D]
-        y_tr = torch.as_tensor(train.y, dtype=torch.float32).to(device)  # [N]
+        bs = min(train_cfg.batch_size, n_train)
+        rows = _Batches(
+            x=torch.as_tensor(train.x, dtype=torch.float32).to(device),  # [N, D]
+            y=torch.as_tensor(train.y, dtype=torch.float32).to(device),  # [N]
+            size=bs,
+            steps=batches_per_epoch(n_train, bs),
+        )
         x_va = torch.as_tensor(val.x, dtype=torch.float32).to(device)  # [M, D]
         y_va = torch.as_tensor(val.y, dtype=torch.float32).to(device)  # [M]
-
-        bs = min(train_cfg.batch_size, n_train)
-        steps = batches_per_epoch(n_train, bs)
         opt = make_optimizer(model, train_cfg, device)
-        sched = make_scheduler(opt, train_cfg, steps)
+        sched = make_scheduler(opt, train_cfg, rows.steps)
         scaler = precision.grad_scaler()  # a no-op unless fp16
         shuffle = torch.Generator().manual_seed(train_cfg.seed)  # CPU: same order on any device
 
-        history: list[dict[str, float]] = []
-        best_score: float | None = None
-        best_epoch, bad_epochs, start, finished = 0, 0, 0, False
-        best_state = copy.deepcopy(model.state_dict())
-        ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-        if ckpt_dir is not None and train_cfg.resume and (ckpt_dir / LAST).is_file():
-            ckpt = load_checkpoint(ckpt_dir / LAST)
-            _check_resumable(ckpt, train_cfg, meta)
-            model.load_state_dict(ckpt["state_dict"])
-            opt.load_state_dict(ckpt["optimizer"])
-            sched.load_state_dict(ckpt["scheduler"])
-            scaler.load_state_dict(ckpt["scaler"])
-            _set_rng_state(ckpt["rng"], shuffle)
-            history = list(ckpt["history"])
-            start, bad_epochs, finished = ckpt["epoch"], ckpt["bad_epochs"], ckpt["finished"]
-            best_score, best_epoch = ckpt["best_score"], ckpt["best_epoch"]
-            if best_epoch:
-                best_state = load_checkpoint(ckpt_dir / BEST)["state_dict"]
-        elif ckpt_dir is not None:
-            for name in (LAST, BEST):  # a fresh run must not leave an older run's files behind
-                (ckpt_dir / name).unlink(missing_ok=True)
-        resumed_from = start
+        if resume is not None:
+            resume.restore(model, opt, sched, scaler, shuffle)
+            state = resume
+        else:
+            state = ResumeState()
+            for name in (LAST, BEST) if ckpt_dir is not None else ():
+                (ckpt_dir / name).unlink(missing_ok=True)  # no older run's files left behind
+        state.meta = meta
+        best_weights = state.best_weights or copy.deepcopy(model.state_dict())
+        resumed_from = state.epoch
 
-        bar = _progress(range(start, train_cfg.epochs), progress, start, train_cfg.epochs)
-        for epoch in bar if not finished else ():
+        bar = _progress(range(state.epoch, train_cfg.epochs), progress, state.epoch, train_cfg)
+        for epoch in bar if not state.finished else ():
             t0 = time.perf_counter()
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-
-            # ---- train one epoch
-            model.train()
-            perm = torch.randperm(n_train, generator=shuffle).to(device)  # [N]
-            losses = torch.zeros(steps, device=device)  # per-batch loss, read once per epoch
-            lr = opt.param_groups[0]["lr"]
-            for b in range(steps):
-                idx = perm[b * bs : (b + 1) * bs]  # [B]
-                xb, yb = x_tr[idx], y_tr[idx]  # [B, D], [B]
-                with precision.autocast():
-                    pred = model(xb)  # [B]
-                loss = F.mse_loss(pred.float(), yb)  # fp32 loss whatever autocast chose
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if train_cfg.grad_clip > 0:
-                    scaler.unscale_(opt)  # clip the true gradients, not the scaled ones
-                    nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
-                lr = opt.param_groups[0]["lr"]
-                scaler.step(opt)
-                scaler.update()
-                sched.step()
-                losses[b] = loss.detach()  # no host sync inside the loop
-            losses_h = losses.cpu()  # the epoch's one sync
-            bad = (~torch.isfinite(losses_h)).nonzero()
-            if len(bad):
-                b = int(bad[0, 0])
-                raise NonFiniteLossError(
-                    f"training loss is {losses_h[b].item()} at epoch {epoch + 1}, batch {b + 1} "
-                    f"(of {steps}); check the inputs for NaN/inf, or lower train.lr "
-                    f"(now {train_cfg.lr}) / set train.grad_clip"
-                )
-            sizes = torch.full((steps,), float(bs))
-            sizes[-1] = n_train - bs * (steps - 1) if n_train % bs >= 2 else bs
-            train_loss = float((losses_h.double() * sizes).sum() / sizes.sum())
+            step = train_epoch(
+                model, rows, opt, sched, scaler, precision, shuffle, train_cfg, epoch + 1
+            )
             train_s = time.perf_counter() - t0
 
-            # ---- evaluate
-            record: dict[str, float] = {"epoch": epoch + 1, "train_loss": train_loss}
+            record: dict[str, float] = {"epoch": epoch + 1, "train_loss": step["train_loss"]}
             record.update(evaluate(model, x_va, y_va, precision))
-            record["lr"] = float(lr)
+            record["lr"] = step["lr"]
             record["epoch_s"] = time.perf_counter() - t0
-            record["samples_per_s"] = float(sizes.sum()) / max(train_s, 1e-9)
+            record["samples_per_s"] = float(rows.sizes().sum()) / max(train_s, 1e-9)
             if device.type == "cuda":
                 record["peak_gpu_mem_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
-            history.append(record)
 
-            # ---- early stopping bookkeeping and checkpoints
-            score = record[train_cfg.monitor]
-            if improved(train_cfg.monitor, score, best_score):
-                best_score, best_epoch, bad_epochs = score, epoch + 1, 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                bad_epochs += 1
-            stop = train_cfg.patience > 0 and bad_epochs >= train_cfg.patience
-            finished = stop or epoch + 1 == train_cfg.epochs
+            if state.update(record, train_cfg):
+                best_weights = copy.deepcopy(model.state_dict())
             if ckpt_dir is not None:
-                state = {
-                    "checkpoint_format": CHECKPOINT_FORMAT,
-                    "state_dict": _cpu(model.state_dict()),
-                    "meta": meta,
-                    "train_config": _resume_config(train_cfg),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "epoch": epoch + 1,
-                    "metrics": record,
-                    "history": history,
-                    "best_score": best_score,
-                    "best_epoch": best_epoch,
-                    "bad_epochs": bad_epochs,
-                    "finished": finished,
-                    "rng": _rng_state(shuffle),
-                }
-                if best_epoch == epoch + 1:
-                    save_checkpoint(ckpt_dir / BEST, state)
-                save_checkpoint(ckpt_dir / LAST, state)
+                ckpt = state.to_checkpoint(model, opt, sched, scaler, shuffle, train_cfg)
+                if state.best_epoch == state.epoch:
+                    save_checkpoint(ckpt_dir / BEST, ckpt)
+                save_checkpoint(ckpt_dir / LAST, ckpt)
             if progress:
                 bar.set_postfix(
-                    loss=f"{train_loss:.4f}",
+                    loss=f"{record['train_loss']:.4f}",
                     val_rmse=f"{record['val_rmse']:.4f}",
                     val_r=f"{record['val_pearson']:.3f}",
                 )
             if on_epoch is not None:
                 on_epoch(record)
-            if stop:
+            if state.stopped_early(train_cfg):
                 break
 
-    if not history:
+    if not state.history:
         raise ValueError("no epoch was trained (train.epochs must be at least 1)")
+    best_epoch = state.best_epoch
     if best_epoch:  # else the monitor never had a finite value: keep the last weights
-        model.load_state_dict(best_state)
+        model.load_state_dict(best_weights)
     else:
-        best_epoch = int(history[-1]["epoch"])
+        best_epoch = int(state.history[-1]["epoch"])
     model.eval()
-    best = next(h for h in history if h["epoch"] == best_epoch)
+    best = next(h for h in state.history if h["epoch"] == best_epoch)
     return FitResult(
         model=model,
         best_epoch=best_epoch,
         best=dict(best),
-        history=history,
-        stopped_early=bool(train_cfg.patience > 0 and bad_epochs >= train_cfg.patience),
+        history=state.history,
+        stopped_early=state.stopped_early(train_cfg),
         resumed_from=resumed_from,
         device=str(device),
         precision=precision.name,
@@ -425,9 +561,9 @@ def _cpu(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in state.items()}
 
 
-def _progress(it: range, enabled: bool, start: int, total: int) -> Any:
+def _progress(it: range, enabled: bool, start: int, cfg: TrainConfig) -> Any:
     if not enabled:
         return it
     from tqdm.auto import tqdm
 
-    return tqdm(it, desc="train", unit="epoch", initial=start, total=total, dynamic_ncols=True)
+    return tqdm(it, desc="train", unit="epoch", initial=start, total=cfg.epochs, dynamic_ncols=True)
