@@ -177,3 +177,61 @@ def test_bad_input_is_named():
         lookup(np.zeros((2, 5), np.float32), np.zeros(1, int), np.zeros((1, 8)))
     with pytest.raises(ValueError, match="outside"):
         lookup(np.zeros((2, TABLE_WIDTH), np.float32), np.array([2]), np.ones((1, 8)))
+
+
+def test_training_rows_equal_the_torch_free_inference_path(tmp_path):
+    """dataset.build_arrays (training) and what a predictor computes from the logo file alone
+    (preprocess.load_logo -> compute_tables -> lookup_one, then the spec's standardization)
+    give the same vtracer columns, bit for bit."""
+    import pandas as pd
+    from PIL import Image
+
+    from svg_quality.dataset import LabeledData, build_arrays, make_input_spec
+    from svg_quality.logostats import STAT_NAMES, compute_stats
+    from svg_quality.preprocess import load_logo
+
+    logos = [tiny_logo(s, 32, 40) for s in range(4)]
+    for i, rgb in enumerate(logos):
+        Image.fromarray(rgb).save(tmp_path / f"{i}.png")
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(4):
+        for k in range(5):
+            p = dict(VTRACER_DEFAULTS)
+            p.update(
+                color_precision=int(rng.integers(1, 9)),
+                filter_speckle=int(rng.integers(1, 33)),
+                layer_difference=int(rng.integers(1, 193)),
+            )
+            split = "train" if i < 3 else "test"
+            rows.append(
+                {
+                    "image_id": f"{i}",
+                    "logo_type": "simple",
+                    "split": split,
+                    **p,
+                    "ssim": 0.9,
+                    "feature_row": i,
+                }
+            )
+    data = LabeledData(
+        rows=pd.DataFrame(rows),
+        features=np.zeros((4, 2048), np.float32),
+        stats=np.stack([compute_stats(r) for r in logos]),
+        stat_names=STAT_NAMES,
+        feature_meta={"weights": {"used": "random"}},
+        tables=np.stack([compute_tables(r) for r in logos]),
+    )
+    ranges = {n: (0.0, 255.0) for n in PARAM_NAMES}
+    spec = make_input_spec(data, "auto", ranges)
+    assert spec.inputs == "stats+vtracer" and spec.cond_names == COND_NAMES
+    seg = next(s for s in spec.layout() if s["name"] == "vtracer")
+    cols = slice(seg["start"], seg["start"] + seg["width"])
+    test = data.mask("test")
+    trained = build_arrays(data, spec, test).x[:, cols]
+    rgb = load_logo(tmp_path / "3.png", 40)  # what the predictor decodes (longest side 40)
+    raw = data.rows.loc[test, list(PARAM_NAMES)].to_numpy(dtype=np.float64)
+    served = (lookup_one(compute_tables(rgb), raw) - np.float32(spec.cond_mean)) / np.float32(
+        spec.cond_std
+    )
+    np.testing.assert_array_equal(served.astype(np.float32), trained)

@@ -146,7 +146,7 @@ class _E2EStats(EndToEnd):
 
 def end_to_end(backbone: nn.Module | None, mlp: QualityMLP, spec: InputSpec) -> EndToEnd:
     cls = {"resnet": _E2EResnet, "resnet+stats": _E2EResnetStats, "stats": _E2EStats}
-    return cls[spec.inputs](backbone, mlp, spec).eval()
+    return _served(cls, spec)(backbone, mlp, spec).eval()
 
 
 class CandidateScorer(nn.Module):
@@ -203,7 +203,17 @@ class _ScoreStats(CandidateScorer):
 
 def candidate_scorer(mlp: QualityMLP, spec: InputSpec) -> CandidateScorer:
     cls = {"resnet": _ScoreResnet, "resnet+stats": _ScoreResnetStats, "stats": _ScoreStats}
-    return cls[spec.inputs](mlp, spec).eval()
+    return _served(cls, spec)(mlp, spec).eval()
+
+
+def _served(classes: dict[str, Any], spec: InputSpec) -> Any:
+    if spec.inputs not in classes:
+        raise ValueError(
+            f"model inputs {spec.inputs!r} cannot be exported yet (the graphs serve "
+            f"{', '.join(classes)}); the vtracer and probe groups train and validate, "
+            "their serving lands with issue 13; export a model with model.inputs=stats"
+        )
+    return classes[spec.inputs]
 
 
 # --------------------------------------------------------------------------- signatures
