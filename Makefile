@@ -35,6 +35,7 @@ bench:  ## run every benchmark under bench/ (each prints its ratio last)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 ui:  ## open the MLflow UI on the local tracking database (README step 4)
+	@echo "the runs: http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning"
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
 .PHONY: help setup lock repro test test-fast lint format bench ui

@@ -25,19 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from svg_quality.export import (
-    FILES,
-    MLPForExport,
-    latency,
-    load_state_dict_file,
-    load_torchscript,
-    ort_session,
-    torch_rows_fn,
-    write_formats,
-)
-from svg_quality.model import InputSpec, QualityMLP
-from svg_quality.paramspace import PARAM_NAMES, PARAM_SPECS, VTRACER_DEFAULTS
-from svg_quality.predictor import Predictor, sobol_candidates
+from svg_quality.model import InputSpec, QualityMLP, load_model
+from svg_quality.paramspace import PARAM_NAMES, PARAM_SPECS, VTRACER_DEFAULTS, sobol_candidates
+from svg_quality.serving.graphs import MLPForExport
+from svg_quality.serving.latency import latency
+from svg_quality.serving.parity import torch_rows_fn
+from svg_quality.serving.predictor import Predictor
+from svg_quality.serving.runtime import FILES, ort_session
+from svg_quality.serving.writers import load_torchscript, write_formats
 
 TARGET_MLP_MS, TARGET_SUGGEST_MS = 0.1, 150.0
 
@@ -46,7 +41,9 @@ def random_export(out: Path, params_file: Path) -> None:
     """A randomly initialised model of the real shapes (2056 -> 1024 -> 512 -> 256 -> 1),
     exported without the ResNet-50 end-to-end file (not needed after features)."""
     from svg_quality.backbone import PREPROCESSING
-    from svg_quality.export import build_metadata
+    from svg_quality.config import ModelConfig
+    from svg_quality.model import model_meta as build_model_meta
+    from svg_quality.serving.metadata import build_metadata
 
     if params_file.is_file():
         from svg_quality.config import load_params
@@ -65,21 +62,15 @@ def random_export(out: Path, params_file: Path) -> None:
         for _ in range(5):
             mlp(torch.randn(256, spec.width))
     mlp.eval()
-    model_meta = {
-        "model": {
-            "inputs": "resnet",
-            "hidden": list(hidden),
-            "dropout": list(dropout),
-            "input_dropout": 0.0,
-        },
-        "features": {
-            "backbone": "torchvision.resnet50",
-            "feature_dim": 2048,
-            "input_size": 224,
-            "preprocessing": PREPROCESSING,
-            "weights": {"used": "random", "seed": 0},
-        },
+    features = {
+        "backbone": "torchvision.resnet50",
+        "feature_dim": 2048,
+        "input_size": 224,
+        "preprocessing": PREPROCESSING,
+        "weights": {"used": "random", "seed": 0},
     }
+    cfg = ModelConfig(inputs="resnet", hidden=tuple(hidden), dropout=tuple(dropout))
+    model_meta = build_model_meta(cfg, spec, {"features": features})
     meta = build_metadata(
         mlp,
         model_meta,
@@ -97,6 +88,7 @@ def random_export(out: Path, params_file: Path) -> None:
         None,
         spec,
         meta,
+        model_meta=model_meta,
         opset=18,
         example_rows=np.random.default_rng(0).normal(size=(4, spec.width)).astype(np.float32),
         formats=("state_dict", "torchscript", "onnx_mlp", "onnx_candidates"),
@@ -110,14 +102,17 @@ class EagerScorer:
     """The candidates model in eager PyTorch behind the predictor's backend interface."""
 
     def __init__(self, mlp: QualityMLP, spec: InputSpec) -> None:
-        from svg_quality.export import candidate_scorer
+        from svg_quality.serving.graphs import candidate_scorer
 
         self.scorer = candidate_scorer(mlp, spec)
+        self.spec = spec
 
-    def score(self, feats, params, stats) -> np.ndarray:
+    def run(self, graph: str, arrays: dict) -> list[np.ndarray]:
+        if graph != "candidates":
+            raise ValueError(f"EagerScorer runs the candidates graph only, not {graph!r}")
         with torch.inference_mode():
-            args = [torch.from_numpy(v) for v in (feats, params, stats) if v is not None]
-            return self.scorer(*args).reshape(-1).numpy()
+            args = [torch.from_numpy(arrays[n]) for n in self.spec.input_names(graph)]
+            return [self.scorer(*args).numpy()]
 
 
 def main() -> None:
@@ -140,10 +135,10 @@ def main() -> None:
         random_export(export_dir, args.params)
     else:
         export_dir = args.export
-    mlp, meta = load_state_dict_file(export_dir / FILES["state_dict"])
+    mlp, meta = load_model(export_dir / FILES["state_dict"])
     spec = InputSpec.from_meta(meta["input"])
     print(
-        f"model: {' -> '.join(meta['architecture']['layers'])} ({spec.inputs}); "
+        f"model: {' -> '.join(meta['export']['architecture']['layers'])} ({spec.inputs}); "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU"
     )
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from svg_quality import tracking
 from svg_quality.accel import configure_cpu_threads
 from svg_quality.config import load_params
-from svg_quality.export import flat_metrics, log_to_mlflow, run_export
 from svg_quality.io import write_json
+from svg_quality.serving.export import flat_metrics, log_to_mlflow, run_export
 
 log = logging.getLogger("export")
 

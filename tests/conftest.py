@@ -61,6 +61,16 @@ def tiny_params() -> dict[str, Any]:
     return shrink(load_repo_params())
 
 
+@pytest.fixture(scope="session")
+def export_pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny real upstream outputs and the real export stage on them, built once per session
+    (``resnet+stats``: every graph, ResNet-50 included) and shared by the export and
+    predictor tests."""
+    from tests.export_fixtures import exported
+
+    return exported(tmp_path_factory.mktemp("export_pipeline"), shrink(load_repo_params()))
+
+
 @pytest.fixture
 def sqlite_tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """MLFLOW_TRACKING_URI pointed at a fresh SQLite store in this test's tmp_path."""

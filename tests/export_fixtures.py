@@ -1,4 +1,5 @@
-"""Tiny real upstream outputs for the export and predictor tests, built once per session.
+"""Tiny real upstream outputs for the export and predictor tests (the session fixture
+``export_pipeline`` in conftest builds them once).
 
 Real synthetic logos, real ResNet-50 features (random weights, as featurize records
 them), label rows in the pipeline's format, a real (untrained, BN statistics warmed)
@@ -30,9 +31,6 @@ def repo_ranges() -> dict[str, tuple[float, float]]:
     with (REPO_ROOT / "params.yaml").open() as fh:
         raw = yaml.safe_load(fh)["vtracer"]["ranges"]
     return {name: (lo, hi) for name, (lo, hi) in raw.items()}
-
-
-_BUILT: dict[str, dict[str, Path]] = {}
 
 
 @contextlib.contextmanager
@@ -172,9 +170,8 @@ def write_upstream(root: Path, raw_params: dict[str, Any], inputs: str) -> dict[
 def exported(
     root: Path, raw_params: dict[str, Any], inputs: str = "resnet+stats"
 ) -> dict[str, Path]:
-    """Build the upstream outputs under ``root`` and run the export stage (once per session)."""
-    if inputs in _BUILT:
-        return _BUILT[inputs]
+    """Build the upstream outputs under ``root`` and run the export stage on them
+    (``conftest.export_pipeline`` calls this once per session)."""
     root.mkdir(parents=True, exist_ok=True)
     with env_and_cwd(root):
         paths = write_upstream(root, raw_params, inputs)
@@ -200,5 +197,4 @@ def exported(
                 str(paths["gates"]),
             ]
         )
-    _BUILT[inputs] = paths
     return paths

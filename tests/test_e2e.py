@@ -1,9 +1,10 @@
 """End to end with the real components: `dvc repro`, `dvc exp run` (workspace and queued),
-a real `mlflow server`, `dvc push`/`dvc pull` to a local folder and to an S3 server (moto).
+a real `mlflow server` (and its UI in headless Chromium), `dvc plots show`/`diff`,
+`dvc push`/`dvc pull` to a local folder and to an S3 server (moto).
 
 One scratch git repo is made from the project (dvc.yaml, shrunk params.yaml, stages/,
-src/, .dvc/config) and shared by the tests of this module, which run in file order:
-repro -> push/pull -> sweep -> run-cache. The stage scripts import the installed
+src/, .dvc/config, .dvc/plots) and shared by the tests of this module, which run in file
+order: repro -> push/pull -> sweep -> plots -> UI -> run-cache. The stage scripts import the installed
 (editable) package; src/ is copied only because dvc.yaml lists its modules as deps.
 Whatever stages dvc.yaml declares are run; checks on a stage's outputs apply when the
 stage exists.
@@ -110,11 +111,14 @@ class Scratch:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.loads(resp.read() or b"{}")
 
-    def runs(self) -> list[dict[str, Any]]:
+    def experiment(self) -> dict[str, Any]:
         exp = self.api("experiments/get-by-name", experiment_name=EXPERIMENT)["experiment"]
         assert exp["experiment_id"] != "0"
-        found = self.api("runs/search", {"experiment_ids": [exp["experiment_id"]]})
-        return found.get("runs", [])
+        return exp
+
+    def runs(self) -> list[dict[str, Any]]:
+        exp_id = self.experiment()["experiment_id"]
+        return self.api("runs/search", {"experiment_ids": [exp_id]}).get("runs", [])
 
     def lock_outs(self) -> dict[str, str]:
         """Every out recorded in dvc.lock: path -> md5."""
@@ -161,6 +165,7 @@ def make_scratch_repo(ws: Path, env: dict[str, str]) -> None:
     for cmd in (["git", "init", "-q", "-b", "main"], ["dvc", "init", "-q"]):
         subprocess.run(cmd, cwd=ws, env=env, check=True)
     shutil.copy2(REPO_ROOT / ".dvc" / "config", ws / ".dvc" / "config")  # the default remote
+    shutil.copytree(REPO_ROOT / ".dvc" / "plots", ws / ".dvc" / "plots")  # plot templates
     subprocess.run(["git", "add", "-A"], cwd=ws, env=env, check=True)
     subprocess.run(["git", "commit", "-qm", "scratch"], cwd=ws, env=env, check=True)
 
@@ -207,6 +212,9 @@ def test_repro_logs_one_complete_run(scratch: Scratch, repro: str) -> None:
         pytest.skip("no train stage in dvc.yaml yet")
     runs = scratch.runs()
     assert len(runs) == 1, [r["info"]["run_id"] for r in runs]
+    # So the MLflow UI treats it as model training, not GenAI (see the UI test below).
+    exp_tags = {t["key"]: t["value"] for t in scratch.experiment().get("tags", [])}
+    assert exp_tags["mlflow.experimentKind"] == "custom_model_development"
     run = runs[0]
     run_id = run["info"]["run_id"]
     assert json.loads((scratch.ws / "models/run.json").read_text())["run_id"] == run_id
@@ -405,6 +413,158 @@ def test_sweep_workspace_and_queued(scratch: Scratch, repro: str) -> None:
                 assert data["deps"][path]["hash"] == base_deps[path]["hash"], (name, path)
 
 
+# What dvc.yaml declares to render, per stage: plot id (a top-level `plots:` id or a
+# stage's plot out) -> chart title.
+VEGA_PLOTS = {
+    "train": {
+        "Loss per epoch (MSE)": "Loss per epoch (MSE)",
+        "Validation Pearson r per epoch": "Validation Pearson r per epoch",
+        "reports/train/history.csv": "Validation RMSE per epoch",
+    },
+    "validate": {
+        "reports/validate/predictions.csv": "Test predicted vs actual SSIM, by logo type",
+        "reports/validate/per_type.csv": "Test RMSE per logo type",
+        "Test Pearson r per logo type": "Test Pearson r per logo type",
+    },
+}
+
+
+def test_plots_show_and_diff(scratch: Scratch, repro: str) -> None:
+    """`dvc plots show` writes an HTML page; `dvc plots diff` of the two sweep experiments
+    has every chart with both experiments' data (predicted vs actual by logo type)."""
+    if "train" not in scratch.stages:
+        pytest.skip("no train stage in dvc.yaml yet")
+    expected = {
+        plot: title
+        for stage, plots in VEGA_PLOTS.items()
+        if stage in scratch.stages
+        for plot, title in plots.items()
+    }
+    show = scratch.base / "plots-show"
+    scratch.run("dvc", "plots", "show", "-o", str(show))
+    page = (show / "index.html").read_text()
+    assert page.count("vegaEmbed(") == len(expected)  # one Vega-Lite chart each
+    for title in expected.values():
+        assert f'"text": "{title}"' in page, title
+    assert list((show / "static").glob("*.png"))  # the PNG plots are rendered too
+
+    hi, lo = SWEEP
+    diff = scratch.base / "plots-diff"
+    scratch.run("dvc", "plots", "diff", hi, lo, "-o", str(diff))
+    page = (diff / "index.html").read_text()
+    assert hi in page and lo in page
+    shown = json.loads(scratch.run("dvc", "plots", "diff", hi, lo, "--json"))["data"]
+    for plot in expected:
+        (render,) = [r for r in shown[plot] if r["type"] == "vega"]
+        assert sorted(render["revisions"]) == sorted(SWEEP), plot
+        values = render["content"]["data"]["values"]
+        assert {v["rev"] for v in values} == set(SWEEP), plot
+    if "validate" in scratch.stages:
+        (scatter,) = shown["reports/validate/predictions.csv"]
+        values = scatter["content"]["data"]["values"]
+        preds = (scratch.ws / "reports/validate/predictions.csv").read_text().splitlines()
+        assert len(values) == 2 * (len(preds) - 1)  # every test row of both experiments
+        types = {line.split(",")[1] for line in preds[1:]}
+        assert {v["logo_type"] for v in values} == types and len(types) > 1
+        assert scatter["content"]["spec"]["layer"][0]["encoding"]["color"]["field"] == ("logo_type")
+
+
+def find_browser() -> tuple[str, str] | None:
+    """Chromium and its chromedriver (Debian: apt-get install chromium chromium-driver)."""
+    browser = next(
+        (b for b in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if b),
+        None,
+    )
+    driver = shutil.which("chromedriver")
+    return (browser, driver) if browser and driver else None
+
+
+@contextlib.contextmanager
+def headless_chromium(base: Path) -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    found = find_browser()
+    if found is None:
+        pytest.skip(
+            "no headless Chromium here: install Debian's chromium and chromium-driver "
+            "(apt-get install chromium chromium-driver; .ci/run does) to run the MLflow UI check"
+        )
+    browser, driver = found
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = browser
+    # Offline and quiet: no GPU, no sandbox (root in CI), no QUIC, no update/sync traffic.
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,900",
+    ):
+        opts.add_argument(flag)
+    profile = base / "chromium-profile"
+    shutil.rmtree(profile, ignore_errors=True)
+    opts.add_argument(f"--user-data-dir={profile}")
+    web = webdriver.Chrome(options=opts, service=Service(driver))
+    try:
+        yield web
+    finally:
+        web.quit()
+
+
+def test_mlflow_ui_lists_and_compares_runs(scratch: Scratch, repro: str) -> None:
+    """The MLflow UI in a real browser: the README's link lands on the experiment's runs
+    (not the GenAI overview), both sweep runs are listed, and ticking them + Compare
+    opens the compare view. SVGQ_UI_SCREENSHOT=path saves that view (docs/)."""
+    if "train" not in scratch.stages:
+        pytest.skip("no train stage in dvc.yaml yet")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    runs = {tags_of(r).get("dvc_exp_name"): r for r in scratch.runs()}
+    picked = [runs[name]["info"] for name in SWEEP]
+    exp_id = scratch.experiment()["experiment_id"]
+    with headless_chromium(scratch.base) as web:
+        wait = WebDriverWait(web, 120)
+
+        def body() -> str:
+            return web.find_element(By.TAG_NAME, "body").text
+
+        # The README's link: the runs, in the UI's model-training mode.
+        web.get(f"{scratch.mlflow}/#/experiments/{exp_id}/runs?workflowType=machine_learning")
+        wait.until(lambda _: all(info["run_name"] in body() for info in picked))
+        assert "matching runs" in body() and "No data available" not in body()
+        for info in picked:  # the row's first checkbox selects the run
+            row = web.find_element(By.CSS_SELECTOR, f"[role=row][row-id='{info['run_id']}']")
+            box = row.find_element(By.CSS_SELECTOR, "input[type=checkbox]")
+            web.execute_script("arguments[0].click()", box)
+        (compare,) = [b for b in web.find_elements(By.TAG_NAME, "button") if b.text == "Compare"]
+        wait.until(lambda _: compare.is_enabled())
+        compare.click()
+        wait.until(lambda _: "Comparing 2 Runs" in body())
+        assert "#/compare-runs" in web.current_url
+        for info in picked:
+            assert info["run_id"] in web.current_url
+        wait.until(lambda _: "train.lr" in body())  # the params table of the two runs
+        for info in picked:
+            assert info["run_name"] in body()
+        shot = os.environ.get("SVGQ_UI_SCREENSHOT")
+        if shot:  # the picture in the README: only the differing params, no side panel
+            for close in web.find_elements(By.CSS_SELECTOR, "button[aria-label=Close]"):
+                web.execute_script("arguments[0].click()", close)
+            web.execute_script(
+                "arguments[0].click()", web.find_element(By.CSS_SELECTOR, "[role=switch]")
+            )
+            head = web.find_element(By.XPATH, "//*[normalize-space(text())='Parameters']")
+            web.execute_script("arguments[0].scrollIntoView()", head)
+            time.sleep(1)
+            web.save_screenshot(shot)
+
+
 def run_cacheable(ws: Path, stage: str) -> bool:
     """Whether DVC saves/restores ``stage`` in its run-cache (dvc 3.67, dvc/stage/cache.py
     and Stage.run): not with a ``persist: true`` out, nor with a ``cache: false`` out
@@ -447,3 +607,38 @@ def test_rerun_or_run_cache_makes_no_extra_run(scratch: Scratch, repro: str) -> 
     assert json.loads((scratch.ws / "models/run.json").read_text())["run_id"] == run_id
     assert rmse_points() == points + 1  # validate logged into the existing run ...
     assert len(scratch.runs()) == len(runs_before)  # ... and no run was made
+
+
+def test_return_to_earlier_params_restores_every_stage(scratch: Scratch, repro: str) -> None:
+    """Sweep A, B, then A again: the third run restores every stage from DVC's run-cache
+    (no stage runs, A's outputs come back), and MLflow gets no second run for A: the
+    restored models/run.json names A's run."""
+    if "train" not in scratch.stages:
+        pytest.skip("no train stage in dvc.yaml yet")
+    lr_a, lr_b = 0.002, 0.0005  # neither the baseline's nor the sweep's values
+    rerun = {"train", "validate", "export"} & scratch.stages  # what a train.lr change reruns
+
+    out = scratch.run("dvc", "exp", "run", "-n", "lr-a", "-S", f"train.lr={lr_a}")
+    assert "Running stage 'train'" in out
+    run_a = json.loads((scratch.ws / "models/run.json").read_text())["run_id"]
+    outs_a = scratch.lock_outs()
+    out = scratch.run("dvc", "exp", "run", "-n", "lr-b", "-S", f"train.lr={lr_b}")
+    assert "Running stage 'train'" in out
+    run_b = json.loads((scratch.ws / "models/run.json").read_text())["run_id"]
+    assert run_b != run_a
+    n_runs = len(scratch.runs())
+
+    t0 = time.perf_counter()
+    out = scratch.run("dvc", "exp", "run", "-n", "lr-a-again", "-S", f"train.lr={lr_a}")
+    print(f"return to train.lr={lr_a}: {time.perf_counter() - t0:.1f} s")
+    assert "Running stage" not in out, out[-3000:]
+    for stage in rerun:
+        assert f"Stage '{stage}' is cached - skipping run" in out, (stage, out[-3000:])
+    assert json.loads((scratch.ws / "models/run.json").read_text())["run_id"] == run_a
+    assert len(scratch.runs()) == n_runs  # no second MLflow run for A
+    outs = scratch.lock_outs()
+    for path in ("models/model.pt", "models/run.json", "models/export"):
+        if path in outs_a:
+            assert outs[path] == outs_a[path], path
+    restored = {tags_of(r).get("dvc_exp_name") for r in scratch.runs()}
+    assert "lr-a-again" not in restored and {"lr-a", "lr-b"} <= restored

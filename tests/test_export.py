@@ -12,22 +12,19 @@ import pytest
 import torch
 from torch import nn
 
-from svg_quality.export import (
-    FILES,
-    MLPForExport,
-    ParityCase,
-    candidate_scorer,
-    check_parity,
-    end_to_end,
-    load_state_dict_file,
-    load_torchscript,
-    ort_session,
-    rebuild_backbone,
-    write_formats,
-)
-from svg_quality.model import InputSpec, QualityMLP
+from svg_quality.config import ModelConfig
+from svg_quality.model import InputSpec, QualityMLP, load_model, model_meta
 from svg_quality.paramspace import PARAM_NAMES
-from tests.export_fixtures import exported, repo_ranges
+from svg_quality.serving.graphs import (
+    MLPForExport,
+    candidate_scorer,
+    end_to_end,
+    rebuild_backbone,
+)
+from svg_quality.serving.parity import ParityCase, check_parity
+from svg_quality.serving.runtime import FILES, ort_session
+from svg_quality.serving.writers import load_torchscript, write_formats
+from tests.export_fixtures import repo_ranges
 
 RANGES = repo_ranges()
 FEAT_DIM, N_STATS = 16, 5
@@ -91,6 +88,11 @@ def meta_for(spec: InputSpec) -> dict[str, Any]:
     }
 
 
+def model_meta_for(spec: InputSpec) -> dict[str, Any]:
+    cfg = ModelConfig(inputs=spec.inputs, hidden=(32, 16), dropout=(0.3, 0.1), input_dropout=0.1)
+    return model_meta(cfg, spec)
+
+
 def torch_out(module: nn.Module, *arrays: np.ndarray) -> np.ndarray:
     with torch.inference_mode():
         out = module(*[torch.from_numpy(a) for a in arrays])
@@ -106,6 +108,7 @@ def test_mlp_formats_load_and_match(tmp_path: Path) -> None:
         None,
         spec,
         meta_for(spec),
+        model_meta=model_meta_for(spec),
         opset=18,
         example_rows=x,
         formats=("state_dict", "torchscript", "onnx_mlp"),
@@ -119,8 +122,8 @@ def test_mlp_formats_load_and_match(tmp_path: Path) -> None:
     ref = torch_out(MLPForExport(mlp), x)
 
     blob = torch.load(tmp_path / FILES["state_dict"], weights_only=True)  # plain types only
-    assert blob["metadata"]["note"] == "tiny" and "net.1.weight" in blob["state_dict"]
-    reloaded, meta = load_state_dict_file(tmp_path / FILES["state_dict"])
+    assert blob["meta"]["export"]["note"] == "tiny" and "net.1.weight" in blob["state_dict"]
+    reloaded, meta = load_model(tmp_path / FILES["state_dict"])  # the model-file format
     assert meta["input"]["layout"] == spec.layout()
     np.testing.assert_array_equal(torch_out(MLPForExport(reloaded), x), ref)
 
@@ -158,6 +161,7 @@ def test_e2e_and_candidates_onnx_match_the_two_step_path(tmp_path: Path, inputs:
         backbone,
         spec,
         meta_for(spec),
+        model_meta=model_meta_for(spec),
         opset=18,
         example_rows=np.zeros((4, spec.width), np.float32),
         formats=("onnx_e2e", "onnx_candidates"),
@@ -231,10 +235,8 @@ def test_rebuild_backbone_refuses_other_weights() -> None:
 
 
 @pytest.fixture(scope="session")
-def stage_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from tests.conftest import load_repo_params, shrink
-
-    return exported(tmp_path_factory.getbasetemp() / "export_pipeline", shrink(load_repo_params()))
+def stage_outputs(export_pipeline: dict[str, Path]) -> dict[str, Path]:
+    return export_pipeline
 
 
 @pytest.mark.slow
@@ -321,3 +323,28 @@ def test_stage_logs_into_the_training_run(stage_outputs: dict[str, Path]) -> Non
     assert [m.name for m in logged] == ["quality_mlp_onnx"]
     assert "onnx" in info.flavors and info.saved_input_example_info is not None
     assert info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, 2048 + 17 + 8)
+
+
+@pytest.mark.parametrize("inputs", ["resnet", "resnet+stats", "stats"])
+def test_input_spec_owns_every_graph_interface(inputs: str) -> None:
+    _, spec = tiny(inputs)
+    resnet, stats = spec.uses_resnet, spec.uses_stats
+    assert spec.input_names("mlp") == ["features"]
+    assert spec.input_names("e2e") == (["image"] if resnet else []) + ["params"] + (
+        ["stats"] if stats else []
+    )
+    assert spec.input_names("candidates") == (["image_features"] if resnet else []) + ["params"] + (
+        ["stats"] if stats else []
+    )
+    assert spec.output_names("e2e") == ["ssim"] + (["image_features"] if resnet else [])
+    # Per-logo blocks go into the candidates model once; the parameter sets are batched.
+    shapes = {p.name: p.shape for p in spec.graph_inputs("candidates")}
+    assert shapes["params"] == ("batch", 8)
+    assert all(s[0] == 1 for n, s in shapes.items() if n != "params")
+    sig = spec.signatures(None, None)
+    assert [i["name"] for i in sig["e2e"]["inputs"]] == spec.input_names("e2e")
+    assert sig["mlp"]["inputs"][0]["shape"] == ["batch", spec.width]
+    with pytest.raises(ValueError, match="graph 'nope' is unknown"):
+        spec.graph_inputs("nope")
+    # The columns split the first layer exactly: per-logo then per-candidate.
+    assert spec.columns(per_logo=True) + spec.columns(per_logo=False) == list(range(spec.width))

@@ -15,11 +15,11 @@ from PIL import Image
 
 from svg_quality import cli
 from svg_quality.backbone import PREPROCESSING, letterbox, preprocess
-from svg_quality.paramspace import PARAM_NAMES, SPECS, VTRACER_DEFAULTS
-from svg_quality.predictor import Predictor, sobol_candidates
+from svg_quality.paramspace import PARAM_NAMES, SPECS, VTRACER_DEFAULTS, sobol_candidates
 from svg_quality.preprocess import backbone_input, load_logo
 from svg_quality.preprocess import letterbox as np_letterbox
-from tests.export_fixtures import REPO_ROOT, exported, repo_ranges
+from svg_quality.serving.predictor import Predictor
+from tests.export_fixtures import REPO_ROOT, repo_ranges
 
 RANGES = repo_ranges()
 
@@ -91,10 +91,8 @@ def test_sobol_candidates_cover_the_ranges_with_valid_integers() -> None:
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from tests.conftest import load_repo_params, shrink
-
-    return exported(tmp_path_factory.getbasetemp() / "export_pipeline", shrink(load_repo_params()))
+def pipeline(export_pipeline: dict[str, Path]) -> dict[str, Path]:
+    return export_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +186,7 @@ class NoTorch(importlib.abc.MetaPathFinder):  # as if torch were not installed
             raise ModuleNotFoundError(f"No module named {{name!r}}")
 
 sys.meta_path.insert(0, NoTorch())
-from svg_quality.predictor import Predictor
+from svg_quality.serving.predictor import Predictor
 p = Predictor.load({str(pipeline["out"])!r})
 print(p.predict({str(path)!r}, {{"filter_speckle": 8}}))
 print(p.suggest({str(path)!r}, top_k=1, candidates=32).top[0].ssim)

@@ -307,6 +307,24 @@ def test_tracking_config_rejects_bad_values() -> None:
         parse_params(raw)
 
 
+def test_experiment_is_tagged_model_development(store: TrackingConfig) -> None:
+    """MLflow 3's UI opens an untagged experiment on its GenAI overview, not the runs."""
+    import mlflow
+
+    kind = "mlflow.experimentKind"
+    tracking.setup(store)  # points MLflow at the test store
+    new_id = tracking.get_or_create_experiment("kind-new")
+    assert mlflow.get_experiment(new_id).tags[kind] == "custom_model_development"
+    client = mlflow.MlflowClient()
+    old_id = client.create_experiment("kind-old")  # made before the tag existed
+    assert kind not in client.get_experiment(old_id).tags
+    assert tracking.get_or_create_experiment("kind-old") == old_id
+    assert client.get_experiment(old_id).tags[kind] == "custom_model_development"
+    client.set_experiment_tag(old_id, kind, "genai_development")  # a user's own choice stays
+    tracking.get_or_create_experiment("kind-old")
+    assert client.get_experiment(old_id).tags[kind] == "genai_development"
+
+
 def test_copied_repo_writes_artifacts_into_its_own_folder(tmp_path: Path) -> None:
     """Issue 17 row 7: mlflow.db stores absolute artifact locations, so a `cp -a` of the repo
     used to log its runs' artifacts into the original's mlartifacts/."""

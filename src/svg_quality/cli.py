@@ -77,7 +77,7 @@ def _parse_param(text: str) -> tuple[str, float]:
 
 
 def _load_predictor(args: argparse.Namespace):
-    from svg_quality.predictor import Predictor
+    from svg_quality.serving.predictor import Predictor
 
     return Predictor.load(args.model, runtime=args.runtime)
 

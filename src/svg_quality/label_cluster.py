@@ -1,9 +1,9 @@
 """The label stage on a Dask cluster (``label.cluster``): the local pool's work, shaped for it.
 
-One task is one logo (:class:`svg_quality.labeling.LogoJob`): its PNG crosses the
+One task is one logo (:class:`svg_quality.sandbox.LogoJob`): its PNG crosses the
 network once, and all its samples run back to back in one long-lived sandbox that a
 worker plugin (:class:`SandboxPlugin`) keeps per worker thread, the same
-:class:`svg_quality.labeling.Sandbox` the local pool uses. So a sample costs what it
+:class:`svg_quality.sandbox.Sandbox` the local pool uses. So a sample costs what it
 costs locally (no process start, one SSIM reference per logo), and a timeout, a panic
 or a crashed conversion ends as the same row. A worker that dies takes its in-flight
 logo with it: Dask reruns that logo elsewhere, and after ``allowed-failures`` deaths
@@ -25,7 +25,7 @@ from typing import Any
 
 from distributed import Client, WorkerPlugin, as_completed, get_worker
 
-from svg_quality.labeling import LogoJob, Sandbox, failed_row
+from svg_quality.sandbox import LogoJob, Sandbox, failed_row
 
 PLUGIN_NAME = "svg-quality-label"
 CONNECT_TIMEOUT_S = 10.0  # an unreachable label.cluster fails after this long

@@ -145,8 +145,6 @@ def sample_params(
     raising ``n`` only appends samples and label's resume reuses the old ones. Integers
     are drawn so each value in ``[low, high]`` gets an equal share of the unit interval.
     """
-    from scipy.stats import qmc
-
     if n < 1:
         raise ValueError(f"label.samples_per_image = {n} is invalid; allowed: at least 1")
     if not 0.0 <= local_share <= 1.0:
@@ -171,10 +169,8 @@ def sample_params(
         if rows.size == 0:
             continue
         rng = np.random.default_rng(np.random.SeedSequence(entropy))
-        sobol = qmc.Sobol(d=len(PARAM_NAMES), scramble=True, rng=rng)
-        m = int(np.ceil(np.log2(rows.size))) if rows.size > 1 else 0
-        # a power-of-two draw keeps Sobol balance; its first k points are the sequence's first k
-        raw[rows] = from_unit(sobol.random_base2(m)[: rows.size], bounds)
+        # the first k points of a power-of-two draw are the sequence's first k
+        raw[rows] = from_unit(sobol_unit(rows.size, rng), bounds)
     sets: list[dict[str, float]] = [dict(VTRACER_DEFAULTS)]
     for row in raw:
         sets.append(
@@ -184,6 +180,24 @@ def sample_params(
             }
         )
     return sets
+
+
+def sobol_candidates(ranges: Mapping[str, Sequence[float]], n: int, seed: int = 0) -> np.ndarray:
+    """``n`` raw parameter sets ``[n, 8]`` float32 spread over ``ranges`` by a scrambled Sobol
+    sequence (what ``suggest`` scores); integer parameters take each value in ``[low, high]``
+    with equal share."""
+    if n < 1:
+        raise ValueError(f"candidates = {n} is invalid; allowed: at least 1")
+    return from_unit(sobol_unit(n, np.random.default_rng(seed)), ranges).astype(np.float32)
+
+
+def sobol_unit(n: int, rng: np.random.Generator) -> np.ndarray:
+    """The first ``n`` points ``[n, 8]`` in ``[0, 1)`` of a scrambled Sobol sequence seeded by
+    ``rng``, drawn as a power of two (``2**ceil(log2 n)``) to keep the sequence's balance."""
+    from scipy.stats import qmc
+
+    sobol = qmc.Sobol(d=len(PARAM_NAMES), scramble=True, rng=rng)
+    return sobol.random_base2(int(np.ceil(np.log2(n))))[:n]
 
 
 def from_unit(unit: np.ndarray, ranges: Mapping[str, Sequence[float]]) -> np.ndarray:

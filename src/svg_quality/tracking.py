@@ -48,6 +48,9 @@ DVC_TAG_ENV = {
 # The local SQLite store and its artifacts, relative to the repository root.
 LOCAL_DB = "mlflow.db"
 LOCAL_ARTIFACTS = "mlartifacts"
+# MLflow 3's UI opens an experiment on its GenAI overview (traces) unless the experiment
+# is tagged as model development; then it lands on the runs.
+EXPERIMENT_KIND_TAG = {"mlflow.experimentKind": "custom_model_development"}
 
 log = logging.getLogger("tracking")
 
@@ -247,9 +250,14 @@ def get_or_create_experiment(name: str, artifact_location: str | None = None) ->
         if exp is not None:
             if exp.lifecycle_stage == "deleted":
                 client.restore_experiment(exp.experiment_id)
+            for key, value in EXPERIMENT_KIND_TAG.items():
+                if key not in exp.tags:  # tag older experiments; keep a kind the user chose
+                    client.set_experiment_tag(exp.experiment_id, key, value)
             return exp.experiment_id
         try:
-            return client.create_experiment(name, artifact_location=artifact_location)
+            return client.create_experiment(
+                name, artifact_location=artifact_location, tags=EXPERIMENT_KIND_TAG
+            )
         except MlflowException as exc:
             last = exc  # somebody else created it between our get and create; get it again
     raise RuntimeError(

@@ -558,7 +558,9 @@ def _check_xy(name: str, data: XY) -> tuple[int, int]:
 
 
 def _cpu(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in state.items()}
+    from svg_quality.model import cpu_state
+
+    return cpu_state(state)
 
 
 def _progress(it: range, enabled: bool, start: int, cfg: TrainConfig) -> Any:

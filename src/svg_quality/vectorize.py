@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from svg_quality.native import require
 from svg_quality.paramspace import PARAM_NAMES, SPECS
 from svg_quality.ssim import SSIMReference
 
@@ -65,7 +66,7 @@ def vtracer_kwargs(params: Mapping[str, float], vtracer_cfg: VtracerConfig) -> d
 
 def convert(png_bytes: bytes, params: Mapping[str, float], vtracer_cfg: VtracerConfig) -> str:
     """PNG bytes -> SVG text with VTracer; raises :class:`ConversionFailed`."""
-    import vtracer
+    vtracer = require("vtracer")
 
     kwargs = vtracer_kwargs(params, vtracer_cfg)
     try:
@@ -80,8 +81,9 @@ def convert(png_bytes: bytes, params: Mapping[str, float], vtracer_cfg: VtracerC
 
 def render(svg: str, width: int, height: int) -> np.ndarray:
     """SVG text -> ``[height, width, 3]`` uint8 RGB, composited on white, with resvg."""
-    import resvg_py
     from PIL import Image
+
+    resvg_py = require("resvg_py")
 
     try:
         png = resvg_py.svg_to_bytes(

@@ -23,11 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from svg_quality.paramspace import PARAM_NAMES, SPECS, VTRACER_DEFAULTS, from_unit
+from svg_quality.inputspec import InputSpec
+from svg_quality.paramspace import PARAM_NAMES, SPECS, VTRACER_DEFAULTS, sobol_candidates
 from svg_quality.preprocess import backbone_input, load_logo
+from svg_quality.serving.runtime import FILES, GRAPH_FILES, ort_session
 
 RUNTIMES = ("onnx", "torch")
-METADATA = "metadata.json"
+METADATA = FILES["metadata"]
 
 
 @dataclass(frozen=True)
@@ -55,18 +57,6 @@ class SuggestResult:
     backbone_ms: float
 
 
-def sobol_candidates(ranges: Mapping[str, Sequence[float]], n: int, seed: int = 0) -> np.ndarray:
-    """``n`` raw parameter sets ``[n, 8]`` spread over ``ranges`` by a scrambled Sobol
-    sequence; integer parameters take each value in ``[low, high]`` with equal share."""
-    from scipy.stats import qmc
-
-    if n < 1:
-        raise ValueError(f"candidates = {n} is invalid; allowed: at least 1")
-    sobol = qmc.Sobol(d=len(PARAM_NAMES), scramble=True, rng=np.random.default_rng(seed))
-    unit = sobol.random_base2(int(np.ceil(np.log2(n))))[:n]  # [n, 8] in [0, 1)
-    return from_unit(unit, ranges).astype(np.float32)
-
-
 class Predictor:
     """The exported model behind one API, on ONNX Runtime or PyTorch."""
 
@@ -74,9 +64,9 @@ class Predictor:
         self.export_dir = export_dir
         self.metadata = metadata
         self.runtime = runtime
-        inp = metadata["input"]
-        self.uses_resnet = inp["inputs"] in ("resnet", "resnet+stats")
-        self.uses_stats = inp["inputs"] in ("resnet+stats", "stats")
+        self.spec = InputSpec.from_meta(metadata["input"])
+        self.uses_resnet = self.spec.uses_resnet
+        self.uses_stats = self.spec.uses_stats
         self.ranges = {n: tuple(float(v) for v in metadata["param_ranges"][n]) for n in PARAM_NAMES}
         self.image_size = int(metadata["logo"]["image_size"])
         self._backend: Any = None
@@ -167,15 +157,14 @@ class Predictor:
         point = self.check_params(params)
         logo = self.prepare(image)
         raw = np.array([[point[n] for n in PARAM_NAMES]], dtype=np.float32)
-        ssim, _ = self.backend.e2e(_batch(logo.image), raw, _batch(logo.stats))
-        return float(ssim[0])
+        return float(self.backend.run("e2e", self._feed(logo, raw))[0][0, 0])
 
     def image_features(self, logo: Logo) -> np.ndarray | None:
         """The backbone's ``[1, 2048]`` features of a prepared logo (None without ResNet)."""
         if not self.uses_resnet:
             return None
         raw = np.array([[VTRACER_DEFAULTS[n] for n in PARAM_NAMES]], dtype=np.float32)
-        return self.backend.e2e(_batch(logo.image), raw, _batch(logo.stats))[1]
+        return self.backend.run("e2e", self._feed(logo, raw))[1]
 
     def predict_many(
         self, image: Any, params_list: Sequence[Mapping[str, float]] | np.ndarray
@@ -187,7 +176,7 @@ class Predictor:
         else:
             raw = self._matrix(params_list)
         logo = self.prepare(image)
-        return self.backend.score(self.image_features(logo), raw, _batch(logo.stats))
+        return self._score(self.image_features(logo), logo.stats, raw)
 
     def _check_matrix(self, raw: np.ndarray) -> np.ndarray:
         if raw.ndim != 2 or raw.shape[1] != len(PARAM_NAMES) or raw.shape[0] == 0:
@@ -234,7 +223,7 @@ class Predictor:
         t0 = time.perf_counter()
         default = np.array([[VTRACER_DEFAULTS[n] for n in PARAM_NAMES]], dtype=np.float32)
         raw = np.concatenate([default, sobol_candidates(self.ranges, candidates, seed)])
-        pred = self.backend.score(image_features, raw, _batch(stats))  # [N + 1]
+        pred = self._score(image_features, stats, raw)  # [N + 1]
         order = np.argsort(-pred, kind="stable")
         top, seen = [], set()
         for i in order:
@@ -252,6 +241,16 @@ class Predictor:
             score_ms=(time.perf_counter() - t0) * 1e3,
             backbone_ms=backbone_ms,
         )
+
+    def _feed(self, logo: Logo, raw: np.ndarray) -> dict[str, np.ndarray | None]:
+        """The end-to-end model's raw inputs for one logo and parameter sets ``raw``."""
+        return {"image": _batch(logo.image), "stats": _batch(logo.stats), "params": raw}
+
+    def _score(
+        self, image_features: np.ndarray | None, stats: np.ndarray | None, raw: np.ndarray
+    ) -> np.ndarray:
+        feed = {"image_features": image_features, "stats": _batch(stats), "params": raw}
+        return self.backend.run("candidates", feed)[0].reshape(-1)
 
     def _suggestion(self, row: np.ndarray, ssim: float, is_default: bool) -> Suggestion:
         params = {
@@ -274,42 +273,23 @@ class _OnnxBackend:
     def __init__(self, predictor: Predictor) -> None:
         self.export_dir = predictor.export_dir
         self.files = predictor.metadata["files"]
-        self.uses_resnet = predictor.uses_resnet
+        self.spec = predictor.spec
         self.sessions: dict[str, Any] = {}
 
-    def session(self, key: str) -> Any:
-        if key not in self.sessions:
-            import onnxruntime as ort
-
-            path = self.export_dir / self.files[key]
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"{path}: missing from the export; rerun `dvc repro export`"
-                )
-            so = ort.SessionOptions()
-            so.log_severity_level = 3  # unused-initializer notices are not the user's concern
-            self.sessions[key] = ort.InferenceSession(
-                str(path), so, providers=["CPUExecutionProvider"]
-            )
-        return self.sessions[key]
+    def session(self, graph: str) -> Any:
+        if graph not in self.sessions:
+            self.sessions[graph] = ort_session(self.export_dir / self.files[GRAPH_FILES[graph]])
+        return self.sessions[graph]
 
     def warm(self) -> None:
-        self.session("onnx_candidates")
-        if self.uses_resnet:
-            self.session("onnx_e2e")
+        self.session("candidates")
+        if self.spec.uses_resnet:
+            self.session("e2e")
 
-    def e2e(self, image, params, stats):
-        sess = self.session("onnx_e2e")
-        names = [i.name for i in sess.get_inputs()]
-        outputs = [o.name for o in sess.get_outputs()]
-        outs = sess.run(outputs, _feed(names, image=image, params=params, stats=stats))
-        return outs[0].reshape(-1), (outs[1] if len(outs) > 1 else None)
-
-    def score(self, feats, params, stats):
-        sess = self.session("onnx_candidates")
-        names = [i.name for i in sess.get_inputs()]
-        feed = _feed(names, image_features=feats, params=params, stats=stats)
-        return sess.run(["ssim"], feed)[0].reshape(-1)
+    def run(self, graph: str, arrays: Mapping[str, np.ndarray | None]) -> list[np.ndarray]:
+        """``graph``'s outputs (``spec.graph_outputs`` order) for the raw input ``arrays``."""
+        feed = _feed(self.spec.input_names(graph), arrays)
+        return self.session(graph).run(self.spec.output_names(graph), feed)
 
 
 class _TorchBackend:
@@ -318,45 +298,33 @@ class _TorchBackend:
     def __init__(self, predictor: Predictor) -> None:
         import torch
 
-        from svg_quality.export import (
-            candidate_scorer,
-            end_to_end,
-            load_state_dict_file,
-            rebuild_backbone,
-        )
-        from svg_quality.model import InputSpec
+        from svg_quality.model import load_model
+        from svg_quality.serving.graphs import candidate_scorer, end_to_end, rebuild_backbone
 
         self.torch = torch
         path = predictor.export_dir / predictor.metadata["files"]["state_dict"]
         if not path.is_file():
             raise FileNotFoundError(f"{path}: missing from the export; rerun `dvc repro export`")
-        mlp, meta = load_state_dict_file(path)
-        spec = InputSpec.from_meta(meta["input"])
-        backbone = rebuild_backbone(meta["backbone"]["weights"])[0] if spec.uses_resnet else None
-        self.e2e_module = end_to_end(backbone, mlp, spec)
-        self.scorer = candidate_scorer(mlp, spec)
-        self.uses_resnet = spec.uses_resnet
+        mlp, meta = load_model(path)
+        spec = self.spec = InputSpec.from_meta(meta["input"])
+        weights = (meta.get("features") or {}).get("weights") or {}
+        backbone = rebuild_backbone(weights)[0] if spec.uses_resnet else None
+        self.modules = {
+            "e2e": end_to_end(backbone, mlp, spec),
+            "candidates": candidate_scorer(mlp, spec),
+        }
 
     def warm(self) -> None:
         pass  # everything was built in __init__
 
-    def _args(self, first, params, stats):
-        t = self.torch.from_numpy
-        return tuple(t(a) for a in (first, params, stats) if a is not None)
-
-    def e2e(self, image, params, stats):
+    def run(self, graph: str, arrays: Mapping[str, np.ndarray | None]) -> list[np.ndarray]:
+        feed = _feed(self.spec.input_names(graph), arrays)
         with self.torch.inference_mode():
-            out = self.e2e_module(*self._args(image, params, stats))
-        if isinstance(out, tuple):
-            return out[0].reshape(-1).numpy(), out[1].numpy()
-        return out.reshape(-1).numpy(), None
-
-    def score(self, feats, params, stats):
-        with self.torch.inference_mode():
-            return self.scorer(*self._args(feats, params, stats)).reshape(-1).numpy()
+            out = self.modules[graph](*(self.torch.from_numpy(a) for a in feed.values()))
+        return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
 
 
-def _feed(names: Sequence[str], **arrays: np.ndarray | None) -> dict[str, np.ndarray]:
+def _feed(names: Sequence[str], arrays: Mapping[str, np.ndarray | None]) -> dict[str, np.ndarray]:
     feed = {}
     for name in names:
         if arrays.get(name) is None:
