@@ -196,7 +196,7 @@ def test_training_rows_equal_the_torch_free_inference_path(tmp_path):
     rng = np.random.default_rng(1)
     rows = []
     for i in range(4):
-        for k in range(5):
+        for _ in range(5):
             p = dict(VTRACER_DEFAULTS)
             p.update(
                 color_precision=int(rng.integers(1, 9)),
