@@ -14,8 +14,10 @@ lock:  ## refresh requirements.lock from pyproject.toml (uv pip compile, ~20 s)
 	uv pip compile pyproject.toml --extra dev --universal --python-version 3.10 \
 		--no-emit-package svg-quality -o requirements.lock
 
-repro:  ## run the whole pipeline (README step 2)
-	dvc repro
+# params.yaml is checked first: DVC deletes a stage's outputs before running it, so a
+# typo caught by the stage itself would already have cost them.
+repro:  ## check params.yaml, then run the whole pipeline (README step 2)
+	$(PY) -m svg_quality.cli check-params --quiet && dvc repro
 
 test:  ## run the test suite, slow end-to-end tests included (README step 3)
 	$(PY) -m pytest

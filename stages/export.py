@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from svg_quality.accel import configure_cpu_threads
 from svg_quality.config import load_params
 from svg_quality.io import write_json
 from svg_quality.serving.export import flat_metrics, log_to_mlflow, run_export
+from svg_quality.stagerun import run_stage
 
 log = logging.getLogger("export")
 
@@ -35,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--metrics", type=Path, default=None, help="flat metrics for `dvc metrics`")
     ap.add_argument("--gates", type=Path, required=True, help="validate's gates.json")
+    ap.add_argument("--size-model", type=Path, default=None, help="the size head (train)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     for noisy in ("onnxscript", "onnx_ir"):  # per-pass INFO chatter of the ONNX optimizer
@@ -55,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         vtracer_cfg=params.vtracer,
         image_size=params.data.image_size,
         git_commit=tracking.git_commit(),
+        min_size=params.data.min_size,
+        size_model_path=args.size_model,
     )
     if args.metrics is not None:
         write_json(args.metrics, flat_metrics(report))
@@ -78,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         log.info(
             "%-22s %7.2f MB  max |diff| %.2e (<= %.0e)",
             name,
-            report["files"][name]["mb"],
+            report["files"][name.removeprefix("size/")]["mb"],  # size/: the size output
             p["max_abs_diff"],
             p["tolerance"],
         )
@@ -101,4 +106,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_stage("export", main))

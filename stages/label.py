@@ -11,6 +11,7 @@ alone): rerunning after an interruption continues where the last run stopped.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pandas as pd
 from svg_quality.config import load_params
 from svg_quality.io import atomic_path, write_json
 from svg_quality.labeling import label_dataset, plot_ssim_by_type, summarize
+from svg_quality.stagerun import run_stage
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,9 +41,17 @@ def main(argv: list[str] | None = None) -> None:
     logos = pd.read_csv(args.logos_csv, dtype={"image_id": str})
 
     t0 = time.perf_counter()
-    labels, stats = label_dataset(
-        logos, args.logos_dir, args.work_dir, params.vtracer, params.label
-    )
+    try:
+        labels, stats = label_dataset(
+            logos, args.logos_dir, args.work_dir, params.vtracer, params.label
+        )
+    except KeyboardInterrupt:  # run_stage reports it; say what is kept and how to go on
+        print(
+            f"label: every sample finished so far is saved, intact, in {args.work_dir}; "
+            "rerun `dvc repro label` (or `dvc repro`) to continue from them",
+            file=sys.stderr,
+        )
+        raise
     with atomic_path(args.out) as tmp:
         labels.to_parquet(tmp, index=False)
 
@@ -58,4 +68,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_stage("label", main))

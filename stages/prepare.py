@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 
 from svg_quality.config import load_params
-from svg_quality.prepare import collect, write
+from svg_quality.prepare import collect, split_warnings, write
+from svg_quality.stagerun import run_stage
 
 log = logging.getLogger("prepare")
 
@@ -24,7 +26,9 @@ def main() -> None:
 
     params = load_params(args.params)
     prepared = collect(params.data, params.split)
-    summary = write(prepared, args.logos_dir, args.logos_csv, args.reports)
+    summary = write(prepared, args.logos_dir, args.logos_csv, args.reports, params.data.source)
+    for warning in split_warnings(prepared.logos, params.split):
+        log.warning(warning)
     if summary["rejected"]:
         log.warning(
             "%d file(s) rejected: %s (details in %s)",
@@ -36,4 +40,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_stage("prepare", main))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from svg_quality.config import flatten, load_params
 from svg_quality.dataset import data_summary, load_labeled, split_arrays, weights_used
 from svg_quality.io import dir_digest, file_digest, write_csv_rows, write_json
 from svg_quality.model import build_model, count_parameters, model_meta, save_model
+from svg_quality.stagerun import run_stage
 from svg_quality.trainer import fit, load_resume
 
 log = logging.getLogger("train")
@@ -26,6 +28,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--params", default="params.yaml")
     for name in ("labels", "features", "logos-csv", "model", "run-json", "work-dir", "reports"):
         ap.add_argument(f"--{name}", type=Path, required=True)
+    ap.add_argument("--size-model", type=Path, default=None, help="also train the size head")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
 
@@ -33,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     tracking.preflight(params.tracking)  # an unreachable server fails before any work
     threads = configure_cpu_threads()
     data = load_labeled(args.labels, args.features, args.logos_csv)
-    spec, arrays = split_arrays(data, params.model.inputs, params.vtracer.ranges)
+    spec, arrays = split_arrays(data, params.model.requested_inputs, params.vtracer.ranges)
     digests = {
         "labels": file_digest(args.labels),
         "features": dir_digest(args.features),
@@ -108,6 +111,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         write_csv_rows(history_csv, result.history)
         save_model(args.model, result.model, {**meta, "best_epoch": result.best_epoch})
         final = {**result.summary(), "inputs": spec.inputs}
+        if args.size_model is not None:  # the second MLP: log10(SVG bytes), same inputs
+            from svg_quality.sizehead import train_and_save
+
+            size = train_and_save(args.size_model, data, spec, params.model, params.train, meta)
+            final.update({f"size_{k}": v for k, v in size.items()})
+            log.info(
+                "size head: val r %.3f on log10 bytes, median |ratio-1| %.3f",
+                size["val_pearson_log10"],
+                size["val_median_abs_ratio_err"],
+            )
         write_json(metrics_json, final)
         run.log_metrics(final, prefix="train/")
         run.log_files([history_csv, metrics_json], "train")
@@ -123,4 +136,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_stage("train", main))

@@ -4,6 +4,7 @@ gates, plots, report.md), all logged into the training run named by models/run.j
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -18,9 +19,32 @@ from svg_quality.config import load_params
 from svg_quality.dataset import load_labeled
 from svg_quality.model import load_model
 from svg_quality.plots import write_plots
+from svg_quality.stagerun import run_stage
 from svg_quality.validation import flat_metrics, validate_model, write_reports
 
 log = logging.getLogger("validate")
+
+
+def validate_size(args: argparse.Namespace, data, params, out: Path) -> list[Path]:
+    """size.json (flat metrics) and the size section appended to report.md."""
+    from svg_quality.io import write_json, write_text
+    from svg_quality.sizehead import flat_size_metrics, render_size_section, validate_size_head
+    from svg_quality.validation import finite_or_none
+
+    size_model, size_meta = load_model(args.size_model)
+    report = validate_size_head(
+        data, size_model, size_meta, params.model, params.train, params.validate
+    )
+    write_json(out / "size.json", finite_or_none(flat_size_metrics(report)))
+    md = out / "report.md"
+    write_text(md, md.read_text() + "\n" + render_size_section(report))
+    t = report["test"]
+    log.info(
+        "size head: test r %.4f on log10 bytes, median |ratio-1| %.3f",
+        t["pearson_log10"],
+        t["median_abs_ratio_err"],
+    )
+    return [out / "size.json"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--logos-csv", type=Path, required=True)
     ap.add_argument("--history", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--size-model", type=Path, default=None, help="the size head's model file")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     t0 = time.perf_counter()
@@ -50,12 +75,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     res = validate_model(data, model, meta, history, params.model, params.train, vcfg, run_id)
 
     files = write_reports(res, args.out, vcfg)
+    size_flat = {}
+    if args.size_model is not None:  # the size head: test, per type, grouped CV
+        files += validate_size(args, data, params, args.out)
+        size_flat = json.loads((args.out / "size.json").read_text())
     files += write_plots(res, history, data.rows, vcfg.gates, args.out)
     verdict = "ready" if res.gates["passed"] else "not_ready"
     with tracking.resume_run(params.tracking, args.run, tags={"validate_verdict": verdict}) as run:
         # Booleans become 0/1 so the MLflow UI can chart and compare them.
+        flat = {**flat_metrics(res), **size_flat}
         run.log_metrics(
-            {k: float(v) if isinstance(v, bool) else v for k, v in flat_metrics(res).items()}
+            {k: float(v) if isinstance(v, bool) else v for k, v in flat.items() if v is not None}
         )
         run.log_files(files, "validate", base=args.out)
 
@@ -80,4 +110,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_stage("validate", main))

@@ -159,6 +159,19 @@ def write_upstream(root: Path, raw_params: dict[str, Any], inputs: str) -> dict[
     )
     save_model(paths["model"], model.eval(), meta)
 
+    # The size head beside it: same inputs, its own (untrained, BN-warmed) MLP and scale.
+    from svg_quality.sizehead import SizeScale, size_meta, svg_bytes_of
+
+    torch.manual_seed(1)
+    size = build_model(params.model, spec.width)
+    with torch.no_grad():
+        size.train()
+        for _ in range(20):
+            size(x)
+    paths["size_model"] = root / "size_model.pt"
+    scale = SizeScale.fit(svg_bytes_of(data, data.mask("train")))
+    save_model(paths["size_model"], size.eval(), size_meta(meta, scale))
+
     import mlflow
 
     tracking.setup(params.tracking)
@@ -168,10 +181,11 @@ def write_upstream(root: Path, raw_params: dict[str, Any], inputs: str) -> dict[
 
 
 def exported(
-    root: Path, raw_params: dict[str, Any], inputs: str = "resnet+stats"
+    root: Path, raw_params: dict[str, Any], inputs: str = "resnet+stats", size_head: bool = False
 ) -> dict[str, Path]:
     """Build the upstream outputs under ``root`` and run the export stage on them
-    (``conftest.export_pipeline`` calls this once per session)."""
+    (``conftest.export_pipeline`` calls this once per session); ``size_head`` exports
+    the size head too."""
     root.mkdir(parents=True, exist_ok=True)
     with env_and_cwd(root):
         paths = write_upstream(root, raw_params, inputs)
@@ -195,6 +209,7 @@ def exported(
                 str(paths["out"]),
                 "--gates",
                 str(paths["gates"]),
+                *(["--size-model", str(paths["size_model"])] if size_head else []),
             ]
         )
     return paths

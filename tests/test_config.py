@@ -59,3 +59,40 @@ def test_ints_accepted_for_floats_and_flatten(repo_params):
     flat = flatten(p.to_dict())
     assert flat["train.lr"] == 1.0
     assert flat["vtracer.ranges.color_precision"] == (1, 8)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("train", "lr", float("nan")),  # NaN passes every range check
+        ("train", "weight_decay", float("inf")),
+        ("split", "val", float("nan")),
+        ("validate", "cv_val_share", float("-inf")),
+    ],
+)
+def test_non_finite_floats_are_refused(repo_params, section, key, value):
+    raw = copy.deepcopy(repo_params)
+    raw[section][key] = value
+    with pytest.raises(ValueError, match=rf"{section}\.{key} = .* allowed: a finite number"):
+        parse_params(raw)
+
+
+def test_yaml_syntax_error_is_one_line_naming_file_and_line(tmp_path):
+    path = tmp_path / "params.yaml"
+    text = (REPO_ROOT / "params.yaml").read_text()
+    path.write_text(text.replace("train:\n", "train:\n  lr: [0.1\n", 1))
+    with pytest.raises(ValueError) as exc:
+        load_params(path)
+    message = str(exc.value)
+    assert message.startswith(f"{path}: not valid YAML: line ") and "fix the syntax" in message
+    assert "\n" not in message
+
+
+def test_duplicate_key_is_refused_naming_it(tmp_path):
+    path = tmp_path / "params.yaml"
+    text = (REPO_ROOT / "params.yaml").read_text()
+    path.write_text(text.replace("train:\n", "train:\n  lr: 0.5\n", 1))
+    with pytest.raises(ValueError, match=r"key 'lr' is given twice \(first on line \d+\)"):
+        load_params(path)
+    # The same key in different sections is fine: the real file loads.
+    assert load_params(REPO_ROOT / "params.yaml").train.lr > 0

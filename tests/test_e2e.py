@@ -42,6 +42,7 @@ GIT_ENV = {
     "GIT_COMMITTER_EMAIL": "test@example.com",
 }
 EXPERIMENT = "svg-quality-e2e"
+STAGES = ("prepare", "label", "featurize", "train", "validate", "export")  # dvc.yaml, in order
 SWEEP = {"lr-hi": 0.003, "lr-lo": 0.0003}  # first in the workspace, second queued
 
 
@@ -205,11 +206,10 @@ def repro(scratch: Scratch) -> str:
 
 
 def test_repro_logs_one_complete_run(scratch: Scratch, repro: str) -> None:
-    for stage in scratch.stages:
+    assert scratch.stages == set(STAGES)  # a renamed or dropped stage fails here, not silently
+    for stage in STAGES:
         assert f"Running stage '{stage}'" in repro
     assert "View run" not in repro  # MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT (tracking.setup)
-    if "train" not in scratch.stages:
-        pytest.skip("no train stage in dvc.yaml yet")
     runs = scratch.runs()
     assert len(runs) == 1, [r["info"]["run_id"] for r in runs]
     # So the MLflow UI treats it as model training, not GenAI (see the UI test below).
@@ -233,20 +233,18 @@ def test_repro_logs_one_complete_run(scratch: Scratch, repro: str) -> None:
     epochs = json.loads((scratch.ws / "reports/train/metrics.json").read_text())["epochs_run"]
     assert len(hist) == epochs and len({m["step"] for m in hist}) == epochs
     metrics = metrics_of(run)
-    if "validate" in scratch.stages:
-        assert "test/rmse" in metrics and "test/pearson" in metrics
-        assert tags["validate_verdict"] == "ready"
-        arts = scratch.api("artifacts/list", run_id=run_id, path="validate/plots")["files"]
-        assert any(f["path"].endswith(".png") for f in arts), arts
-    if "export" in scratch.stages:
-        arts = scratch.api("artifacts/list", run_id=run_id, path="export")["files"]
-        assert any(f["path"].endswith(".onnx") for f in arts), arts
-        alias = scratch.api(
-            "registered-models/alias", name=registry_name(scratch), alias="candidate"
-        )["model_version"]
-        assert alias["run_id"] == run_id
-        registry = json.loads((scratch.ws / "models/export/registry.json").read_text())
-        assert registry["registered"] and registry["version"] == alias["version"]
+    assert "test/rmse" in metrics and "test/pearson" in metrics
+    assert tags["validate_verdict"] == "ready"
+    arts = scratch.api("artifacts/list", run_id=run_id, path="validate/plots")["files"]
+    assert any(f["path"].endswith(".png") for f in arts), arts
+    arts = scratch.api("artifacts/list", run_id=run_id, path="export")["files"]
+    assert any(f["path"].endswith(".onnx") for f in arts), arts
+    alias = scratch.api("registered-models/alias", name=registry_name(scratch), alias="candidate")[
+        "model_version"
+    ]
+    assert alias["run_id"] == run_id
+    registry = json.loads((scratch.ws / "models/export/registry.json").read_text())
+    assert registry["registered"] and registry["version"] == alias["version"]
 
 
 def registry_name(scratch: Scratch) -> str:
@@ -349,10 +347,8 @@ def wait_queue(scratch: Scratch, timeout: float = 600) -> str:
 
 
 def test_sweep_workspace_and_queued(scratch: Scratch, repro: str) -> None:
-    if "train" not in scratch.stages:
-        pytest.skip("no train stage in dvc.yaml yet")
     (hi, lr_hi), (lo, lr_lo) = SWEEP.items()
-    upstream = {s for s in ("prepare", "label", "featurize") if s in scratch.stages}
+    upstream = ("prepare", "label", "featurize")
     base_outs = scratch.lock_outs()
     base_run = json.loads((scratch.ws / "models/run.json").read_text())["run_id"]
 
@@ -363,8 +359,7 @@ def test_sweep_workspace_and_queued(scratch: Scratch, repro: str) -> None:
         assert f"Running stage '{stage}'" not in out
     outs = scratch.lock_outs()
     for path in ("data/labels.parquet", "data/features"):
-        if path in base_outs:
-            assert outs[path] == base_outs[path], path
+        assert outs[path] == base_outs[path], path
 
     # Queued: runs in a temporary copy under .dvc/tmp/exps, inheriting this environment.
     scratch.run("dvc", "exp", "run", "--queue", "-n", lo, "-S", f"train.lr={lr_lo}")
@@ -390,8 +385,7 @@ def test_sweep_workspace_and_queued(scratch: Scratch, repro: str) -> None:
         assert tags["dvc_exp_baseline_rev"] == baseline_rev
         assert tags["git_commit"] == baseline_rev  # the queued copy's HEAD is the baseline
         assert run["info"]["status"] == "FINISHED"
-        if "validate" in scratch.stages:
-            assert "test/rmse" in metrics_of(run)
+        assert "test/rmse" in metrics_of(run)
 
     shown = json.loads(scratch.run("dvc", "exp", "show", "--json"))
     exps = {
@@ -406,11 +400,9 @@ def test_sweep_workspace_and_queued(scratch: Scratch, repro: str) -> None:
         assert float(data["params"]["params.yaml"]["data"]["train"]["lr"]) == lr
         metrics = data["metrics"]
         assert metrics["reports/train/metrics.json"]["data"]["epochs_run"] > 0, name
-        if "validate" in scratch.stages:
-            assert "reports/validate/metrics.json" in metrics, name
+        assert "reports/validate/metrics.json" in metrics, name
         for path in ("data/labels.parquet", "data/features"):  # the same inputs as the baseline
-            if path in base_deps:
-                assert data["deps"][path]["hash"] == base_deps[path]["hash"], (name, path)
+            assert data["deps"][path]["hash"] == base_deps[path]["hash"], (name, path)
 
 
 # What dvc.yaml declares to render, per stage: plot id (a top-level `plots:` id or a
@@ -583,8 +575,6 @@ def test_rerun_or_run_cache_makes_no_extra_run(scratch: Scratch, repro: str) -> 
     is restored, not run, and the restored models/run.json names the baseline run, which
     validate then logs into. (A `persist: true` out keeps train out of the run-cache; then
     a train rerun is a real retrain with its own run, as the sweep test checks.)"""
-    if "validate" not in scratch.stages:
-        pytest.skip("no validate stage in dvc.yaml yet")
     runs_before = scratch.runs()
     seed = yaml.safe_load((scratch.ws / "params.yaml").read_text())["validate"]["seed"]
     cmd = ["dvc", "exp", "run", "-n", "val-seed", "-S", f"validate.seed={seed + 1}"]

@@ -282,3 +282,61 @@ def test_stage_writes_outputs(tmp_path, tiny_params):
     first = (tmp_path / "data/logos.csv").read_bytes()
     subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True)
     assert (tmp_path / "data/logos.csv").read_bytes() == first
+
+
+# --------------------------------------------------------------------------- small or odd data
+
+
+def _prepare_stage(tmp_path: Path, raw: dict) -> subprocess.CompletedProcess[str]:
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw))
+    cmd = [
+        sys.executable,
+        str(REPO_ROOT / "stages/prepare.py"),
+        "--params",
+        str(params),
+        "--logos-dir",
+        "data/logos",
+        "--logos-csv",
+        "data/logos.csv",
+        "--reports",
+        "reports/prepare",
+    ]
+    return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+
+
+def test_no_usable_logo_still_writes_the_rejects_report(tmp_path, tiny_params):
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):  # images, but not in <logo_type>/ folders
+        (src / f"logo{i}.png").write_bytes(_png(Image.new("RGB", (40, 40), (i * 60, 0, 0))))
+    raw = {**tiny_params, "data": {**tiny_params["data"], "source": str(src)}}
+    res = _prepare_stage(tmp_path, raw)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    rejects_csv = tmp_path / "reports/prepare/rejects.csv"
+    assert f"every file and its reason is in {Path('reports/prepare/rejects.csv')}" in res.stderr
+    assert "(3 no_type_folder)" in res.stderr and "<logo_type>/ subfolder" in res.stderr
+    rejects = pd.read_csv(rejects_csv)
+    assert sorted(rejects["source"]) == ["logo0.png", "logo1.png", "logo2.png"]
+    assert set(rejects["reason"]) == {"no_type_folder"}
+    assert not (tmp_path / "data/logos.csv").exists()  # nothing half-written
+
+
+def test_splits_too_small_to_train_or_validate_are_warned_about(tmp_path, tiny_params):
+    src = tmp_path / "src" / "simple"
+    src.mkdir(parents=True)
+    for i in range(3):
+        (src / f"logo{i}.png").write_bytes(_png(synthetic.generate("simple", 0, i, 64)))
+    raw = {**tiny_params, "data": {**tiny_params["data"], "source": str(src.parent)}}
+    res = _prepare_stage(tmp_path, raw)
+    assert res.returncode == 0, res.stderr
+    logos = pd.read_csv(tmp_path / "data/logos.csv")
+    assert sorted(logos["split"]) == ["test", "train", "val"]  # 1/1/1
+    assert "the train split has 1 image(s) of 3 logos: too few to learn from" in res.stderr
+    assert "the val split has 1 image(s) (split.val = 0.15 of 3 logos)" in res.stderr
+    assert "the test split has 1 image(s)" in res.stderr
+    # 8 synthetic logos per type are enough: none of these warnings.
+    (tmp_path / "enough").mkdir()
+    raw = {**tiny_params, "data": {**tiny_params["data"], "per_type": 8}}
+    res = _prepare_stage(tmp_path / "enough", raw)
+    assert res.returncode == 0 and "split has" not in res.stderr, res.stderr

@@ -437,3 +437,25 @@ def test_cv_retrains_through_the_trainer_with_standardizer_per_fold(tmp_path: Pa
     assert cv["rows"] == len(pool) == sum(f["n"] for f in cv["folds"])
     assert all(f["stop_rows"] > 0 and f["train_rows"] > f["stop_rows"] for f in cv["folds"])
     assert np.isfinite(cv["summary"]["rmse_std"])
+
+
+def test_cv_too_small_names_the_real_cause_not_a_fold_count_never_set(tmp_path: Path) -> None:
+    """A 3-image folder splits 1/1/1; 2 images in train+val leave each fold 1 to train on."""
+    from svg_quality.dataset import load_labeled
+    from svg_quality.validation import cross_validate
+
+    paths = write_tiny_data(tmp_path, n_images=3, samples=4)
+    logos = pd.read_csv(paths["logos"])
+    logos["logo_type"], logos["split"] = "simple", ["train", "val", "test"]
+    logos.to_csv(paths["logos"], index=False)
+    labels = pd.read_parquet(paths["labels"]).assign(logo_type="simple")
+    labels.to_parquet(paths["labels"])
+    data = load_labeled(paths["labels"], paths["features"], paths["logos"])
+    cfg = ModelConfig(inputs="stats", hidden=(8,), dropout=(0.0,))
+    vcfg = ValidateConfig(cv_folds=2, cv_epochs=2)
+    with pytest.raises(ValueError) as exc:
+        cross_validate(data, cfg, TrainConfig(epochs=2, device="cpu"), vcfg, RANGES, progress=False)
+    message = str(exc.value)
+    assert "validate.cv_folds = 1" not in message
+    assert "fold 1 trains on 1 image(s) (train+val hold 2 images, validate.cv_folds = 2)" in message
+    assert "set validate.cv_folds: 0" in message

@@ -4,12 +4,14 @@ Subcommands:
   check-params   validate a params file and print it resolved (defaults filled in)
   sample         write a few synthetic logos of each type to a folder
   predict        predicted SSIM of VTracer on a logo for given parameters (exported model)
-  suggest        the VTracer parameters the model predicts best for a logo (--verify converts)
+  suggest        the VTracer parameters best for a logo by an objective (--verify K converts)
+  convert        write the chosen, verified SVG for logos or folders of logos
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +23,10 @@ def _check_params(args: argparse.Namespace) -> int:
     from svg_quality.config import load_params
 
     params = load_params(args.params)
-    print(yaml.safe_dump(params.to_dict(), sort_keys=False), end="")
+    if args.quiet:
+        print(f"{args.params}: ok")
+    else:
+        print(yaml.safe_dump(params.to_dict(), sort_keys=False), end="")
     return 0
 
 
@@ -30,6 +35,8 @@ def _sample(args: argparse.Namespace) -> int:
     from svg_quality.config import LOGO_TYPES
 
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a folder; give a folder path (new or existing)")
     for t in LOGO_TYPES:
         (out / t).mkdir(parents=True, exist_ok=True)
         for i in range(args.per_type):
@@ -47,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-params", help="validate params.yaml and print it resolved")
     p.add_argument("--params", default="params.yaml")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only 'ok' when valid")
     p.set_defaults(func=_check_params)
 
     p = sub.add_parser("sample", help="write synthetic logos as a <type>/<file> folder")
@@ -76,58 +84,190 @@ def _parse_param(text: str) -> tuple[str, float]:
         raise ValueError(f"--param {text!r}: {value!r} is not a number") from None
 
 
+def _parse_params(texts: Sequence[str]) -> dict[str, float]:
+    """``--param`` values as a mapping; a name given twice is refused, not overwritten."""
+    given: dict[str, float] = {}
+    for text in texts:
+        name, value = _parse_param(text)
+        if name in given:
+            raise ValueError(
+                f"--param {name} is given twice ({given[name]:g} and {value:g}); give it once"
+            )
+        given[name] = value
+    return given
+
+
 def _load_predictor(args: argparse.Namespace):
     from svg_quality.serving.predictor import Predictor
 
-    return Predictor.load(args.model, runtime=args.runtime)
+    predictor = Predictor.load(args.model, runtime=args.runtime)
+    _warn_missed_gates(Path(args.model))
+    return predictor
+
+
+def _warn_missed_gates(export_dir: Path) -> None:
+    """Say so when the export stage found the model missed validate's readiness gates
+    (``registry.json``, written beside the model): it is served, but not vouched for."""
+    import json
+
+    path = export_dir / "registry.json"
+    if not path.is_file():
+        return
+    try:
+        registry = json.loads(path.read_text())
+    except ValueError:
+        raise ValueError(f"{path}: not valid JSON; re-export (dvc repro export)") from None
+    reasons = registry.get("reasons") or []
+    if registry.get("registered") is False and reasons:
+        names = ", ".join(str(r).split(" (", 1)[0] for r in reasons)
+        print(
+            f"svg-quality: warning: this model missed its readiness gates: {names} "
+            f"(values in {path}); its predictions are less reliable than the gates require",
+            file=sys.stderr,
+        )
 
 
 def _predict(args: argparse.Namespace) -> int:
-    given = dict(_parse_param(t) for t in args.param)
+    given = _parse_params(args.param)
     predictor = _load_predictor(args)
     params = predictor.check_params(given)  # unknown names and bad values fail before the image
     logo = predictor.prepare(args.logo)
     ssim = predictor.predict(logo, params)
+    size = predictor.predict_bytes(logo, params) if predictor.has_size_head else None
+    if args.json:
+        out = {"logo": str(args.logo), "params": params, "predicted_ssim": ssim}
+        out["predicted_bytes"] = size
+        print(json.dumps(out, indent=2))
+        return 0
     changed = ", ".join(f"{k}={v:g}" for k, v in given.items()) or "none"
-    print(f"predicted SSIM {ssim:.4f}  (VTracer defaults; changed: {changed})")
+    extra = f", predicted SVG {size:,.0f} bytes" if size is not None else ""
+    print(f"predicted SSIM {ssim:.4f}{extra}  (VTracer defaults; changed: {changed})")
     return 0
 
 
+def _fmt_bytes(v: float | None) -> str:
+    return "      n/a" if v is None else f"{v:>9,.0f}"
+
+
+def _row(rank: str, c, tag: str = "") -> str:
+    values = " ".join(f"{k}={v:g}" for k, v in c.params.items())
+    tag = tag or ("  (VTracer defaults)" if c.is_default else "")
+    return (
+        f"{rank}. predicted SSIM {c.predicted_ssim:.4f}  bytes {_fmt_bytes(c.predicted_bytes)}"
+        f"  {values}{tag}"
+    )
+
+
 def _suggest(args: argparse.Namespace) -> int:
+    from svg_quality.verify import suggest
+
     predictor = _load_predictor(args)
     if args.top_k < 1 or args.candidates < 1:
         raise ValueError("--top-k and --candidates must be at least 1")
     logo = predictor.prepare(args.logo)
-    res = predictor.suggest(logo, top_k=args.top_k, candidates=args.candidates, seed=args.seed)
-    print(
-        f"{res.n_candidates} parameter sets scored in {res.score_ms:.1f} ms "
-        f"(backbone {res.backbone_ms:.0f} ms); VTracer defaults predict {res.default.ssim:.4f}"
+    res = suggest(
+        predictor,
+        logo,
+        objective=args.objective,
+        top_k=args.top_k,
+        candidates=args.candidates,
+        seed=args.seed,
+        min_ssim=args.min_ssim,
+        tolerance=args.tolerance,
+        pareto=args.pareto,
+        verify=args.verify,
     )
-    for rank, s in enumerate(res.top, 1):
-        tag = "  (VTracer defaults)" if s.is_default else ""
-        values = " ".join(f"{k}={v:g}" for k, v in s.params.items())
-        print(f"{rank:2d}. predicted SSIM {s.ssim:.4f}  {values}{tag}")
-    if args.verify:
-        _verify(predictor, logo, res)
+    if args.json:
+        print(json.dumps({"logo": str(args.logo), **res.to_dict()}, indent=2))
+        return 0
+    bar = f", SSIM bar {res.threshold:.4f}" if res.threshold is not None else ""
+    print(
+        f"{res.n_candidates} parameter sets scored in {res.score_ms:.1f} ms (objective "
+        f"{res.objective}{bar}); VTracer defaults predict {res.default.predicted_ssim:.4f}"
+        + (
+            f", {res.default.predicted_bytes:,.0f} bytes"
+            if res.default.predicted_bytes is not None
+            else ""
+        )
+    )
+    for rank, c in enumerate(res.ranked, 1):
+        print(_row(f"{rank:2d}", c))
+    if res.pareto is not None:
+        print(f"Pareto front (predicted SSIM / bytes), {len(res.pareto)} sets, smallest first:")
+        for c in res.pareto:
+            print(_row(" -", c))
+    if res.verified is not None:
+        _print_verified(res)
     return 0
 
 
-def _verify(predictor, logo, res) -> None:
-    """Convert with VTracer: the best suggestion and the defaults, actual SSIM and SVG size."""
-    from svg_quality.config import VtracerConfig
-    from svg_quality.vectorize import score
+def _print_verified(res) -> None:
+    """Actual SSIM, bytes and paths of each verified set, then the choice."""
+    print(f"verified with VTracer ({len(res.verified)} conversions, {res.verify_ms:.0f} ms):")
+    for v in res.verified:
+        name = "defaults " if v.candidate.is_default else "candidate"
+        if v.error:
+            print(f"  {name} failed: {v.error}")
+            continue
+        print(
+            f"  {name} actual SSIM {v.ssim:.4f}  {v.svg_bytes:>9,} bytes  {v.n_paths:>5} paths"
+            f"  (predicted {v.candidate.predicted_ssim:.4f}, "
+            f"{_fmt_bytes(v.candidate.predicted_bytes).strip()} bytes)"
+        )
+    best, default = res.chosen, res.verified[0]
+    if default.error is None:
+        print(
+            f"verified with VTracer: suggestion SSIM {best.ssim:.4f} ({best.svg_bytes:,} bytes "
+            f"SVG), defaults SSIM {default.ssim:.4f} ({default.svg_bytes:,} bytes SVG), "
+            f"uplift {best.ssim - default.ssim:+.4f}"
+            + ("; no candidate beat the defaults: keeping them" if res.fell_back else "")
+        )
+    values = " ".join(f"{k}={v:g}" for k, v in best.candidate.params.items())
+    print(f"chosen by {res.objective}: {values}")
 
-    meta = predictor.metadata
-    cfg = VtracerConfig(
-        **meta["vtracer"], ranges={k: tuple(v) for k, v in meta["param_ranges"].items()}
+
+def _convert(args: argparse.Namespace) -> int:
+    from svg_quality.convert import Settings, logo_line, run_batch, summary_line
+
+    if args.workers < 1:
+        raise ValueError(f"--workers {args.workers} is invalid; allowed: at least 1")
+    objective = args.objective
+    if objective is None:  # the smallest SVG as good as the defaults, when the model can
+        objective = "size" if _load_predictor(args).has_size_head else "quality"
+    settings = Settings(
+        model=args.model,
+        runtime=args.runtime,
+        objective=objective,
+        verify=args.verify,
+        candidates=args.candidates,
+        min_ssim=args.min_ssim,
+        tolerance=args.tolerance,
+        seed=args.seed,
     )
-    best = score(logo.rgb, res.top[0].params, cfg)
-    default = score(logo.rgb, res.default.params, cfg)
-    print(
-        f"verified with VTracer: suggestion SSIM {best.ssim:.4f} ({best.svg_bytes:,} bytes SVG), "
-        f"defaults SSIM {default.ssim:.4f} ({default.svg_bytes:,} bytes SVG), "
-        f"uplift {best.ssim - default.ssim:+.4f}"
-    )
+    on_record = None if args.json else (lambda rec: print(logo_line(rec), flush=True))
+    try:
+        report = run_batch(
+            args.inputs,
+            args.output,
+            settings,
+            workers=args.workers,
+            force=args.force,
+            progress=not args.no_progress,
+            on_record=on_record,
+        )
+    except KeyboardInterrupt:
+        print(
+            "svg-quality: interrupted; the SVGs written so far are kept: rerun the same "
+            "command to convert the rest",
+            file=sys.stderr,
+        )
+        return 130
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(summary_line(report["summary"]))
+    s = report["summary"]
+    return 1 if (s["bad"] or s["failed"]) else 0
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -146,33 +286,110 @@ def _register_predict(sub: argparse._SubParsersAction) -> None:
         metavar="NAME=VALUE",
         help="a VTracer parameter (repeatable); the others take VTracer's defaults",
     )
+    p.add_argument("--json", action="store_true", help="print the prediction as JSON")
     p.set_defaults(func=_predict)
+
+
+def _add_objective_args(p: argparse.ArgumentParser, default: str | None) -> None:
+    from svg_quality.objectives import DEFAULT_TOLERANCE, OBJECTIVES
+
+    p.add_argument(
+        "--objective",
+        choices=OBJECTIVES,
+        default=default,
+        help="quality: highest SSIM; size: smallest SVG with SSIM >= --min-ssim; balanced: "
+        "SSIM - 0.01 per doubling of the bytes (vs the defaults)"
+        + ("" if default else "; default: size when the model has a size head, else quality"),
+    )
+    p.add_argument(
+        "--min-ssim",
+        type=float,
+        default=None,
+        help="size: the SSIM bar (default: the defaults' SSIM minus --tolerance)",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        help=f"size: SSIM allowed below the defaults' (default {DEFAULT_TOLERANCE})",
+    )
+    p.add_argument("--candidates", type=int, default=2048, help="Sobol parameter sets to score")
+    p.add_argument("--seed", type=int, default=0, help="Sobol scrambling seed")
 
 
 def _register_suggest(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("suggest", help="the best VTracer parameters for a logo, by the model")
     _add_model_args(p)
+    _add_objective_args(p, "quality")
     p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--candidates", type=int, default=2048, help="Sobol parameter sets to score")
-    p.add_argument("--seed", type=int, default=0, help="Sobol scrambling seed")
+    p.add_argument("--pareto", action="store_true", help="also list the SSIM/bytes frontier")
     p.add_argument(
         "--verify",
-        action="store_true",
-        help="convert with VTracer (best suggestion and defaults) and print actual SSIM",
+        type=int,
+        nargs="?",
+        const=1,
+        default=0,
+        metavar="K",
+        help="convert the K best (default 1) and VTracer's defaults with VTracer and return "
+        "the best verified set (the defaults when none beats them)",
     )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_suggest)
 
 
+def _register_convert(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "convert", help="write the chosen, verified SVG for each logo (files or folders)"
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="logo files or folders (recursive)")
+    p.add_argument("-o", "--output", required=True, help="output folder (relative paths kept)")
+    p.add_argument("--model", default="models/export", help="export directory (dvc repro export)")
+    p.add_argument("--runtime", choices=("onnx", "torch"), default="onnx")
+    _add_objective_args(p, None)
+    p.add_argument(
+        "--verify", type=int, default=4, metavar="K", help="candidates converted per logo (4)"
+    )
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    p.add_argument("--force", action="store_true", help="overwrite existing SVGs")
+    p.add_argument("--json", action="store_true", help="print the JSON report instead of lines")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_convert)
+
+
 # Later subcommands register themselves here.
-_EXTRA_COMMANDS: list = [_register_predict, _register_suggest]
+_EXTRA_COMMANDS: list = [_register_predict, _register_suggest, _register_convert]
+
+
+def _user_error(args: argparse.Namespace, exc: BaseException) -> str | None:
+    """The one-line message for an error a user's input or environment causes (a bad
+    file, value or path; VTracer failing on the logo), or None for a bug, which keeps
+    its traceback."""
+    if isinstance(exc, ValueError | OSError):
+        return str(exc)
+    # Imported only here: the cheap subcommands never load them.
+    from svg_quality.vectorize import ConversionFailed, RenderFailed, _is_panic
+
+    if isinstance(exc, ConversionFailed | RenderFailed) or _is_panic(exc):
+        logo = getattr(args, "logo", "the logo")
+        return (
+            f"{logo}: VTracer could not convert it ({type(exc).__name__}: {exc}); the "
+            "predictions stand: rerun without --verify, or report the logo to VTracer"
+        )
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"svg-quality: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("svg-quality: interrupted", file=sys.stderr)
+        return 130
+    except BaseException as exc:
+        message = None if isinstance(exc, SystemExit) else _user_error(args, exc)
+        if message is None:
+            raise
+        print(f"svg-quality: error: {message}", file=sys.stderr)
         return 2
 
 

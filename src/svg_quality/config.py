@@ -8,6 +8,7 @@ key (as ``section.key``), the offending value and what is allowed, so a typo in
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -77,6 +78,8 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _fail(key, value, "a number")
+        if not math.isfinite(value):  # NaN passes every range check; inf is never meant
+            raise _fail(key, value, "a finite number")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
@@ -213,13 +216,16 @@ class FeaturesConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    inputs: str = "resnet"  # resnet | resnet+stats | stats
+    inputs: str = "resnet"  # auto | groups of resnet, stats, vtracer, probe joined by +
     hidden: tuple[int, ...] = (1024, 512, 256)
     dropout: tuple[float, ...] = (0.3, 0.2, 0.1)
     input_dropout: float = 0.0
+    probe: bool = False  # add the real SSIM / SVG size at VTracer's defaults as inputs
 
     def __post_init__(self) -> None:
-        check_choice("model.inputs", self.inputs, ("resnet", "resnet+stats", "stats"))
+        from svg_quality.inputgroups import parse_inputs
+
+        parse_inputs(self.inputs)
         if not self.hidden:
             raise _fail("model.hidden", self.hidden, "at least one layer width")
         for i, w in enumerate(self.hidden):
@@ -233,6 +239,11 @@ class ModelConfig:
         for i, p in enumerate(self.dropout):
             check_range(f"model.dropout[{i}]", p, 0.0, 0.95)
         check_range("model.input_dropout", self.input_dropout, 0.0, 0.95)
+
+    @property
+    def requested_inputs(self) -> str:
+        """``inputs`` with ``+probe`` when ``probe`` is set (resolve with inputgroups)."""
+        return f"{self.inputs}+probe" if self.probe and "probe" not in self.inputs else self.inputs
 
 
 @dataclass(frozen=True)
@@ -399,11 +410,37 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: params file not found; run from the repository root")
+    return parse_params(read_yaml(path))
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file strictly: a syntax error or a key given twice in one mapping
+    raises ``ValueError`` naming the file, the line and the fix (PyYAML would raise a
+    multi-line error, and silently keep the last of two equal keys)."""
     import yaml  # lazy: the trainer (and its benchmark) import config without needing PyYAML
 
-    with path.open() as fh:
-        raw = yaml.safe_load(fh) or {}
-    return parse_params(raw)
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise ValueError(
+                        f"{path}: line {line}: key {key!r} is given twice (first on line "
+                        f"{seen[key]}); keep one"
+                    )
+                seen[key] = line
+            return super().construct_mapping(node, deep=deep)
+
+    try:
+        with Path(path).open() as fh:
+            return yaml.load(fh, Loader=StrictLoader) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ValueError(f"{path}: not valid YAML: {where}{problem}; fix the syntax") from None
 
 
 def flatten(d: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str, Any]:

@@ -174,12 +174,7 @@ def collect(data: DataConfig, split: SplitConfig, workers: int | None = None) ->
                 "height": res.height,
             }
         )
-    if not rows:
-        raise ValueError(
-            f"data.source = {data.source!r} yielded no usable logos "
-            f"({len(rejected)} rejected); see the rejects report"
-        )
-    logos = pd.DataFrame(rows)
+    logos = pd.DataFrame(rows, columns=LOGO_COLUMNS[:-1])
     logos["split"] = assign_splits(logos, split)
     logos = logos.sort_values(["logo_type", "image_id"]).reset_index(drop=True)[LOGO_COLUMNS]
     rejects = pd.DataFrame(
@@ -189,8 +184,73 @@ def collect(data: DataConfig, split: SplitConfig, workers: int | None = None) ->
     return Prepared(logos, rejects, pngs)
 
 
-def write(prep: Prepared, logos_dir: Path, logos_csv: Path, report_dir: Path) -> dict:
-    """Write the logos folder, the table and the reports, each atomically."""
+# What to do about the most common reason a source yields nothing usable.
+_FIXES = {
+    "no_type_folder": "put each image in a <logo_type>/ subfolder of the source folder",
+    "bad_type_name": "name the type folders with letters, digits, '-' or '_'",
+    "unknown_file": "use image files (" + ", ".join(sorted(images.IMAGE_EXTENSIONS)) + ")",
+    "too_small": "use larger images or lower data.min_size",
+    "too_large": "use smaller images or raise data.max_pixels",
+}
+
+
+def no_logos_error(prep: Prepared, source: str, rejects_csv: Path) -> ValueError:
+    """Why a source gave no usable logo: the reasons, where the list is, what to do."""
+    reasons = Counter(prep.rejects["reason"]).most_common()
+    counts = ", ".join(f"{n} {reason}" for reason, n in reasons) or "no files found"
+    fix = (
+        _FIXES.get(reasons[0][0], "fix the files listed there")
+        if reasons
+        else ("put images in <logo_type>/ subfolders of the source folder")
+    )
+    return ValueError(
+        f"data.source = {source!r} yielded no usable logos ({counts}); every file and its "
+        f"reason is in {rejects_csv}; fix: {fix}"
+    )
+
+
+# Below these, a split still exists but cannot do its job; the prepare stage says so
+# instead of letting train fit 1 image without a word.
+MIN_TRAIN_IMAGES = 10
+MIN_EVAL_IMAGES = 2
+_TYPE_MIN = 3  # _share: a type needs 3 images to appear in val and test
+
+
+def split_warnings(logos: pd.DataFrame, split: SplitConfig) -> list[str]:
+    """What is too small to train or validate on, naming the cause and the fix."""
+    out = []
+    by_split = Counter(logos["split"])
+    n = len(logos)
+    if by_split["train"] < MIN_TRAIN_IMAGES:
+        out.append(
+            f"the train split has {by_split['train']} image(s) of {n} logos: too few to learn "
+            f"from (under {MIN_TRAIN_IMAGES}); add logos to data.source"
+        )
+    for name, share in (("val", split.val), ("test", split.test)):
+        if share > 0 and by_split[name] < MIN_EVAL_IMAGES:
+            out.append(
+                f"the {name} split has {by_split[name]} image(s) (split.{name} = {share:g} of "
+                f"{n} logos): its metrics would be noise; add logos to data.source"
+            )
+    for logo_type, count in sorted(Counter(logos["logo_type"]).items()):
+        if count < _TYPE_MIN and (split.val > 0 or split.test > 0):
+            out.append(
+                f"logo type {logo_type!r} has {count} image(s), all in train: a type needs "
+                f"{_TYPE_MIN} to appear in val and test, so it is never validated"
+            )
+    return out
+
+
+def write(
+    prep: Prepared, logos_dir: Path, logos_csv: Path, report_dir: Path, source: str = ""
+) -> dict:
+    """Write the logos folder, the table and the reports, each atomically.
+
+    With no usable logo only ``rejects.csv`` is written, then ValueError says why."""
+    if prep.logos.empty:
+        with io.atomic_path(report_dir / "rejects.csv") as tmp:
+            prep.rejects.to_csv(tmp, index=False)
+        raise no_logos_error(prep, source, report_dir / "rejects.csv")
     with io.atomic_dir(logos_dir) as tmp:
         for image_id, png in prep.pngs.items():
             (tmp / f"{image_id}.png").write_bytes(png)

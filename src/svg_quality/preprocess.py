@@ -31,12 +31,15 @@ _RESAMPLE = {
 MAX_PIXELS = 50_000_000  # decompression-bomb guard when a user hands us a file
 
 
-def load_logo(image: str | Path | Image.Image | np.ndarray, image_size: int) -> np.ndarray:
+def load_logo(
+    image: str | Path | Image.Image | np.ndarray, image_size: int, min_size: int = 1
+) -> np.ndarray:
     """A logo as the pipeline sees it: ``uint8 [H, W, 3]``, RGB on white, longest side
     ``image_size`` (prepare's normalization; a no-op for the pipeline's own PNGs).
 
     ``image`` is a file path, a PIL image (any mode) or an ``uint8 [H, W, 3]`` array.
-    Raises ``ValueError`` naming the file when it cannot be read as an image.
+    Raises ``ValueError`` naming the file when it cannot be read as an image, or when a
+    side is under ``min_size`` (prepare's ``data.min_size``: such a logo was never trained on).
     """
     if isinstance(image, str | Path):
         path = Path(image)
@@ -56,6 +59,13 @@ def load_logo(image: str | Path | Image.Image | np.ndarray, image_size: int) -> 
         im = Image.fromarray(image)
     else:
         raise TypeError(f"image must be a path, a PIL image or a uint8 array, got {type(image)}")
+    if min(im.size) < min_size:
+        name = f"{image}: " if isinstance(image, str | Path) else ""
+        raise ValueError(
+            f"{name}cannot use the image: {im.width}x{im.height} has a side under {min_size} "
+            "px, which prepare rejects (data.min_size), so the model never saw such a logo; "
+            "use a larger image"
+        )
     try:
         rgb = normalize(im, image_size)
     except ImageRejected as exc:

@@ -184,9 +184,17 @@ def cross_validate(
     results = []
     for i, (tr, te) in enumerate(folds):
         fit_rows, held_rows = pool[tr], pool[te]
+        n_fit = len(np.unique(images[fit_rows]))
+        if n_fit < 2:  # else _inner_split asks grouped_folds for 1 fold: a misleading error
+            raise ValueError(
+                f"cross-validation fold {i + 1} trains on {n_fit} image(s) (train+val hold "
+                f"{len(np.unique(images[pool]))} images, validate.cv_folds = {vcfg.cv_folds}); "
+                "holding out images for early stopping needs at least 2: add logos to "
+                "data.source or set validate.cv_folds: 0"
+            )
         a, b = _inner_split(images[fit_rows], types[fit_rows], vcfg.cv_val_share, vcfg.seed + i)
         fit_mask, stop_mask = mask_of(fit_rows[a]), mask_of(fit_rows[b])
-        spec = make_input_spec(data, model_cfg.inputs, ranges, fit_mask=fit_mask)
+        spec = make_input_spec(data, model_cfg.requested_inputs, ranges, fit_mask=fit_mask)
         train_xy = build_arrays(data, spec, fit_mask)
         stop_xy = build_arrays(data, spec, stop_mask)
         held_xy = build_arrays(data, spec, mask_of(held_rows))
@@ -438,11 +446,15 @@ def validate_model(
     progress: bool = True,
 ) -> ValidationResult:
     """Run every check on a trained model; nothing is written. ``run_id``: the MLflow run."""
-    if model_cfg.inputs != meta["model"]["inputs"]:
+    from svg_quality.dataset import weights_used
+    from svg_quality.inputgroups import resolve_inputs
+
+    asked = resolve_inputs(model_cfg.requested_inputs, weights_used(data.feature_meta))
+    if asked != meta["model"]["inputs"]:
         log.warning(
             "params model.inputs=%s but the model file was trained with %s; cross-validation "
             "uses the params (rerun `dvc repro train` to make them agree)",
-            model_cfg.inputs,
+            asked,
             meta["model"]["inputs"],
         )
     ranges = meta["input"]["ranges"]  # the ranges the model was trained with

@@ -55,6 +55,22 @@ def write_model_card(path: Path, metadata: Mapping[str, Any], report: Mapping[st
             f"| {tm['rmse']:.4f} | {tm['mae']:.4f} | {tm['pearson']:.3f} |",
             "",
         ]
+    sh = metadata.get("size_head")
+    if sh:
+        sm = sh["metrics"]
+        lines += [
+            f"## Size head: log10(SVG bytes) ({sm['split']} split, {sm['n']} rows)",
+            "",
+            "A second MLP on the same input rows (`size_predictor.pth`); every graph below",
+            "has its second output `log10_svg_bytes`. `suggest --objective size|balanced`",
+            "and `svg-quality convert` use it.",
+            "",
+            "| r on log10 bytes | RMSE (log10) | median abs(predicted / actual bytes - 1) |",
+            "|---|---|---|",
+            f"| {sm['pearson_log10']:.3f} | {sm['rmse_log10']:.4f} | "
+            f"{sm['median_abs_ratio_err']:.3f} |",
+            "",
+        ]
     lines += [
         "## Formats",
         "",
@@ -67,6 +83,11 @@ def write_model_card(path: Path, metadata: Mapping[str, Any], report: Mapping[st
         diff = f"{p['max_abs_diff']:.2e}" if p else "-"
         tol = f"{p['tolerance']:.0e}" if p else "-"
         lines.append(f"| {name} | `{size['file']}` | {size['mb']} | {diff} | {tol} |")
+        s = parity.get(f"size/{name}")
+        if s:
+            lines.append(
+                f"| {name}: log10_svg_bytes | | | {s['max_abs_diff']:.2e} | {s['tolerance']:.0e} |"
+            )
     lines += [
         "",
         "## Latency (CPU, ms, p50 / p95)",

@@ -24,6 +24,7 @@ The graphs' inputs and outputs are :meth:`svg_quality.inputspec.InputSpec.graph_
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -33,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from svg_quality.inputspec import InputSpec
+from svg_quality.inputspec import SIZE_HEAD, SSIM_HEAD, InputSpec
 from svg_quality.paramspace import PARAM_NAMES
 from svg_quality.serving.runtime import FILES, ort_session, providers
 
@@ -53,11 +54,19 @@ def run_export(
     image_size: int,
     git_commit: str | None,
     progress: bool = True,
+    min_size: int | None = None,
+    size_model_path: Path | None = None,
 ) -> dict[str, Any]:
     """Write, verify and time every format into ``out_dir`` (swapped in atomically);
-    returns the report (also written as export_report.json)."""
+    returns the report (also written as export_report.json). ``min_size`` is prepare's
+    ``data.min_size``, recorded so the predictor refuses smaller logos too. With
+    ``size_model_path`` (the train stage's size head) every graph also predicts
+    log10(SVG bytes).
+
+    metadata.json is rewritten last with the SHA-256 of every other file, which the
+    predictor checks before it loads one."""
     from svg_quality.dataset import load_labeled
-    from svg_quality.io import atomic_dir, write_json
+    from svg_quality.io import atomic_dir, file_digest, write_json
     from svg_quality.model import load_model
     from svg_quality.serving import card, latency, parity, suggestcheck, writers
     from svg_quality.serving.predictor import Predictor
@@ -66,12 +75,33 @@ def run_export(
     clock = _Phases()
     mlp, model_meta = load_model(model_path)
     spec = InputSpec.from_meta(model_meta["input"])
+    if spec.uses_vtracer or spec.uses_probe:
+        raise ValueError(
+            f"model inputs {spec.inputs!r} cannot be exported yet: the predictor does not "
+            "feed the vtracer / probe segments (issue 13); they train and validate. Export "
+            "a model trained with model.inputs=stats (or resnet, resnet+stats)"
+        )
     data = load_labeled(labels, features_dir, logos_csv)
     backbone = _backbone(model_path, model_meta, data.feature_meta, spec, features_dir)
     test = load_test_set(data, spec)
+    size, size_meta, size_info = None, None, None
+    if size_model_path is not None:
+        size, size_meta, size_info = _size_head(size_model_path, model_meta, data, test)
+        spec = dataclasses.replace(spec, heads=(SSIM_HEAD, SIZE_HEAD))
     metadata, metrics = _metadata(
-        mlp, model_meta, spec, test, model_path, cfg, vtracer_cfg, image_size, git_commit
+        mlp,
+        model_meta,
+        spec,
+        test,
+        model_path,
+        cfg,
+        vtracer_cfg,
+        image_size,
+        git_commit,
+        size_info,
     )
+    if min_size is not None:
+        metadata["logo"]["min_size"] = int(min_size)
     clock("load")
     with atomic_dir(out_dir) as tmp:
         written = writers.write_formats(
@@ -83,6 +113,8 @@ def run_export(
             model_meta=model_meta,
             opset=cfg.opset,
             example_rows=test.x,
+            size=size,
+            size_meta=size_meta,
         )
         write_json(tmp / FILES["metadata"], metadata)
         clock("write_formats")
@@ -97,6 +129,10 @@ def run_export(
             parity_batch=cfg.parity_batch,
             e2e_batch=cfg.e2e_batch,
         )
+        if size is not None:
+            cases += parity.verify_size_formats(
+                tmp, size, spec, test, parity_batch=cfg.parity_batch
+            )
         parity.check_parity(cases)
         clock("parity")
         lat = latency.measure_latencies(
@@ -134,7 +170,43 @@ def run_export(
         }
         write_json(tmp / FILES["report"], report)
         card.write_model_card(tmp / FILES["card"], metadata, report)
+        metadata["sha256"] = {
+            f.name: file_digest(f) for f in sorted(tmp.iterdir()) if f.name != FILES["metadata"]
+        }
+        write_json(tmp / FILES["metadata"], metadata)
     return report
+
+
+def _size_head(
+    path: Path, model_meta: Mapping[str, Any], data: Any, test: Any
+) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """The size head (graph module), its model file's meta and its metadata record, with
+    its metrics on the verification split; fails unless it reads the SSIM head's rows."""
+    from svg_quality.io import file_digest
+    from svg_quality.model import load_model
+    from svg_quality.serving.graphs import size_output
+    from svg_quality.sizehead import OUTPUT, size_metrics, svg_bytes_of
+
+    mlp, meta = load_model(path)
+    if meta.get("output") != OUTPUT:
+        raise ValueError(f"{path}: not a size model (output {meta.get('output')!r}); retrain")
+    if meta["input"] != model_meta["input"]:
+        raise ValueError(
+            f"{path} was trained on other inputs than the SSIM model; run `dvc repro train`"
+        )
+    size = size_output(mlp, meta)
+    with torch.inference_mode():
+        pred = size(torch.from_numpy(test.x)).reshape(-1).numpy()
+    actual = svg_bytes_of(data, data.mask(test.split))
+    info = {
+        "output": OUTPUT,
+        "scale": dict(meta["size_scale"]),
+        "model": dict(meta["model"]),
+        "best_epoch": meta.get("best_epoch"),
+        "metrics": {**size_metrics(actual, pred), "split": test.split},
+        "source_model": {"path": str(path), "sha256": file_digest(path)},
+    }
+    return size, meta, info
 
 
 class _Phases:
@@ -186,6 +258,7 @@ def _metadata(
     vtracer_cfg: Any,
     image_size: int,
     git_commit: str | None,
+    size_info: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """metadata.json, with the PyTorch model's metrics on the verification split."""
     from svg_quality.io import file_digest
@@ -210,6 +283,7 @@ def _metadata(
         metrics=metrics,
         git_commit=git_commit,
         source={"path": str(model_path), "sha256": file_digest(model_path)},
+        size_head=size_info,
     )
     return metadata, metrics
 

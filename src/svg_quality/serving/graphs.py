@@ -1,9 +1,13 @@
 """The torch graphs the export writes and the torch predictor runs.
 
-    MLPForExport     rows [B, width] -> ssim [B, 1]
+    MLPForExport     rows [B, width] -> ssim [B, 1] (, log10_svg_bytes [B, 1])
     EndToEnd         the raw inputs of InputSpec.graph_inputs("e2e") (image, params, stats)
-                     -> ssim [B, 1] (, image_features [B, 2048])
-    CandidateScorer  one logo's per-logo inputs [1, ...] and N raw parameter sets -> ssim [N, 1]
+                     -> ssim [B, 1] (, log10_svg_bytes [B, 1]) (, image_features [B, 2048])
+    CandidateScorer  one logo's per-logo inputs [1, ...] and N raw parameter sets
+                     -> ssim [N, 1] (, log10_svg_bytes [N, 1])
+
+With a size head (:class:`SizeOutput`, a second MLP on the same rows) every graph has
+the second output InputSpec.graph_outputs names; without one they are unchanged.
 
 Both raw-input graphs normalize inside, with the ranges and train-split mean/std that
 :class:`~svg_quality.inputspec.InputSpec` records, and take their inputs in the order
@@ -23,15 +27,48 @@ from svg_quality.inputspec import InputSpec
 from svg_quality.model import QualityMLP
 
 
-class MLPForExport(nn.Module):
-    """The MLP with the exported output shape: rows ``[B, in_dim]`` -> ssim ``[B, 1]``."""
+class SizeOutput(nn.Module):
+    """The size head: its MLP's sigmoid output mapped to log10(SVG bytes) by the affine
+    scale recorded with it (:class:`svg_quality.sizehead.SizeScale`), as graph constants."""
 
-    def __init__(self, mlp: QualityMLP) -> None:
+    def __init__(self, mlp: QualityMLP, log10_low: float, log10_high: float) -> None:
         super().__init__()
         self.mlp = mlp
+        self.register_buffer("low", torch.tensor(float(log10_low), dtype=torch.float32))
+        self.register_buffer("span", torch.tensor(float(log10_high - log10_low)))
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.mlp(features).unsqueeze(-1)  # [B] -> [B, 1]
+    def scale(self, unit: torch.Tensor) -> torch.Tensor:
+        return self.low + unit * self.span
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.scale(self.mlp(rows)).unsqueeze(-1)  # [B, width] -> [B, 1]
+
+
+def size_output(mlp: QualityMLP, meta: Mapping[str, Any]) -> SizeOutput:
+    """The size head of a size model file's (module, meta)."""
+    scale = meta["size_scale"]
+    return SizeOutput(mlp.eval(), scale["log10_low"], scale["log10_high"]).eval()
+
+
+def _outputs(*outs: torch.Tensor | None) -> Any:
+    present = tuple(o for o in outs if o is not None)
+    return present[0] if len(present) == 1 else present
+
+
+class MLPForExport(nn.Module):
+    """The MLP with the exported output shape: rows ``[B, in_dim]`` -> ssim ``[B, 1]``
+    (and log10_svg_bytes ``[B, 1]`` with a size head)."""
+
+    def __init__(self, mlp: QualityMLP, size: SizeOutput | None = None) -> None:
+        super().__init__()
+        self.mlp = mlp
+        self.size = size
+
+    def forward(self, features: torch.Tensor) -> Any:
+        ssim = self.mlp(features).unsqueeze(-1)  # [B] -> [B, 1]
+        if self.size is None:
+            return ssim
+        return ssim, self.size(features)
 
 
 class _Affine(nn.Module):
@@ -55,14 +92,22 @@ def _normalizers(spec: InputSpec) -> nn.ModuleDict:
 
 
 class EndToEnd(nn.Module):
-    """Image + raw per-logo blocks + raw parameters -> (ssim ``[B, 1]``, image_features)."""
+    """Image + raw per-logo blocks + raw parameters -> (ssim ``[B, 1]``[, log10_svg_bytes
+    ``[B, 1]``], image_features): the outputs of ``spec.graph_outputs("e2e")``."""
 
-    def __init__(self, backbone: nn.Module | None, mlp: QualityMLP, spec: InputSpec) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module | None,
+        mlp: QualityMLP,
+        spec: InputSpec,
+        size: SizeOutput | None = None,
+    ) -> None:
         super().__init__()
         if spec.uses_resnet and backbone is None:
             raise ValueError(f"inputs {spec.inputs!r} need the ResNet-50 backbone")
         self.backbone = backbone if spec.uses_resnet else None
         self.mlp = mlp
+        self.size = size
         self.norm = _normalizers(spec)
         self.names = spec.input_names("e2e")
         self.blocks = [s.raw for s in spec.segments()]  # row order
@@ -77,18 +122,15 @@ class EndToEnd(nn.Module):
             feats if name == "image_features" else self.norm[name](named[name])
             for name in self.blocks
         ]
-        ssim = self.mlp(torch.cat(parts, dim=1)).unsqueeze(-1)  # [B, 1]
-        return ssim if feats is None else (ssim, feats)
+        rows = torch.cat(parts, dim=1)  # [B, width]
+        ssim = self.mlp(rows).unsqueeze(-1)  # [B, 1]
+        size = self.size(rows) if self.size is not None else None  # [B, 1]
+        return _outputs(ssim, size, feats)
 
 
-class CandidateScorer(nn.Module):
-    """One logo's per-logo blocks ``[1, ...]`` and ``N`` raw parameter sets -> ssim ``[N, 1]``.
-
-    The first Linear's weight splits into the columns of the per-logo blocks and of the
-    parameters; ``W x + b = W_img x_img + W_par x_par + b``, so the image half is
-    computed once and broadcast over the candidates: the same function with about four
-    times fewer FLOPs at 2,048 candidates.
-    """
+class _SplitMLP(nn.Module):
+    """One MLP with its first Linear split into per-logo and per-candidate columns:
+    ``W x + b = W_img x_img + W_par x_par + b``, the image half computed once."""
 
     def __init__(self, mlp: QualityMLP, spec: InputSpec) -> None:
         super().__init__()
@@ -100,27 +142,54 @@ class CandidateScorer(nn.Module):
         self.register_buffer("w_par", w[:, spec.columns(per_logo=False)].clone())  # [h, 8]
         self.register_buffer("bias", linear.bias.detach().clone())  # [h]
         self.rest = nn.Sequential(*layers[first + 1 :])
+
+    def forward(self, logo: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
+        shared = logo @ self.w_img.T  # [1, h], once per logo
+        h = cand @ self.w_par.T + shared + self.bias  # [N, h]
+        return self.rest(h).squeeze(-1)  # [N]
+
+
+class CandidateScorer(nn.Module):
+    """One logo's per-logo blocks ``[1, ...]`` and ``N`` raw parameter sets -> ssim ``[N, 1]``
+    (and log10_svg_bytes ``[N, 1]`` with a size head).
+
+    Each head's first Linear splits into the columns of the per-logo blocks and of the
+    parameters (:class:`_SplitMLP`), so the image half is computed once and broadcast
+    over the candidates: the same function with about four times fewer FLOPs at 2,048
+    candidates.
+    """
+
+    def __init__(self, mlp: QualityMLP, spec: InputSpec, size: SizeOutput | None = None) -> None:
+        super().__init__()
+        self.ssim = _SplitMLP(mlp, spec)
+        self.size = _SplitMLP(size.mlp, spec) if size is not None else None
+        self.size_scale = size
         self.norm = _normalizers(spec)
         self.names = spec.input_names("candidates")
         segs = spec.segments()
         self.logo_blocks = [s.raw for s in segs if s.per_logo]
         self.candidate_blocks = [s.raw for s in segs if not s.per_logo]
 
-    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+    def forward(self, *inputs: torch.Tensor) -> Any:
         named = dict(zip(self.names, inputs, strict=True))
         logo = torch.cat([self.norm[n](named[n]) for n in self.logo_blocks], dim=1)
-        shared = logo @ self.w_img.T  # [1, h], once per logo
         cand = torch.cat([self.norm[n](named[n]) for n in self.candidate_blocks], dim=1)
-        h = cand @ self.w_par.T + shared + self.bias  # [N, h]
-        return self.rest(h).squeeze(-1).unsqueeze(-1)  # [N, 1]
+        ssim = self.ssim(logo, cand).unsqueeze(-1)  # [N, 1]
+        if self.size is None or self.size_scale is None:
+            return ssim
+        return ssim, self.size_scale.scale(self.size(logo, cand)).unsqueeze(-1)
 
 
-def end_to_end(backbone: nn.Module | None, mlp: QualityMLP, spec: InputSpec) -> EndToEnd:
-    return EndToEnd(backbone, mlp, spec).eval()
+def end_to_end(
+    backbone: nn.Module | None, mlp: QualityMLP, spec: InputSpec, size: SizeOutput | None = None
+) -> EndToEnd:
+    return EndToEnd(backbone, mlp, spec, size).eval()
 
 
-def candidate_scorer(mlp: QualityMLP, spec: InputSpec) -> CandidateScorer:
-    return CandidateScorer(mlp, spec).eval()
+def candidate_scorer(
+    mlp: QualityMLP, spec: InputSpec, size: SizeOutput | None = None
+) -> CandidateScorer:
+    return CandidateScorer(mlp, spec, size).eval()
 
 
 def rebuild_backbone(weights: Mapping[str, Any]) -> tuple[nn.Module, dict[str, Any]]:

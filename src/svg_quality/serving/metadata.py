@@ -49,6 +49,7 @@ def build_metadata(
     metrics: Mapping[str, Any],
     git_commit: str | None,
     source: Mapping[str, Any],
+    size_head: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything a consumer needs, without params.yaml or this repository's code."""
     features = dict(model_meta.get("features") or {})
@@ -75,6 +76,8 @@ def build_metadata(
         "vtracer_defaults": dict(VTRACER_DEFAULTS),
         "vtracer": dict(vtracer),
         "output": {"name": "ssim", "range": [0.0, 1.0]},
+        "outputs": list(spec.heads),
+        "size_head": dict(size_head) if size_head is not None else None,
         "logo": {
             "image_size": int(image_size),
             "normalization": "alpha composited on white, RGB, longest side image_size "
@@ -94,7 +97,12 @@ def build_metadata(
             "function": "svg_quality.logostats.compute_stats",
             "used": spec.uses_stats,
         },
-        "files": {k: v for k, v in FILES.items() if k not in ("report", "card", "suggestions")},
+        "files": {
+            k: v
+            for k, v in FILES.items()
+            if k not in ("report", "card", "suggestions")
+            and (k != "size_state_dict" or size_head is not None)
+        },
         "signatures": spec.signatures(features.get("feature_dim"), features.get("input_size")),
         "onnx_opset": opset,
         "metrics": dict(metrics),

@@ -11,16 +11,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from svg_quality.inputspec import InputSpec
+from svg_quality.inputspec import SIZE_HEAD, InputSpec
 from svg_quality.model import QualityMLP, load_model
 from svg_quality.paramspace import sobol_candidates
-from svg_quality.serving.graphs import MLPForExport
+from svg_quality.serving.graphs import MLPForExport, SizeOutput
 from svg_quality.serving.runtime import FILES, GRAPH_FILES, ort_session
 from svg_quality.serving.testset import TestSet
 from svg_quality.serving.writers import load_torchscript
 
 MLP_TOLERANCE = 1e-5  # max |difference| allowed for formats of the MLP alone
 E2E_TOLERANCE = 1e-4  # ResNet-50 in another runtime sums 25 M products in another order
+# log10 bytes = low + sigmoid * span (span ~5): the MLP tolerance times the span; 1e-4 in
+# log10 is 0.02% of the bytes
+SIZE_TOLERANCE = 1e-4
+SIZE_E2E_TOLERANCE = 5e-4
 
 
 def max_abs(a: np.ndarray, b: np.ndarray) -> float:
@@ -31,21 +35,23 @@ def max_abs(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).max()) if a.size else 0.0
 
 
-def torch_rows_fn(module: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
-    """numpy rows -> numpy ``[B]`` through a torch module (eager or TorchScript)."""
+def torch_rows_fn(module: nn.Module, index: int = 0) -> Callable[[np.ndarray], np.ndarray]:
+    """numpy rows -> numpy ``[B]`` through a torch module (eager or TorchScript); of a
+    module with several outputs, output ``index``."""
 
     def run(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return module(torch.from_numpy(x)).reshape(-1).numpy()
+            out = module(torch.from_numpy(x))
+        return (out[index] if isinstance(out, tuple) else out).reshape(-1).numpy()
 
     return run
 
 
-def ort_ssim(session: Any, feed: Mapping[str, np.ndarray]) -> np.ndarray:
-    """The ``ssim`` output ``[B]`` of an ORT session fed the arrays its inputs name."""
-    return session.run(["ssim"], {i.name: feed[i.name] for i in session.get_inputs()})[0].reshape(
-        -1
-    )
+def ort_ssim(session: Any, feed: Mapping[str, np.ndarray], output: str = "ssim") -> np.ndarray:
+    """The ``ssim`` (or another) output ``[B]`` of an ORT session fed the arrays its
+    inputs name."""
+    feed = {i.name: feed[i.name] for i in session.get_inputs()}
+    return session.run([output], feed)[0].reshape(-1)
 
 
 @dataclass(frozen=True)
@@ -241,3 +247,82 @@ def _backbone_checks(
         / max(float(np.abs(stored).max()), 1e-12),
     }
     return images.numpy(), feats, checks
+
+
+def verify_size_formats(
+    out_dir: Path,
+    size: SizeOutput,
+    spec: InputSpec,
+    test: TestSet,
+    *,
+    parity_batch: int,
+) -> list[ParityCase]:
+    """The size head's output (``log10_svg_bytes``) of every format against PyTorch:
+    its model file, both TorchScript files (second output), the ONNX MLP, candidates
+    and end-to-end graphs."""
+    from svg_quality.serving.graphs import size_output
+
+    x = np.ascontiguousarray(test.x)
+    b = min(parity_batch, len(x))
+    ref = torch_rows_fn(size.eval())
+    reloaded = size_output(*load_model(out_dir / FILES["size_state_dict"]))
+    mlp_session = ort_session(out_dir / FILES["onnx_mlp"])
+    formats = {
+        ("size_state_dict", "torch"): torch_rows_fn(reloaded),
+        ("torchscript_traced", "torchscript"): torch_rows_fn(
+            load_torchscript(out_dir / FILES["torchscript_traced"]), 1
+        ),
+        ("torchscript_scripted", "torchscript"): torch_rows_fn(
+            load_torchscript(out_dir / FILES["torchscript_scripted"]), 1
+        ),
+        ("onnx_mlp", "onnxruntime"): lambda rows: ort_ssim(
+            mlp_session, {"features": rows}, SIZE_HEAD
+        ),
+    }
+    cases = [
+        compare(
+            f"size/{name}",
+            runtime,
+            SIZE_TOLERANCE,
+            lambda n: ref(x[:n]),
+            lambda n, f=fn: f(x[:n]),
+            (1, b),
+        )
+        for (name, runtime), fn in formats.items()
+    ]
+    r0 = int(test.feature_rows[0])
+    own = test.raw_params[test.feature_rows == r0]
+    cand = np.concatenate([own, sobol_candidates(spec.ranges, max(1, b - len(own)))])[:b]
+    logo = test.logo_blocks(spec, np.array([r0]))
+    session = ort_session(out_dir / FILES[GRAPH_FILES["candidates"]])
+    cases.append(
+        compare(
+            "size/onnx_candidates",
+            "onnxruntime",
+            SIZE_TOLERANCE,
+            lambda n: ref(spec.rows({**logo, "params": cand[:n]}, broadcast=True)),
+            lambda n: ort_ssim(session, {**logo, "params": cand[:n]}, SIZE_HEAD),
+            (1, b),
+        )
+    )
+    e2e_path = out_dir / FILES[GRAPH_FILES["e2e"]]
+    if e2e_path.is_file() and not spec.uses_resnet:  # with ResNet: the SSIM e2e case covers
+        # the backbone; the size head reads the same rows (checked above on every MLP format)
+        _, first = np.unique(test.feature_rows, return_index=True)
+        first = np.sort(first)[:b]
+        blocks = {
+            **test.logo_blocks(spec, test.feature_rows[first]),
+            "params": test.raw_params[first],
+        }
+        e2e = ort_session(e2e_path)
+        cases.append(
+            compare(
+                "size/onnx_e2e",
+                "onnxruntime",
+                SIZE_E2E_TOLERANCE,
+                lambda n: ref(spec.rows({k: v[:n] for k, v in blocks.items()})),
+                lambda n: ort_ssim(e2e, {k: v[:n] for k, v in blocks.items()}, SIZE_HEAD),
+                sorted({1, len(first)}),
+            )
+        )
+    return cases

@@ -23,13 +23,16 @@ from typing import Any
 
 import numpy as np
 
-from svg_quality.inputspec import InputSpec
+from svg_quality.inputspec import SIZE_HEAD, InputSpec
 from svg_quality.paramspace import PARAM_NAMES, SPECS, VTRACER_DEFAULTS, sobol_candidates
 from svg_quality.preprocess import backbone_input, load_logo
 from svg_quality.serving.runtime import FILES, GRAPH_FILES, ort_session
 
 RUNTIMES = ("onnx", "torch")
 METADATA = FILES["metadata"]
+# The way back from a damaged or missing export file, named in every load failure.
+REEXPORT = "re-export with `dvc repro export`, or restore it with `dvc pull models/export`"
+DEFAULT_MIN_SIZE = 16  # data.min_size's default, for exports that predate its record
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class Predictor:
         self.uses_stats = self.spec.uses_stats
         self.ranges = {n: tuple(float(v) for v in metadata["param_ranges"][n]) for n in PARAM_NAMES}
         self.image_size = int(metadata["logo"]["image_size"])
+        self.min_size = int(metadata["logo"].get("min_size", DEFAULT_MIN_SIZE))
         self._backend: Any = None
 
     # ------------------------------------------------------------------ loading
@@ -85,15 +89,39 @@ class Predictor:
                 f"{d}: no exported model ({METADATA} missing); run `dvc repro export` or pass "
                 "--model with an export directory"
             )
-        metadata = json.loads(path.read_text())
-        if metadata.get("format") != "svg-quality-export":
-            raise ValueError(f"{path}: not an svg-quality export's metadata")
+        try:
+            metadata = json.loads(path.read_text())
+        except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
+            raise ValueError(f"{path}: not valid JSON ({exc}); {REEXPORT}") from None
+        if not isinstance(metadata, dict) or metadata.get("format") != "svg-quality-export":
+            raise ValueError(f"{path}: not an svg-quality export's metadata; {REEXPORT}")
         if list(metadata.get("param_names", [])) != list(PARAM_NAMES):
             raise ValueError(
                 f"{path}: parameters {metadata.get('param_names')} differ from this code's "
                 f"{list(PARAM_NAMES)}; use the svg-quality version that exported it"
             )
-        return cls(d, metadata, runtime)
+        try:
+            return cls(d, metadata, runtime)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{path}: incomplete or damaged ({type(exc).__name__}: {exc}); {REEXPORT}"
+            ) from None
+
+    def model_file(self, key: str) -> Path:
+        """The export's file ``key`` (metadata ``files``), checked against the SHA-256
+        recorded in metadata.json (exports without digests are taken as they are)."""
+        from svg_quality.io import file_digest
+
+        path = self.export_dir / self.metadata["files"][key]
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing from the export; {REEXPORT}")
+        want = (self.metadata.get("sha256") or {}).get(path.name)
+        if want is not None and file_digest(path) != want:
+            raise ValueError(
+                f"{path}: its SHA-256 differs from the one metadata.json records (truncated "
+                f"or changed since the export); {REEXPORT}"
+            )
+        return path
 
     @property
     def backend(self) -> Any:
@@ -136,7 +164,7 @@ class Predictor:
         """Normalize a logo (path, PIL image or uint8 array) and compute the model's inputs."""
         if isinstance(image, Logo):
             return image
-        rgb = load_logo(image, self.image_size)
+        rgb = load_logo(image, self.image_size, self.min_size)
         x = backbone_input(rgb, self.metadata["preprocessing"]) if self.uses_resnet else None
         stats = None
         if self.uses_stats:
@@ -164,7 +192,42 @@ class Predictor:
         if not self.uses_resnet:
             return None
         raw = np.array([[VTRACER_DEFAULTS[n] for n in PARAM_NAMES]], dtype=np.float32)
-        return self.backend.run("e2e", self._feed(logo, raw))[1]
+        return self._outputs("e2e", self._feed(logo, raw))["image_features"]
+
+    @property
+    def has_size_head(self) -> bool:
+        """Whether the export also predicts log10(SVG bytes) (the size head)."""
+        return SIZE_HEAD in self.spec.heads
+
+    def _outputs(self, graph: str, arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """``graph``'s outputs by name (``spec.graph_outputs``)."""
+        outs = self.backend.run(graph, arrays)
+        return dict(zip(self.spec.output_names(graph), outs, strict=True))
+
+    def score_candidates(self, logo: Logo, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Predicted SSIM ``[N]`` and log10(SVG bytes) ``[N]`` (None without a size head)
+        of raw parameter sets ``[N, 8]`` on a prepared logo: one backbone pass, one pass
+        of the candidates model."""
+        raw = self._check_matrix(np.array(raw, dtype=np.float32))  # a copy: torch wants it writable
+        feed = {
+            "image_features": self.image_features(logo),
+            "stats": _batch(logo.stats),
+            "params": raw,
+        }
+        out = self._outputs("candidates", feed)
+        size = out.get(SIZE_HEAD)
+        return out["ssim"].reshape(-1), None if size is None else size.reshape(-1)
+
+    def predict_bytes(self, image: Any, params: Mapping[str, float] | None = None) -> float:
+        """Predicted SVG bytes of VTracer with ``params`` on ``image`` (needs the size head)."""
+        if not self.has_size_head:
+            raise ValueError(
+                f"{self.export_dir}: this export has no size head; re-export a model trained "
+                "with it (`dvc repro`)"
+            )
+        point = self.check_params(params)
+        raw = np.array([[point[n] for n in PARAM_NAMES]], dtype=np.float32)
+        return float(10 ** self.score_candidates(self.prepare(image), raw)[1][0])
 
     def predict_many(
         self, image: Any, params_list: Sequence[Mapping[str, float]] | np.ndarray
@@ -271,14 +334,21 @@ class _OnnxBackend:
     """ONNX Runtime sessions of the end-to-end and candidates models (each opened on first use)."""
 
     def __init__(self, predictor: Predictor) -> None:
-        self.export_dir = predictor.export_dir
-        self.files = predictor.metadata["files"]
+        self.model_file = predictor.model_file
         self.spec = predictor.spec
         self.sessions: dict[str, Any] = {}
 
     def session(self, graph: str) -> Any:
         if graph not in self.sessions:
-            self.sessions[graph] = ort_session(self.export_dir / self.files[GRAPH_FILES[graph]])
+            path = self.model_file(GRAPH_FILES[graph])
+            try:
+                self.sessions[graph] = ort_session(path)
+            except Exception as exc:  # InvalidProtobuf and kin: the file, not the code
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise ValueError(
+                    f"{path}: ONNX Runtime cannot load it ({type(exc).__name__}: {reason}); "
+                    f"{REEXPORT}"
+                ) from None
         return self.sessions[graph]
 
     def warm(self) -> None:
@@ -299,19 +369,34 @@ class _TorchBackend:
         import torch
 
         from svg_quality.model import load_model
-        from svg_quality.serving.graphs import candidate_scorer, end_to_end, rebuild_backbone
+        from svg_quality.serving.graphs import (
+            candidate_scorer,
+            end_to_end,
+            rebuild_backbone,
+            size_output,
+        )
 
         self.torch = torch
-        path = predictor.export_dir / predictor.metadata["files"]["state_dict"]
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: missing from the export; rerun `dvc repro export`")
-        mlp, meta = load_model(path)
-        spec = self.spec = InputSpec.from_meta(meta["input"])
+
+        def load(key: str) -> tuple[Any, dict[str, Any]]:
+            path = predictor.model_file(key)
+            try:
+                return load_model(path)
+            except Exception as exc:  # a truncated or foreign file: unpickling errors and kin
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise ValueError(
+                    f"{path}: cannot load the model file ({type(exc).__name__}: {reason}); "
+                    f"{REEXPORT}"
+                ) from None
+
+        mlp, meta = load("state_dict")
+        spec = self.spec = predictor.spec  # the export's: inputs and heads
+        size = size_output(*load("size_state_dict")) if predictor.has_size_head else None
         weights = (meta.get("features") or {}).get("weights") or {}
         backbone = rebuild_backbone(weights)[0] if spec.uses_resnet else None
         self.modules = {
-            "e2e": end_to_end(backbone, mlp, spec),
-            "candidates": candidate_scorer(mlp, spec),
+            "e2e": end_to_end(backbone, mlp, spec, size),
+            "candidates": candidate_scorer(mlp, spec, size),
         }
 
     def warm(self) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 EXPORT_FORMAT = 1  # bump when the export directory's layout or metadata changes
 FILES = {
     "state_dict": "quality_predictor.pth",
+    "size_state_dict": "size_predictor.pth",  # the size head's model file, when it has one
     "torchscript_traced": "quality_mlp_traced.pt",
     "torchscript_scripted": "quality_mlp_scripted.pt",
     "onnx_mlp": "quality_mlp.onnx",

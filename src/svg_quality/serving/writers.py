@@ -25,7 +25,7 @@ from svg_quality.inputspec import InputSpec
 from svg_quality.io import atomic_path
 from svg_quality.model import QualityMLP, save_model
 from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS
-from svg_quality.serving.graphs import MLPForExport, candidate_scorer, end_to_end
+from svg_quality.serving.graphs import MLPForExport, SizeOutput, candidate_scorer, end_to_end
 from svg_quality.serving.runtime import FILES
 
 FORMATS = ("state_dict", "torchscript", "onnx_mlp", "onnx_e2e", "onnx_candidates")
@@ -46,8 +46,10 @@ def write_state_dict(path: Path, mlp: QualityMLP, meta: Mapping[str, Any]) -> No
     save_model(path, mlp, meta)
 
 
-def write_torchscript(path: Path, mlp: QualityMLP, example: torch.Tensor, how: str) -> None:
-    module = MLPForExport(mlp).eval()
+def write_torchscript(
+    path: Path, mlp: QualityMLP, example: torch.Tensor, how: str, size: SizeOutput | None = None
+) -> None:
+    module = MLPForExport(mlp, size).eval()
     with _quiet_jit(), torch.inference_mode(False), torch.no_grad():
         if how == "trace":
             ts = torch.jit.trace(module, example, check_trace=True)
@@ -144,11 +146,15 @@ def write_formats(
     opset: int,
     example_rows: np.ndarray,
     formats: Sequence[str] = FORMATS,
+    size: SizeOutput | None = None,
+    size_meta: Mapping[str, Any] | None = None,
 ) -> Written:
     """Write the requested formats into ``out_dir``; returns paths and export seconds.
 
     The state dict is a model file (:func:`svg_quality.model.save_model`): ``model_meta``
-    (the training model file's meta) with the export ``metadata`` under ``"export"``."""
+    (the training model file's meta) with the export ``metadata`` under ``"export"``.
+    With a size head (``size``, and its model file's ``size_meta``), its model file is
+    written beside it and every TorchScript and ONNX graph has its second output."""
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         raise ValueError(f"formats {unknown} are unknown; allowed: {', '.join(FORMATS)}")
@@ -165,14 +171,20 @@ def write_formats(
     if "state_dict" in formats:
         meta = {**model_meta, "export": dict(metadata)}
         timed("state_dict", lambda: write_state_dict(out_dir / FILES["state_dict"], mlp, meta))
+        if size is not None:
+            smeta = {**dict(size_meta or {}), "export": dict(metadata)}
+            path = out_dir / FILES["size_state_dict"]
+            timed("size_state_dict", lambda: write_state_dict(path, size.mlp, smeta))
     if "torchscript" in formats:
         (x,) = example_inputs(spec, "mlp", example_rows)
         for name, how in (("torchscript_traced", "trace"), ("torchscript_scripted", "script")):
-            timed(name, lambda n=name, h=how: write_torchscript(out_dir / FILES[n], mlp, x, h))
+            timed(
+                name, lambda n=name, h=how: write_torchscript(out_dir / FILES[n], mlp, x, h, size)
+            )
     graphs = {
-        "onnx_mlp": ("mlp", lambda: MLPForExport(mlp)),
-        "onnx_e2e": ("e2e", lambda: end_to_end(backbone, mlp, spec)),
-        "onnx_candidates": ("candidates", lambda: candidate_scorer(mlp, spec)),
+        "onnx_mlp": ("mlp", lambda: MLPForExport(mlp, size)),
+        "onnx_e2e": ("e2e", lambda: end_to_end(backbone, mlp, spec, size)),
+        "onnx_candidates": ("candidates", lambda: candidate_scorer(mlp, spec, size)),
     }
     for name, (graph, build) in graphs.items():
         if name not in formats:

@@ -1,0 +1,327 @@
+"""The predictor with verification vs real parameter search, on the same logos.
+
+Per logo and objective (quality: highest SSIM; size: smallest SVG with SSIM >= the
+defaults' minus 0.002), every strategy ends with real VTracer conversions scored by the
+label contract, and its pick is made by ``objectives.best`` over the sets it converted
+(VTracer's defaults are always one of them, so no strategy can end below the defaults):
+
+* defaults            VTracer's defaults (1 conversion)
+* preset-poster/photo VTracer's own presets (defaults + preset: 2 conversions)
+* random-N            defaults + N-1 uniform random sets (N conversions; N = 4, 16, 32)
+* optuna-N            Optuna TPE, defaults enqueued as the first trial (N conversions)
+* predictor+verify-K  2048 Sobol sets scored by the model, the K best by the objective
+                      and the defaults converted (K + 1 conversions; K = 1, 4)
+
+Reported per strategy: mean actual SSIM, median bytes / defaults' bytes, share of logos
+better than the defaults by the objective, share with SSIM >= defaults - 0.002, and wall
+ms per logo (model loading excluded, logo decoding included). Prints the ratio LAST:
+wall time of random-32 over predictor+verify-4 (quality objective).
+
+    python bench/suggest_vs_search.py                        # the default run's test logos
+    python bench/suggest_vs_search.py --folder /work/real-icons --limit 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from svg_quality import objectives
+from svg_quality.paramspace import PARAM_NAMES, SPECS, VTRACER_DEFAULTS, from_unit
+
+TOL = objectives.DEFAULT_TOLERANCE
+PRESETS = {  # VTracer's cmdapp presets (config.rs), the parameters we model; colormode color
+    "poster": {**VTRACER_DEFAULTS, "color_precision": 8},
+    "photo": {
+        **VTRACER_DEFAULTS,
+        "filter_speckle": 10,
+        "color_precision": 8,
+        "layer_difference": 48,
+        "corner_threshold": 180,
+    },
+}
+
+
+class Scorer:
+    """Real conversions of one logo with the label contract, timed by the caller."""
+
+    def __init__(self, rgb: np.ndarray, cfg: Any) -> None:
+        import io
+
+        from PIL import Image
+
+        from svg_quality.ssim import SSIMReference
+
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, format="PNG")
+        self.rgb, self.png, self.ref, self.cfg = rgb, buf.getvalue(), SSIMReference(rgb), cfg
+
+    def __call__(self, params: dict[str, float]) -> tuple[float, float]:
+        """(SSIM, log10 bytes); a failed conversion scores (0, +inf) and never wins."""
+        from svg_quality.vectorize import ConversionFailed, RenderFailed, score
+
+        try:
+            s = score(self.rgb, params, self.cfg, png_bytes=self.png, reference=self.ref)
+        except (ConversionFailed, RenderFailed):
+            return 0.0, math.inf
+        return s.ssim, math.log10(s.svg_bytes)
+
+
+class TorchSizeHead:
+    """A predictor whose export has no size head, with one from a size model file
+    (``models/size_model.pt``) scored in PyTorch on the same input rows: for runs on
+    an export made before the size head was exported."""
+
+    has_size_head = True
+
+    def __init__(self, predictor: Any, path: str) -> None:
+        from svg_quality.model import load_model
+        from svg_quality.sizehead import SizeScale
+
+        self.predictor = predictor
+        self.mlp, meta = load_model(path)
+        self.scale = SizeScale.from_meta(meta["size_scale"])
+        self.meta_input = meta["input"]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.predictor, name)
+
+    def score_candidates(self, logo: Any, raw: np.ndarray):
+        import torch
+
+        try:
+            from svg_quality.inputspec import InputSpec
+        except ImportError:
+            from svg_quality.model import InputSpec
+
+        ssim, _ = self.predictor.score_candidates(logo, raw)
+        spec = InputSpec.from_meta(self.meta_input)
+        n = raw.shape[0]
+        feats = self.predictor.image_features(logo)
+        x = spec.assemble(
+            None if feats is None else np.repeat(feats, n, axis=0),
+            None if logo.stats is None else np.repeat(logo.stats[None], n, axis=0),
+            np.asarray(raw, dtype=np.float64),
+        )
+        with torch.inference_mode():
+            unit = self.mlp(torch.from_numpy(x)).numpy()
+        return ssim, self.scale.to_log10(unit)
+
+
+def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    """``fn(*args, **kwargs)`` and its wall milliseconds."""
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, (time.perf_counter() - t0) * 1e3
+
+
+def pick(results: list[tuple[float, float]], objective: str) -> tuple[float, float]:
+    """The objective's choice among converted sets; ``results[0]`` is the defaults."""
+    s = np.array([r[0] for r in results])
+    b = np.array([r[1] for r in results])
+    i = objectives.best(s, b, objective, default=0, tolerance=TOL)
+    return float(s[i]), float(b[i])
+
+
+def random_sets(ranges: dict, n: int, rng: np.random.Generator) -> list[dict[str, float]]:
+    raw = from_unit(rng.random((n, len(PARAM_NAMES))), ranges)
+    return [{k: float(v) for k, v in zip(PARAM_NAMES, row, strict=True)} for row in raw]
+
+
+def optuna_search(scorer: Scorer, ranges: dict, n: int, objective: str, seed: int):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    results: list[tuple[float, float]] = []
+
+    def trial_value(s: float, b: float) -> float:
+        if objective == "quality":
+            return s
+        bar = results[0][0] - TOL  # the defaults are trial 0
+        # feasible: fewer bytes is better; infeasible: ranked below every feasible one
+        return -b if s >= bar else -20.0 + s
+
+    def run(trial: optuna.Trial) -> float:
+        p = {}
+        for name in PARAM_NAMES:
+            lo, hi = ranges[name]
+            if SPECS[name].kind is int:
+                p[name] = trial.suggest_int(name, int(lo), int(hi))
+            else:
+                p[name] = trial.suggest_float(name, float(lo), float(hi))
+        s, b = scorer(p)
+        results.append((s, b))
+        return trial_value(s, b)
+
+    study = optuna.create_study(
+        direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=3)
+    )
+    study.enqueue_trial({k: VTRACER_DEFAULTS[k] for k in PARAM_NAMES})
+    study.optimize(run, n_trials=n)
+    return pick(results, objective)
+
+
+def logos_of(args: argparse.Namespace) -> list[tuple[str, str, Path]]:
+    """(name, type, path) of the logos to run on: a folder, or a split of logos.csv."""
+    import pandas as pd
+
+    if args.folder:
+        from svg_quality.convert import find_jobs
+
+        root = Path(args.folder)
+        jobs = find_jobs([root])
+        out = [(j.rel, Path(j.rel).parts[0] if "/" in j.rel else "-", j.source) for j in jobs]
+    else:
+        df = pd.read_csv(args.logos_csv, dtype={"image_id": str})
+        df = df[df["split"] == args.split]
+        out = [(r.image_id, r.logo_type, Path(args.logos_dir) / r.path) for r in df.itertuples()]
+    if args.limit:
+        step = max(1, len(out) // args.limit)  # spread over the types, not the first few
+        out = out[::step][: args.limit]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--model", default="models/export")
+    ap.add_argument("--logos-csv", default="data/logos.csv")
+    ap.add_argument("--logos-dir", default="data/logos")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--folder", default=None, help="any folder of logos instead (recursive)")
+    ap.add_argument("--limit", type=int, default=0, help="at most this many logos (0: all)")
+    ap.add_argument("--objectives", default="quality,size")
+    ap.add_argument("--candidates", type=int, default=2048)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None, help="also write the per-logo rows here")
+    ap.add_argument(
+        "--size-model",
+        default="models/size_model.pt",
+        help="size model file, used when the export has no size head",
+    )
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    from svg_quality.images import ImageRejected  # noqa: F401  (import cost outside timings)
+    from svg_quality.serving.predictor import Predictor
+    from svg_quality.verify import suggest, vtracer_config
+
+    predictor = Predictor.load(args.model)
+    if not predictor.has_size_head and args.size_model:
+        print(f"the export has no size head: sizes from {args.size_model} (PyTorch)")
+        predictor = TorchSizeHead(predictor, args.size_model)
+    cfg = vtracer_config(predictor.metadata)
+    ranges = predictor.ranges
+    wanted = [o.strip() for o in args.objectives.split(",") if o.strip()]
+    logos = logos_of(args)
+    print(f"{len(logos)} logos, objectives {wanted}, model {args.model}", flush=True)
+    # per (objective, strategy): list of (ssim, log10 bytes, default ssim, default lg, ms)
+    rows: dict[tuple[str, str], list[tuple[float, float, float, float, float]]] = {}
+    per_logo: list[dict[str, Any]] = []
+    rng = np.random.default_rng(args.seed)
+
+    def add(obj: str, name: str, res: tuple[float, float], dflt, ms: float, meta: dict) -> None:
+        rows.setdefault((obj, name), []).append((*res, *dflt, ms))
+        meta[f"{obj}/{name}"] = {"ssim": res[0], "bytes": 10 ** res[1], "ms": ms}
+
+    t_start = time.perf_counter()
+    for n_done, (name, logo_type, path) in enumerate(logos, 1):
+        meta: dict[str, Any] = {"logo": str(name), "type": logo_type}
+        try:
+            logo = predictor.prepare(path)
+        except ValueError as exc:
+            print(f"skip {path}: {exc}")
+            continue
+        if n_done == 1:  # open the ONNX sessions and import scipy.qmc outside the timings
+            suggest(predictor, logo, candidates=args.candidates, seed=args.seed)
+        scorer = Scorer(logo.rgb, cfg)
+        dflt, ms_d = timed(scorer, dict(VTRACER_DEFAULTS))
+        for obj in wanted:
+            add(obj, "defaults", dflt, dflt, ms_d, meta)
+        for preset, params in PRESETS.items():
+            res, ms = timed(scorer, params)
+            for obj in wanted:
+                add(obj, f"preset-{preset}", pick([dflt, res], obj), dflt, ms + ms_d, meta)
+        for n in (4, 16, 32):  # one set of conversions serves both objectives' choices
+            sets = random_sets(ranges, n - 1, rng)
+            res, ms = timed(lambda s: [scorer(p) for p in s], sets)  # noqa: B023
+            for obj in wanted:
+                add(obj, f"random-{n}", pick([dflt, *res], obj), dflt, ms + ms_d, meta)
+        for obj in wanted:
+            for n in (4, 16, 32):
+                res, ms = timed(optuna_search, scorer, ranges, n, obj, args.seed)
+                add(obj, f"optuna-{n}", res, dflt, ms, meta)
+            for k in (1, 4):
+                # the whole path a user runs: decode + features + scoring + K+1 conversions
+                out, ms = timed(
+                    suggest,
+                    predictor,
+                    path,
+                    objective=obj,
+                    top_k=1,
+                    candidates=args.candidates,
+                    seed=args.seed,
+                    tolerance=TOL,
+                    verify=k,
+                    vtracer_cfg=cfg,
+                )
+                c = out.chosen
+                add(obj, f"predictor+verify-{k}", (c.ssim, math.log10(c.svg_bytes)), dflt, ms, meta)
+        per_logo.append(meta)
+        if n_done % 10 == 0 or n_done == len(logos):
+            print(
+                f"  {n_done}/{len(logos)} logos, {time.perf_counter() - t_start:.0f} s", flush=True
+            )
+
+    order = ["defaults", "preset-poster", "preset-photo"]
+    order += [f"random-{n}" for n in (4, 16, 32)] + [f"optuna-{n}" for n in (4, 16, 32)]
+    order += ["predictor+verify-1", "predictor+verify-4"]
+    summary: dict[str, Any] = {}
+    for obj in wanted:
+        print(
+            f"\nobjective {obj} ({len(per_logo)} logos; better = "
+            + ("higher SSIM" if obj == "quality" else f"smaller SVG with SSIM >= defaults - {TOL}")
+            + ")"
+        )
+        print(
+            f"{'strategy':<20} {'mean SSIM':>9} {'med bytes/def':>13} {'better':>7} "
+            f"{'>=def-tol':>9} {'ms/logo':>9}"
+        )
+        for name in order:
+            r = np.array(rows[(obj, name)], dtype=np.float64)
+            s, lg, ds, dlg, ms = r.T
+            ok = s >= ds - TOL - 1e-12
+            better = s > ds if obj == "quality" else (lg < dlg) & ok
+            line = {
+                "mean_ssim": float(s.mean()),
+                "median_bytes_ratio": float(np.median(10 ** (lg - dlg))),
+                "share_better": float(better.mean()),
+                "share_within_tol": float(ok.mean()),
+                "ms_per_logo": float(ms.mean()),
+            }
+            summary[f"{obj}/{name}"] = line
+            print(
+                f"{name:<20} {line['mean_ssim']:>9.4f} {line['median_bytes_ratio']:>13.3f} "
+                f"{line['share_better']:>7.0%} {line['share_within_tol']:>9.0%} "
+                f"{line['ms_per_logo']:>9.0f}"
+            )
+    if args.json:
+        Path(args.json).write_text(json.dumps({"summary": summary, "logos": per_logo}, indent=1))
+    obj = "quality" if "quality" in wanted else wanted[0]
+    ratio = (
+        summary[f"{obj}/random-32"]["ms_per_logo"]
+        / summary[f"{obj}/predictor+verify-4"]["ms_per_logo"]
+    )
+    print(f"\nwall time per logo, random-32 / predictor+verify-4 ({obj}):")
+    print(f"ratio {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
