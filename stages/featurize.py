@@ -1,4 +1,5 @@
-"""Stage `featurize`: logos -> ResNet-50 features + logo statistics (cached), summary report."""
+"""Stage `featurize`: logos -> ResNet-50 features + logo statistics + VTracer tables (cached
+in the work dir), summary report."""
 
 from __future__ import annotations
 
@@ -23,12 +24,20 @@ def main() -> None:
     ap.add_argument("--logos-dir", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--report", type=Path, required=True)
+    ap.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="content-keyed row cache kept across runs (not a DVC out); omit to compute all",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     warnings.simplefilter("always", RuntimeWarning)  # the random-weights fallback must show
 
     cfg = load_params(args.params).features
-    summary = featurize(cfg, read_logo_ids(args.logos_csv), args.logos_dir, args.out)
+    summary = featurize(
+        cfg, read_logo_ids(args.logos_csv), args.logos_dir, args.out, work_dir=args.work_dir
+    )
     write_json(args.report, summary)
     log.info(
         "%d images: %d computed, %d reused, %d dropped; %s weights (%s), %s %s, %.1f images/s",

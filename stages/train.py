@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     tracking.preflight(params.tracking)  # an unreachable server fails before any work
     threads = configure_cpu_threads()
     data = load_labeled(args.labels, args.features, args.logos_csv)
-    spec, arrays = split_arrays(data, params.model.inputs, params.vtracer.ranges)
+    spec, arrays = split_arrays(data, params.model.requested_inputs, params.vtracer.ranges)
     digests = {
         "labels": file_digest(args.labels),
         "features": dir_digest(args.features),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -39,6 +40,7 @@ from svg_quality.features import (
 from svg_quality.images import load_rgb, png_bytes
 from svg_quality.io import image_id_for
 from svg_quality.logostats import STAT_NAMES, compute_stats
+from svg_quality.vtables import TABLE_WIDTH, compute_tables, table_meta
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -235,45 +237,67 @@ def read_out(out: Path) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
 
 def test_cache_reuses_rows_and_follows_logos_csv(tmp_path, logos, cfg):
     folder, ids = logos
-    out = tmp_path / "features"
-    first = featurize(cfg, ids[:3], folder, out, progress=False)
+    out, work = tmp_path / "features", tmp_path / "work"
+    first = featurize(cfg, ids[:3], folder, out, work_dir=work, progress=False)
     assert (first["computed"], first["reused"], first["images"]) == (3, 0, 3)
+    assert first["tables_computed"] == 3
     f1, s1, order, meta = read_out(out)
     assert order == ids[:3] and f1.shape == (3, 2048) and s1.shape == (3, len(STAT_NAMES))
     assert meta["weights"]["used"] == "random" and meta["stat_names"] == list(STAT_NAMES)
     assert meta["input_size"] == 224 and meta["preprocessing"]["name"] == "letterbox"
+    t1 = np.load(out / "tables.npy")
+    assert t1.shape == (3, TABLE_WIDTH) and meta["tables"] == table_meta()
+    for row, i in enumerate(ids[:3]):  # the workers' tables are compute_tables' own
+        np.testing.assert_array_equal(t1[row], compute_tables(load_rgb(folder / f"{i}.png")))
 
-    second = featurize(cfg, ids[:3], folder, out, progress=False)
+    # The out is not the cache: DVC deletes a plain out before running the stage.
+    shutil.rmtree(out)
+    second = featurize(cfg, ids[:3], folder, out, work_dir=work, progress=False)
     assert (second["computed"], second["reused"], second["stats_computed"]) == (0, 3, 0)
+    assert second["tables_computed"] == 0
     assert (out / "features.npy").read_bytes() == _npy_bytes(f1)
+    assert (out / "tables.npy").read_bytes() == _npy_bytes(t1)
 
     # Drop the first logo, add two: only the two new rows are computed, in logos.csv order.
-    third = featurize(cfg, [ids[3], *ids[1:3], ids[4]], folder, out, progress=False)
+    third = featurize(cfg, [ids[3], *ids[1:3], ids[4]], folder, out, work_dir=work, progress=False)
     assert (third["computed"], third["reused"], third["dropped"]) == (2, 2, 1)
     f3, s3, order3, _ = read_out(out)
     assert order3 == [ids[3], ids[1], ids[2], ids[4]]
     np.testing.assert_array_equal(f3[1:3], f1[1:3])
     np.testing.assert_array_equal(s3[1:3], s1[1:3])
+    # The dropped logo's rows stay in the work dir: bringing it back computes nothing.
+    fourth = featurize(cfg, ids[:3], folder, out, work_dir=work, progress=False)
+    assert (fourth["computed"], fourth["reused"]) == (0, 3)
+    np.testing.assert_array_equal(read_out(out)[0], f1)
+
+    # Without a work dir nothing is reused.
+    fresh = featurize(cfg, ids[:2], folder, tmp_path / "f2", progress=False)
+    assert (fresh["computed"], fresh["reused"]) == (2, 0)
 
 
-def test_stale_statistics_recompute_only_statistics(tmp_path, logos, cfg):
+def test_stale_statistics_recompute_only_statistics(tmp_path, logos, cfg, monkeypatch):
+    import svg_quality.features as features
+
     folder, ids = logos
-    out = tmp_path / "features"
-    featurize(cfg, ids[:2], folder, out, progress=False)
-    f1, s1, _, meta = read_out(out)
-    meta["stats_fingerprint"] = "from-an-older-version"
-    (out / "meta.json").write_text(json.dumps(meta))
-    summary = featurize(cfg, ids[:2], folder, out, progress=False)
-    assert (summary["computed"], summary["stats_computed"]) == (0, 2)
+    out, work = tmp_path / "features", tmp_path / "work"
+    featurize(cfg, ids[:2], folder, out, work_dir=work, progress=False)
+    f1, s1, _, _ = read_out(out)
+    t1 = np.load(out / "tables.npy")
+    monkeypatch.setattr(features, "STATS_VERSION", features.STATS_VERSION + 1)
+    summary = featurize(cfg, ids[:2], folder, out, work_dir=work, progress=False)
+    assert (summary["computed"], summary["stats_computed"], summary["tables_computed"]) == (0, 2, 0)
     f2, s2, _, _ = read_out(out)
     np.testing.assert_array_equal(f2, f1)
     np.testing.assert_array_equal(s2, s1)
+    np.testing.assert_array_equal(np.load(out / "tables.npy"), t1)
 
     # A damaged cache is ignored, loudly, and rebuilt.
-    (out / "meta.json").write_text("{not json")
+    for rows in work.glob("features-*/rows.npy"):
+        rows.write_bytes(b"not an npy file")
     with pytest.warns(UserWarning, match="damaged feature cache"):
-        rebuilt = featurize(cfg, ids[:2], folder, out, progress=False)
+        rebuilt = featurize(cfg, ids[:2], folder, out, work_dir=work, progress=False)
     assert rebuilt["computed"] == 2
+    np.testing.assert_array_equal(read_out(out)[0], f1)
 
 
 def test_input_errors_name_the_problem(tmp_path, logos):
@@ -298,6 +322,7 @@ def test_stage_script_end_to_end(tmp_path, logos):
     cmd = [sys.executable, str(ROOT / "stages" / "featurize.py"), "--params", "params.yaml"]
     cmd += ["--logos-csv", str(csv_path), "--logos-dir", str(folder)]
     cmd += ["--out", "data/features", "--report", str(report)]
+    cmd += ["--work-dir", "data/.features_work"]
     subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True, text=True)
     summary = json.loads(report.read_text())
     assert summary["images"] == 2 and summary["computed"] == 2 and summary["weights"] == "random"
@@ -305,6 +330,7 @@ def test_stage_script_end_to_end(tmp_path, logos):
     assert summary["device"] == "cpu" and summary["dtype"] == expected
     assert summary["images_per_s"] > 0
     assert read_out(tmp_path / "data" / "features")[2] == ids[:2]
+    assert len(list((tmp_path / "data" / ".features_work").glob("*-*/rows.npy"))) == 3
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:

@@ -216,13 +216,16 @@ class FeaturesConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    inputs: str = "resnet"  # resnet | resnet+stats | stats
+    inputs: str = "resnet"  # auto | groups of resnet, stats, vtracer, probe joined by +
     hidden: tuple[int, ...] = (1024, 512, 256)
     dropout: tuple[float, ...] = (0.3, 0.2, 0.1)
     input_dropout: float = 0.0
+    probe: bool = False  # add the real SSIM / SVG size at VTracer's defaults as inputs
 
     def __post_init__(self) -> None:
-        check_choice("model.inputs", self.inputs, ("resnet", "resnet+stats", "stats"))
+        from svg_quality.inputgroups import parse_inputs
+
+        parse_inputs(self.inputs)
         if not self.hidden:
             raise _fail("model.hidden", self.hidden, "at least one layer width")
         for i, w in enumerate(self.hidden):
@@ -236,6 +239,11 @@ class ModelConfig:
         for i, p in enumerate(self.dropout):
             check_range(f"model.dropout[{i}]", p, 0.0, 0.95)
         check_range("model.input_dropout", self.input_dropout, 0.0, 0.95)
+
+    @property
+    def requested_inputs(self) -> str:
+        """``inputs`` with ``+probe`` when ``probe`` is set (resolve with inputgroups)."""
+        return f"{self.inputs}+probe" if self.probe and "probe" not in self.inputs else self.inputs
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,15 @@
 """Assemble model inputs: ok label rows joined to image features and the per-image split.
 
-    labels.parquet (status == ok) --image_id--> features/index.csv -> features.npy, stats.npy
+    labels.parquet (status == ok) --image_id--> features/index.csv -> features.npy, stats.npy,
+                                                                      tables.npy
                                   --image_id--> logos.csv (split)
+    labels.parquet, VTracer's defaults (ok) --image_id--> the probe (ssim, log10 bytes)
 
-:func:`load_labeled` does the join once; :func:`make_input_spec` fits the statistics'
-standardizer on the train split; :func:`build_arrays` turns any row subset (a split,
-a cross-validation fold) into float32 arrays through the model's :class:`InputSpec`.
+:func:`load_labeled` does the join once; :func:`make_input_spec` resolves ``model.inputs``
+(``auto``) and fits the standardizers on the train split; :func:`build_arrays` turns any
+row subset (a split, a cross-validation fold) into float32 arrays through the model's
+:class:`InputSpec`, looking each row's VTracer-conditioned values up in its logo's
+tables with :func:`svg_quality.vtables.lookup` (the predictor calls the same function).
 Validate reuses all three for test rows and grouped folds.
 """
 
@@ -20,8 +24,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from svg_quality import vtables
+from svg_quality.inputgroups import groups_of, resolve_inputs
 from svg_quality.model import InputSpec
-from svg_quality.paramspace import PARAM_NAMES
+from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS
+from svg_quality.probe import PROBE_NAMES
 
 SPLITS = ("train", "val", "test")
 
@@ -35,6 +42,8 @@ class LabeledData:
     stats: np.ndarray  # [n_images, k] float32, same rows
     stat_names: tuple[str, ...]
     feature_meta: dict[str, Any]
+    tables: np.ndarray | None = None  # [n_images, TABLE_WIDTH] float32, same rows; None: none
+    probe: np.ndarray | None = None  # [n_images, 2] ssim, log10 bytes at the defaults; NaN: none
 
     def mask(self, split: str) -> np.ndarray:
         if split not in SPLITS:
@@ -157,12 +166,15 @@ def load_labeled(
             )
     index = index[["image_id", "row"]].rename(columns={"row": "feature_row"})
     rows = rows.merge(index, on="image_id", how="left", validate="many_to_one")
+    if "svg_bytes" not in ok.columns:
+        ok["svg_bytes"] = np.nan
     if rows["feature_row"].isna().any():
         lost = rows.loc[rows["feature_row"].isna(), "image_id"].iloc[0]
         raise ValueError(
             f"image {lost} has labels but no features in {features_dir}; run `dvc repro featurize`"
         )
     rows["feature_row"] = rows["feature_row"].astype(np.int64)
+    probe = probe_values(ok, index, features.shape[0])
     keep = ["image_id", "logo_type", "split", *PARAM_NAMES, "ssim", "feature_row"]
     if "svg_bytes" in rows.columns:  # the size head's target
         keep.insert(keep.index("ssim") + 1, "svg_bytes")
@@ -173,7 +185,40 @@ def load_labeled(
         stats=stats,
         stat_names=stat_names_from_meta(meta, stats.shape[1]),
         feature_meta=meta,
+        tables=read_tables(features_dir, meta, features.shape[0]),
+        probe=probe,
     )
+
+
+def read_tables(features_dir: str | Path, meta: Mapping[str, Any], n: int) -> np.ndarray | None:
+    """``tables.npy [n, TABLE_WIDTH]`` of a features dir, or None when it has none
+    (built before the tables existed); fails when they are of another version."""
+    path = Path(features_dir) / "tables.npy"
+    if not path.is_file():
+        return None
+    vtables.check_meta(meta.get("tables", {}), f"{features_dir}/tables.npy")
+    tables = np.load(path).astype(np.float32, copy=False)
+    if tables.shape != (n, vtables.TABLE_WIDTH):
+        raise ValueError(
+            f"{path}: shape {list(tables.shape)}, expected [{n}, {vtables.TABLE_WIDTH}]; "
+            "rebuild with `dvc repro featurize`"
+        )
+    return tables
+
+
+def probe_values(ok_labels: pd.DataFrame, index: pd.DataFrame, n: int) -> np.ndarray:
+    """Per feature row: SSIM and log10(SVG bytes) of the ok label row at VTracer's defaults
+    (label samples them for every logo), NaN where a logo has none."""
+    at_default = np.ones(len(ok_labels), dtype=bool)
+    for name in PARAM_NAMES:
+        at_default &= np.isclose(ok_labels[name].to_numpy(dtype=np.float64), VTRACER_DEFAULTS[name])
+    d = ok_labels.loc[at_default, ["image_id", "ssim", "svg_bytes"]].drop_duplicates("image_id")
+    d = d.merge(index[["image_id", "feature_row"]], on="image_id", how="inner")
+    out = np.full((n, len(PROBE_NAMES)), np.nan, dtype=np.float32)
+    fr = d["feature_row"].to_numpy(dtype=np.int64)
+    out[fr, 0] = d["ssim"].to_numpy(dtype=np.float32)
+    out[fr, 1] = np.log10(np.maximum(d["svg_bytes"].to_numpy(dtype=np.float64), 1.0))
+    return out
 
 
 # --------------------------------------------------------------------------- assembly
@@ -185,13 +230,45 @@ def fit_standardizer(data: LabeledData, mask: np.ndarray) -> tuple[np.ndarray, n
     Computed per image (not per label row) so images with more samples do not weigh
     more; a constant statistic gets std 1 so it standardizes to 0 instead of NaN.
     """
+    return _mean_std(data.stats, _images(data, mask))
+
+
+def _images(data: LabeledData, mask: np.ndarray) -> np.ndarray:
     images = np.unique(data.rows.loc[mask, "feature_row"].to_numpy())
     if images.size == 0:
-        raise ValueError("cannot fit the statistics standardizer on zero images")
-    block = data.stats[images].astype(np.float64)
+        raise ValueError("cannot fit the input standardizers on zero images")
+    return images
+
+
+def _mean_std(block: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    block = (block if rows is None else block[rows]).astype(np.float64)
     mean, std = block.mean(axis=0), block.std(axis=0)
     std[~(std > 1e-12)] = 1.0
     return mean.astype(np.float32), std.astype(np.float32)
+
+
+def conditioned(data: LabeledData, rows: pd.DataFrame) -> np.ndarray:
+    """The VTracer-conditioned inputs ``[n, len(COND_NAMES)]`` of label ``rows``."""
+    if data.tables is None:
+        raise ValueError(
+            "model.inputs uses vtracer, but data/features has no tables.npy (built by an "
+            "older featurize); rerun `dvc repro featurize`"
+        )
+    raw = rows[list(PARAM_NAMES)].to_numpy(dtype=np.float64)
+    return vtables.lookup(data.tables, rows["feature_row"].to_numpy(), raw)
+
+
+def probe_block(data: LabeledData, rows: pd.DataFrame) -> np.ndarray:
+    """The probe ``[n, 2]`` of label ``rows``; fails naming a logo without one."""
+    block = data.probe[rows["feature_row"].to_numpy()]
+    bad = np.isnan(block).any(axis=1)
+    if bad.any():
+        lost = rows["image_id"].to_numpy()[np.flatnonzero(bad)[0]]
+        raise ValueError(
+            f"image {lost} has no ok label at VTracer's defaults, which model.probe needs; "
+            "check reports/label, or set model.probe=false"
+        )
+    return block
 
 
 def make_input_spec(
@@ -200,18 +277,35 @@ def make_input_spec(
     ranges: Mapping[str, Sequence[float]],
     fit_mask: np.ndarray | None = None,
 ) -> InputSpec:
-    """The :class:`InputSpec` for ``inputs``, statistics standardized on ``fit_mask`` (train)."""
-    uses_stats = inputs in ("resnet+stats", "stats")
-    mean = std = np.zeros(0, dtype=np.float32)
-    if uses_stats and data.stats.shape[1]:
-        mean, std = fit_standardizer(data, data.mask("train") if fit_mask is None else fit_mask)
+    """The :class:`InputSpec` for ``inputs`` (``auto`` resolved by the features' weights),
+    standardizers fitted on ``fit_mask`` (default: the train split)."""
+    resolved = resolve_inputs(inputs, weights_used(data.feature_meta))
+    groups = groups_of(resolved)
+    mask = data.mask("train") if fit_mask is None else fit_mask
+    kw: dict[str, Any] = {}
+    stats_mean = stats_std = np.zeros(0, dtype=np.float32)
+    if "stats" in groups and data.stats.shape[1]:
+        stats_mean, stats_std = fit_standardizer(data, mask)
+    if "vtracer" in groups:
+        # over rows, not images: the values depend on each row's parameters
+        mean, std = _mean_std(conditioned(data, data.rows.loc[mask]))
+        kw.update(
+            cond_names=vtables.COND_NAMES,
+            cond_mean=tuple(float(v) for v in mean),
+            cond_std=tuple(float(v) for v in std),
+            tables=vtables.table_meta(),
+        )
+    if "probe" in groups:
+        mean, std = _mean_std(probe_block(data, data.rows.loc[mask].drop_duplicates("image_id")))
+        kw.update(probe_mean=tuple(float(v) for v in mean), probe_std=tuple(float(v) for v in std))
     return InputSpec(
-        inputs=inputs,
+        inputs=resolved,
         resnet_dim=int(data.features.shape[1]),
         stat_names=data.stat_names,
-        stats_mean=tuple(float(v) for v in mean),
-        stats_std=tuple(float(v) for v in std),
+        stats_mean=tuple(float(v) for v in stats_mean),
+        stats_std=tuple(float(v) for v in stats_std),
         ranges={n: (float(ranges[n][0]), float(ranges[n][1])) for n in PARAM_NAMES},
+        **kw,
     )
 
 
@@ -223,6 +317,8 @@ def build_arrays(data: LabeledData, spec: InputSpec, mask: np.ndarray | None = N
         data.features[fr] if spec.uses_resnet else None,
         data.stats[fr] if spec.uses_stats else None,
         rows[list(PARAM_NAMES)].to_numpy(dtype=np.float64),
+        cond=conditioned(data, rows) if spec.uses_vtracer else None,
+        probe=probe_block(data, rows) if spec.uses_probe else None,
     )  # [n, spec.width]
     return Arrays(
         x=x,

@@ -1,21 +1,24 @@
-"""Featurize logos: ResNet-50 features and logo statistics, cached by image content.
+"""Featurize logos: ResNet-50 features, logo statistics and VTracer tables, cached by content.
 
     data/logos.csv --image_id--> data/logos/<id>.png
-        -> DataLoader workers: decode, letterbox (uint8 [224, 224, 3]), logo statistics
+        -> DataLoader workers: decode, letterbox (uint8 [224, 224, 3]), logo statistics,
+           VTracer tables (svg_quality.vtables)
         -> device: normalize, channels_last, autocast, ResNet-50 trunk -> [B, 2048]
-    -> data/features/{features.npy, stats.npy, index.csv, meta.json}
+    -> data/features/{features.npy, stats.npy, tables.npy, index.csv, meta.json}
 
 Rows follow logos.csv order. ``image_id`` is a hash of the logo's bytes, so a row cached
 under the same fingerprint is the same computation and is reused: adding 10 logos to
-400 computes 10 rows. The features fingerprint covers the backbone, a digest of its
-weights and the preprocessing; the stats fingerprint covers the statistics' names and
-version, so a change to the statistics recomputes only them.
+400 computes 10 rows. Each block has its own fingerprint (features: the backbone, a
+digest of its weights, the preprocessing and compute dtype; stats and tables: their
+names and version), so a change to one recomputes only it. The cache lives in a work
+directory (``data/.features_work``, not a DVC out): one folder per block and
+fingerprint, holding every row ever computed under it, so ``data/features`` is a plain
+out that DVC can run-cache, and going back to earlier weights reuses their rows too.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import os
 import platform
 import time
@@ -54,12 +57,15 @@ from svg_quality.backbone import (
 from svg_quality.images import load_rgb
 from svg_quality.io import atomic_dir, json_digest, write_json
 from svg_quality.logostats import STAT_NAMES, STATS_VERSION, compute_stats
+from svg_quality.vtables import TABLE_WIDTH, compute_tables, table_meta
 
 if TYPE_CHECKING:
     from svg_quality.config import FeaturesConfig
 
 FEATURES_FILE = "features.npy"
 STATS_FILE = "stats.npy"
+TABLES_FILE = "tables.npy"
+BLOCK_ROWS = "rows.npy"  # one work-dir cache folder per block: rows.npy + index.csv
 INDEX_FILE = "index.csv"
 META_FILE = "meta.json"
 MAX_AUTO_WORKERS = 8  # decoding + letterboxing + statistics of a 256 px logo is ~5-15 ms
@@ -120,16 +126,25 @@ def resolve_workers(num_workers: int | str) -> int:
 
 
 class LogoImages(Dataset):
-    """Item ``i``: (letterboxed ``uint8 [224, 224, 3]``, statistics ``float32 [k]`` or empty)."""
+    """Item ``i``: (letterboxed ``uint8 [224, 224, 3]`` or empty, statistics ``float32 [k]``
+    or empty, VTracer tables ``float32 [TABLE_WIDTH]`` or empty)."""
 
-    def __init__(self, paths: Sequence[Path], with_stats: bool = True) -> None:
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        with_stats: bool = True,
+        with_tables: bool = False,
+        with_image: bool = True,
+    ) -> None:
         self.paths = list(paths)
         self.with_stats = with_stats
+        self.with_tables = with_tables
+        self.with_image = with_image
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         path = self.paths[i]
         try:
             rgb = load_rgb(path)
@@ -137,9 +152,11 @@ class LogoImages(Dataset):
             raise ValueError(
                 f"{path}: cannot read the logo ({exc}); rerun `dvc repro prepare`"
             ) from exc
-        x = torch.from_numpy(letterbox_array(Image.fromarray(rgb), INPUT_SIZE).copy())
-        s = compute_stats(rgb) if self.with_stats else np.zeros(0, np.float32)
-        return x, torch.from_numpy(s)
+        empty = np.zeros(0, np.float32)
+        x = letterbox_array(Image.fromarray(rgb), INPUT_SIZE).copy() if self.with_image else empty
+        s = compute_stats(rgb) if self.with_stats else empty
+        t = compute_tables(rgb) if self.with_tables else empty
+        return torch.from_numpy(x), torch.from_numpy(s), torch.from_numpy(t)
 
 
 # --------------------------------------------------------------------------- extraction
@@ -150,10 +167,12 @@ class Extracted:
     features: np.ndarray | None  # float32 [n, 2048], None without a model
     stats: np.ndarray | None  # float32 [n, k], None without statistics
     seconds: float
+    tables: np.ndarray | None = None  # float32 [n, TABLE_WIDTH], None without tables
 
     @property
     def images_per_s(self) -> float:
-        n = len(self.features if self.features is not None else self.stats)
+        blocks = (self.features, self.stats, self.tables)
+        n = next((len(b) for b in blocks if b is not None), 0)
         return n / self.seconds if self.seconds > 0 else 0.0
 
 
@@ -166,18 +185,20 @@ def extract(
     batch_size: int = 64,
     num_workers: int = 0,
     with_stats: bool = True,
+    with_tables: bool = False,
     progress: bool = True,
 ) -> Extracted:
-    """Features (and statistics) of the logos at ``paths``, in order.
+    """Features (and statistics, and VTracer tables) of the logos at ``paths``, in order.
 
     ``model`` must come from :func:`prepare_for_inference` (eval, on ``device``,
-    channels_last); ``None`` computes statistics only.
+    channels_last); ``None`` computes the numpy blocks only (no letterboxing either).
     """
     n = len(paths)
     feats = np.empty((n, FEATURE_DIM), np.float32) if model is not None else None
     stats = np.empty((n, len(STAT_NAMES)), np.float32) if with_stats else None
+    tables = np.empty((n, TABLE_WIDTH), np.float32) if with_tables else None
     loader = DataLoader(
-        LogoImages(paths, with_stats),
+        LogoImages(paths, with_stats, with_tables, with_image=model is not None),
         batch_size=batch_size,
         shuffle=False,
         num_workers=num_workers,
@@ -188,10 +209,12 @@ def extract(
     row = 0
     bar = tqdm(total=n, unit="img", desc="featurize", disable=not progress, mininterval=1.0)
     with torch.inference_mode(), bar:
-        for xb, sb in loader:  # xb: uint8 [B, 224, 224, 3]
+        for xb, sb, tb in loader:  # xb: uint8 [B, 224, 224, 3] (or [B, 0])
             b = xb.shape[0]
             if stats is not None:
                 stats[row : row + b] = sb.numpy()
+            if tables is not None:
+                tables[row : row + b] = tb.numpy()
             if model is not None:
                 # NHWC -> NCHW view: already channels_last in memory, no copy.
                 x = normalize(to_device(xb, device).permute(0, 3, 1, 2))  # [B, 3, 224, 224]
@@ -200,14 +223,15 @@ def extract(
                 feats[row : row + b] = f.float().cpu().numpy()
             row += b
             bar.update(b)
-    return Extracted(feats, stats, time.perf_counter() - start)
+    return Extracted(feats, stats, time.perf_counter() - start, tables)
 
 
 # --------------------------------------------------------------------------- cache
 
 
 def fingerprints(info: WeightsInfo, dtype: str = "fp32") -> dict[str, str]:
-    """Cache keys: features (backbone, weights digest, preprocessing, compute dtype), stats, both.
+    """Cache keys: features (backbone, weights digest, preprocessing, compute dtype), stats,
+    tables, and all of them together.
 
     The dtype is part of the key so rows computed in bf16 are never mixed with fp32 rows.
     """
@@ -221,45 +245,78 @@ def fingerprints(info: WeightsInfo, dtype: str = "fp32") -> dict[str, str]:
         }
     )
     stats = json_digest({"names": list(STAT_NAMES), "version": STATS_VERSION})
+    tables = json_digest(table_meta())
     return {
-        "fingerprint": json_digest({"features": features, "stats": stats}),
+        "fingerprint": json_digest({"features": features, "stats": stats, "tables": tables}),
         "features_fingerprint": features,
         "stats_fingerprint": stats,
+        "tables_fingerprint": tables,
     }
 
 
 @dataclass
-class Cache:
-    """A previous featurize output, memory-mapped."""
+class BlockCache:
+    """Rows of one block (features, stats or tables) computed under one fingerprint.
 
-    meta: dict[str, Any]
-    rows: dict[str, int]  # image_id -> row
-    features: np.ndarray
-    stats: np.ndarray
+    Lives in ``<work_dir>/<block>-<fingerprint>/`` (rows.npy memory-mapped, index.csv);
+    :meth:`save` writes the union of the old rows and the new ones, atomically.
+    """
 
+    folder: Path
+    width: int
+    rows: dict[str, int]  # image_id -> row of `array`
+    array: np.ndarray | None  # [n, width], memory-mapped; None when empty
 
-def read_cache(out_dir: str | Path) -> Cache | None:
-    """The previous output in ``out_dir``; None (with a warning if it is damaged) when unusable."""
-    d = Path(out_dir)
-    if not (d / META_FILE).is_file():
-        return None
-    try:
-        meta = json.loads((d / META_FILE).read_text())
-        if not isinstance(meta, dict):
-            raise ValueError(f"{META_FILE} is not a JSON object")
-        with (d / INDEX_FILE).open(newline="") as fh:
-            rows = {r["image_id"]: int(r["row"]) for r in csv.DictReader(fh)}
-        features = np.load(d / FEATURES_FILE, mmap_mode="r")
-        stats = np.load(d / STATS_FILE, mmap_mode="r")
-        n = features.shape[0]
-        if features.shape != (n, FEATURE_DIM) or stats.shape[0] != n:
-            raise ValueError(f"shapes {features.shape} and {stats.shape} do not match")
-        if any(not 0 <= r < n for r in rows.values()):
-            raise ValueError("index.csv points outside features.npy")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        warnings.warn(f"{d}: ignoring the damaged feature cache ({exc}); recomputing", stacklevel=2)
-        return None
-    return Cache(meta, rows, features, stats)
+    @classmethod
+    def open(cls, work_dir: str | Path | None, block: str, fp: str, width: int) -> BlockCache:
+        """The cache folder for ``block`` under ``fp``; empty (with a warning if damaged)."""
+        if work_dir is None:
+            return cls(Path(), width, {}, None)
+        folder = Path(work_dir) / f"{block}-{fp}"
+        if not (folder / INDEX_FILE).is_file():
+            return cls(folder, width, {}, None)
+        try:
+            with (folder / INDEX_FILE).open(newline="") as fh:
+                rows = {r["image_id"]: int(r["row"]) for r in csv.DictReader(fh)}
+            array = np.load(folder / BLOCK_ROWS, mmap_mode="r")
+            if array.ndim != 2 or array.shape[1] != width or array.dtype != np.float32:
+                raise ValueError(f"rows.npy is {array.dtype} {list(array.shape)}, not [n, {width}]")
+            if any(not 0 <= r < array.shape[0] for r in rows.values()):
+                raise ValueError("index.csv points outside rows.npy")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            warnings.warn(
+                f"{folder}: ignoring the damaged feature cache ({exc}); recomputing", stacklevel=2
+            )
+            return cls(folder, width, {}, None)
+        return cls(folder, width, rows, array)
+
+    def gather(self, image_ids: Sequence[str], out: np.ndarray) -> list[int]:
+        """Copy cached rows into ``out`` (rows in ``image_ids`` order); return the positions
+        still to compute."""
+        hits = [(i, self.rows[k]) for i, k in enumerate(image_ids) if k in self.rows]
+        if hits:
+            dst, src = map(np.asarray, zip(*hits, strict=True))
+            out[dst] = self.array[src]  # gathers just these rows from the memory map
+        return [i for i, k in enumerate(image_ids) if k not in self.rows]
+
+    def save(self, image_ids: Sequence[str], block: np.ndarray, computed: Sequence[int]) -> None:
+        """Add the ``computed`` positions of ``block`` (rows in ``image_ids`` order)."""
+        if self.folder == Path() or not computed:
+            return
+        new = {image_ids[i]: i for i in computed}
+        keep = [k for k in self.rows if k not in new]
+        parts = [block[list(new.values())]]
+        if keep:
+            parts.insert(0, self.array[[self.rows[k] for k in keep]])
+        ids = keep + list(new)
+        array = np.concatenate(parts).astype(np.float32, copy=False)
+        self.array = None  # release the memory map before the folder is replaced
+        with atomic_dir(self.folder) as tmp:
+            np.save(tmp / BLOCK_ROWS, array)
+            lines = ["image_id,row", *(f"{k},{i}" for i, k in enumerate(ids))]
+            (tmp / INDEX_FILE).write_text("\n".join(lines) + "\n")
+        self.rows = {k: i for i, k in enumerate(ids)}
+        self.array = np.load(self.folder / BLOCK_ROWS, mmap_mode="r")
 
 
 # --------------------------------------------------------------------------- the stage
@@ -271,9 +328,11 @@ def featurize(
     logos_dir: str | Path,
     out_dir: str | Path,
     *,
+    work_dir: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Write ``out_dir`` for ``image_ids`` (reusing cached rows); return the run summary."""
+    """Write ``out_dir`` for ``image_ids``, reusing rows cached in ``work_dir`` (None: no
+    cache, everything computed); return the run summary."""
     start = time.perf_counter()
     paths = logo_paths(image_ids, logos_dir)
     device = choose_device(cfg.device)
@@ -284,48 +343,65 @@ def featurize(
     model, info = load_backbone(cfg.weights, cfg.weights_path, cfg.seed)
     fps = fingerprints(info, precision.name)
 
-    cache = read_cache(out_dir)
-    feat_cached: dict[str, int] = {}
-    stats_cached: dict[str, int] = {}
-    if cache is not None:
-        if cache.meta.get("features_fingerprint") == fps["features_fingerprint"]:
-            feat_cached = cache.rows
-        if cache.meta.get("stats_fingerprint") == fps["stats_fingerprint"]:
-            stats_cached = cache.rows
-
     n = len(image_ids)
-    features = np.empty((n, FEATURE_DIM), np.float32)
-    stats = np.empty((n, len(STAT_NAMES)), np.float32)
-    reuse_f = [(i, feat_cached[k]) for i, k in enumerate(image_ids) if k in feat_cached]
-    reuse_s = [(i, stats_cached[k]) for i, k in enumerate(image_ids) if k in stats_cached]
-    if reuse_f:
-        dst, src = map(np.asarray, zip(*reuse_f, strict=True))
-        features[dst] = cache.features[src]  # gathers just these rows from the memory map
-    if reuse_s:
-        dst, src = map(np.asarray, zip(*reuse_s, strict=True))
-        stats[dst] = cache.stats[src]
-    todo_f = [i for i, k in enumerate(image_ids) if k not in feat_cached]
-    todo_s = [i for i, k in enumerate(image_ids) if k in feat_cached and k not in stats_cached]
-    dropped = len(set(cache.rows) - set(image_ids)) if cache is not None else 0
-    del cache  # release the memory maps before the directory is replaced
+    widths = {"features": FEATURE_DIM, "stats": len(STAT_NAMES), "tables": TABLE_WIDTH}
+    caches = {
+        b: BlockCache.open(work_dir, b, fps[f"{b}_fingerprint"], w) for b, w in widths.items()
+    }
+    blocks = {b: np.empty((n, w), np.float32) for b, w in widths.items()}
+    todo = {b: caches[b].gather(image_ids, blocks[b]) for b in widths}
+    # Logos that need features get every block in the same pass (one decode); the others
+    # get the numpy blocks they lack in a second, torch-free pass.
+    need_f = set(todo["features"])
+    rest = sorted((set(todo["stats"]) | set(todo["tables"])) - need_f)
 
     run = {"device": device, "precision": precision, "num_workers": workers, "progress": progress}
     extract_s = 0.0
-    if todo_f:
+    if need_f:
+        idx = todo["features"]
         model = prepare_for_inference(model, device)
-        res = extract([paths[i] for i in todo_f], model, batch_size=cfg.batch_size, **run)
-        features[todo_f], stats[todo_f] = res.features, res.stats
+        res = extract(
+            [paths[i] for i in idx], model, batch_size=cfg.batch_size, with_tables=True, **run
+        )
+        blocks["features"][idx], blocks["stats"][idx] = res.features, res.stats
+        blocks["tables"][idx] = res.tables
         extract_s = res.seconds
-    if todo_s:
-        res = extract([paths[i] for i in todo_s], None, batch_size=cfg.batch_size, **run)
-        stats[todo_s] = res.stats
+    if rest:
+        with_s = bool(set(todo["stats"]) & set(rest))
+        with_t = bool(set(todo["tables"]) & set(rest))
+        res = extract(
+            [paths[i] for i in rest],
+            None,
+            batch_size=cfg.batch_size,
+            with_stats=with_s,
+            with_tables=with_t,
+            **run,
+        )
+        if with_s:
+            blocks["stats"][rest] = res.stats
+        if with_t:
+            blocks["tables"][rest] = res.tables
+    for b in widths:
+        caches[b].save(image_ids, blocks[b], todo[b])
+    dropped = len(set(caches["features"].rows) - set(image_ids))  # kept in the cache
+    del caches  # release the memory maps
 
-    write_outputs(out_dir, image_ids, features, stats, info, fps, precision.name)
+    write_outputs(
+        out_dir,
+        image_ids,
+        blocks["features"],
+        blocks["stats"],
+        info,
+        fps,
+        precision.name,
+        tables=blocks["tables"],
+    )
     return {
         "images": n,
-        "computed": len(todo_f),
-        "reused": n - len(todo_f),
-        "stats_computed": len(todo_f) + len(todo_s),
+        "computed": len(todo["features"]),
+        "reused": n - len(todo["features"]),
+        "stats_computed": len(todo["stats"]),
+        "tables_computed": len(todo["tables"]),
         "dropped": dropped,
         "device": str(device),
         "dtype": precision.name,
@@ -334,7 +410,7 @@ def featurize(
         "weights_source": info.source,
         "batch_size": cfg.batch_size,
         "num_workers": workers,
-        "images_per_s": round(len(todo_f) / extract_s, 2) if extract_s > 0 else 0.0,
+        "images_per_s": round(len(todo["features"]) / extract_s, 2) if extract_s > 0 else 0.0,
         "extract_s": round(extract_s, 3),
         "total_s": round(time.perf_counter() - start, 3),
     }
@@ -348,8 +424,11 @@ def write_outputs(
     info: WeightsInfo,
     fps: dict[str, str],
     dtype: str = "fp32",
+    *,
+    tables: np.ndarray | None = None,
 ) -> None:
-    """features.npy, stats.npy, index.csv, meta.json - the whole directory swapped in at once.
+    """features.npy, stats.npy, tables.npy, index.csv, meta.json - the whole directory
+    swapped in at once (``tables`` None: no tables.npy, for callers without them).
 
     ``dtype`` is the precision the backbone ran in (features are stored as float32 either
     way); a predictor running the backbone in another precision sees features ~0.5% apart.
@@ -368,9 +447,13 @@ def write_outputs(
         "libraries": _library_versions(),
         **fps,
     }
+    if tables is not None:
+        meta["tables"] = table_meta()
     with atomic_dir(out_dir) as tmp:
         np.save(tmp / FEATURES_FILE, features.astype(np.float32, copy=False))
         np.save(tmp / STATS_FILE, stats.astype(np.float32, copy=False))
+        if tables is not None:
+            np.save(tmp / TABLES_FILE, tables.astype(np.float32, copy=False))
         lines = ["image_id,row", *(f"{k},{i}" for i, k in enumerate(image_ids))]
         (tmp / INDEX_FILE).write_text("\n".join(lines) + "\n")
         write_json(tmp / META_FILE, meta)

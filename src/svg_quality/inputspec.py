@@ -4,7 +4,10 @@ One input row of the MLP is the concatenation of ordered *segments*:
 
     [resnet features (2048)] [logo statistics, standardized (k)] [8 normalized params]
 
-Which segments are present is ``model.inputs`` (``resnet``, ``resnet+stats``, ``stats``).
+    [VTracer-conditioned values, standardized (m)] [probe, standardized (2)]
+
+Which segments are present is ``model.inputs`` resolved (:mod:`svg_quality.inputgroups`:
+``auto``, or groups of ``resnet``, ``stats``, ``vtracer``, ``probe``).
 :class:`InputSpec` is the one place that order is defined: the trainer, the model file,
 validate, export and the predictor assemble rows through it, and the spec (with its
 parameter ranges and statistics mean/std) travels inside every checkpoint and export,
@@ -24,9 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from svg_quality.inputgroups import groups_of
 from svg_quality.paramspace import PARAM_NAMES, normalize
+from svg_quality.probe import PROBE_NAMES
 
-INPUT_CHOICES = ("resnet", "resnet+stats", "stats")
+INPUT_CHOICES = ("resnet", "resnet+stats", "stats")  # the seed's; any resolved request works
 RESNET_DIM = 2048  # ResNet-50's pooled feature width
 GRAPHS = ("mlp", "e2e", "candidates")
 SSIM_HEAD, SIZE_HEAD = "ssim", "log10_svg_bytes"
@@ -90,15 +95,37 @@ class InputSpec:
     ranges: Mapping[str, tuple[float, float]]
     # What the graphs predict from these rows: SSIM, and log10(SVG bytes) with the size head
     heads: tuple[str, ...] = (SSIM_HEAD,)
+    # VTracer-conditioned values (vtables.lookup; mean/std over train rows), the tables'
+    # record (vtables.table_meta) and the probe's mean/std over train images
+    cond_names: tuple[str, ...] = ()
+    cond_mean: tuple[float, ...] = ()
+    cond_std: tuple[float, ...] = ()
+    probe_mean: tuple[float, ...] = ()
+    probe_std: tuple[float, ...] = ()
+    tables: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.heads or self.heads[0] != SSIM_HEAD or any(h not in HEADS for h in self.heads):
             raise ValueError(
                 f"heads {list(self.heads)} are invalid; allowed: ['ssim'] or {list(HEADS)}"
             )
-        if self.inputs not in INPUT_CHOICES:
+        try:
+            groups_of(self.inputs)
+        except ValueError as exc:
+            raise ValueError(f"inputs {self.inputs!r} is invalid: {exc}") from None
+        for name, names, mean, std in (
+            ("vtracer", self.cond_names, self.cond_mean, self.cond_std),
+            ("probe", PROBE_NAMES, self.probe_mean, self.probe_std),
+        ):
+            if self._uses(name) and not (len(mean) == len(std) == len(names)):
+                raise ValueError(
+                    f"{name} mean/std have {len(mean)}/{len(std)} values for {len(names)} "
+                    "columns; fit them on the train split (dataset.make_input_spec)"
+                )
+        if self.uses_vtracer and (not self.cond_names or self.tables is None):
             raise ValueError(
-                f"inputs {self.inputs!r} is invalid; allowed: {', '.join(INPUT_CHOICES)}"
+                f"inputs {self.inputs!r} need VTracer tables, but none were given; rebuild "
+                "data/features with `dvc repro featurize`"
             )
         if self.uses_stats and not self.stat_names:
             raise ValueError(
@@ -116,13 +143,24 @@ class InputSpec:
         if missing:
             raise ValueError(f"parameter ranges lack {missing}; pass vtracer.ranges")
 
+    def _uses(self, group: str) -> bool:
+        return group in groups_of(self.inputs)
+
     @property
     def uses_resnet(self) -> bool:
-        return self.inputs in ("resnet", "resnet+stats")
+        return self._uses("resnet")
 
     @property
     def uses_stats(self) -> bool:
-        return self.inputs in ("resnet+stats", "stats")
+        return self._uses("stats")
+
+    @property
+    def uses_vtracer(self) -> bool:
+        return self._uses("vtracer")
+
+    @property
+    def uses_probe(self) -> bool:
+        return self._uses("probe")
 
     # ------------------------------------------------------------------ the row layout
 
@@ -150,6 +188,31 @@ class InputSpec:
                     True,
                     "raw logo statistics (svg_quality.logostats.compute_stats) in the "
                     "order input.stat_names; standardized inside the graph",
+                )
+            )
+        if self.uses_vtracer:
+            out.append(
+                Segment(
+                    "vtracer",
+                    len(self.cond_names),
+                    tuple(self.cond_names),
+                    "vtracer",
+                    False,
+                    "raw VTracer-conditioned values of each parameter set "
+                    "(svg_quality.vtables.lookup of the logo's tables) in the order "
+                    "input.cond_names; standardized inside the graph",
+                )
+            )
+        if self.uses_probe:
+            out.append(
+                Segment(
+                    "probe",
+                    len(PROBE_NAMES),
+                    PROBE_NAMES,
+                    "probe",
+                    True,
+                    "the logo's real SSIM and log10(SVG bytes) at VTracer's defaults "
+                    "(svg_quality.probe.measure); standardized inside the graph",
                 )
             )
         out.append(
@@ -189,11 +252,26 @@ class InputSpec:
         return out
 
     def assemble(
-        self, resnet: np.ndarray | None, stats: np.ndarray | None, raw_params: np.ndarray
+        self,
+        resnet: np.ndarray | None,
+        stats: np.ndarray | None,
+        raw_params: np.ndarray,
+        *,
+        cond: np.ndarray | None = None,
+        probe: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Rows ``[n, width]`` float32 from features ``[n, 2048]``, statistics ``[n, k]`` and
+        """Rows ``[n, width]`` float32 from features ``[n, 2048]``, statistics ``[n, k]``,
+        VTracer-conditioned values ``[n, m]`` (``vtables.lookup``), probe ``[n, 2]`` and
         raw (un-normalized) VTracer parameters ``[n, 8]`` in PARAM_NAMES order."""
-        return self.rows({"image_features": resnet, "stats": stats, "params": raw_params})
+        return self.rows(
+            {
+                "image_features": resnet,
+                "stats": stats,
+                "vtracer": cond,
+                "probe": probe,
+                "params": raw_params,
+            }
+        )
 
     def rows(self, raw: Mapping[str, np.ndarray | None], broadcast: bool = False) -> np.ndarray:
         """Rows ``[n, width]`` from raw blocks keyed by graph input name (``image_features``,
@@ -215,11 +293,12 @@ class InputSpec:
         return np.concatenate(parts, axis=1).astype(np.float32, copy=False)
 
     def _normalize(self, s: Segment, block: np.ndarray) -> np.ndarray:
-        if s.name == "stats":
-            mean = np.asarray(self.stats_mean, dtype=np.float32)
-            std = np.asarray(self.stats_std, dtype=np.float32)
-            return (block - mean) / std
-        return block
+        shift_scale = self.affine(s.name)
+        if shift_scale is None:
+            return block
+        mean = np.asarray(shift_scale[0], dtype=np.float32)
+        std = np.asarray(shift_scale[1], dtype=np.float32)
+        return (block - mean) / std
 
     def affine(self, name: str) -> tuple[list[float], list[float]] | None:
         """``(shift, scale)`` with ``(raw - shift) / scale`` the normalized segment ``name``,
@@ -230,6 +309,10 @@ class InputSpec:
             return lo.tolist(), (hi - lo).tolist()  # the span in float32, as the graphs use it
         if name == "stats":
             return [float(v) for v in self.stats_mean], [float(v) for v in self.stats_std]
+        if name == "vtracer":
+            return [float(v) for v in self.cond_mean], [float(v) for v in self.cond_std]
+        if name == "probe":
+            return [float(v) for v in self.probe_mean], [float(v) for v in self.probe_std]
         return None
 
     # ------------------------------------------------------------------ graph interfaces
@@ -313,7 +396,7 @@ class InputSpec:
 
     def to_meta(self) -> dict[str, Any]:
         """Plain Python values (JSON- and ``weights_only``-safe)."""
-        return {
+        meta = {
             "inputs": self.inputs,
             "resnet_dim": int(self.resnet_dim),
             "stat_names": list(self.stat_names),
@@ -324,6 +407,16 @@ class InputSpec:
             "width": self.width,
             **({"heads": list(self.heads)} if self.heads != (SSIM_HEAD,) else {}),
         }
+        if self.uses_vtracer:
+            meta["cond_names"] = list(self.cond_names)
+            meta["cond_mean"] = [float(v) for v in self.cond_mean]
+            meta["cond_std"] = [float(v) for v in self.cond_std]
+            meta["tables"] = _plain(self.tables)
+        if self.uses_probe:
+            meta["probe_names"] = list(PROBE_NAMES)
+            meta["probe_mean"] = [float(v) for v in self.probe_mean]
+            meta["probe_std"] = [float(v) for v in self.probe_std]
+        return meta
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any]) -> InputSpec:
@@ -335,6 +428,12 @@ class InputSpec:
             stats_std=tuple(meta["stats_std"]),
             ranges={k: tuple(v) for k, v in meta["ranges"].items()},
             heads=tuple(meta.get("heads", (SSIM_HEAD,))),
+            cond_names=tuple(meta.get("cond_names", ())),
+            cond_mean=tuple(meta.get("cond_mean", ())),
+            cond_std=tuple(meta.get("cond_std", ())),
+            probe_mean=tuple(meta.get("probe_mean", ())),
+            probe_std=tuple(meta.get("probe_std", ())),
+            tables=meta.get("tables"),
         )
         if "layout" in meta and spec.layout() != list(meta["layout"]):
             raise ValueError(
@@ -342,6 +441,15 @@ class InputSpec:
                 "the model file was written by an incompatible version"
             )
         return spec
+
+
+def _plain(obj: Any) -> Any:
+    """Nested mappings/sequences as plain dicts/lists (JSON- and ``weights_only``-safe)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    return obj
 
 
 def _check_graph(graph: str) -> None:

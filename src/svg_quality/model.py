@@ -101,9 +101,11 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def model_config_meta(cfg: ModelConfig) -> dict[str, Any]:
+def model_config_meta(cfg: ModelConfig, resolved: str | None = None) -> dict[str, Any]:
+    """``cfg`` as plain values; ``inputs`` is the resolved request (``requested``: as asked)."""
     return {
-        "inputs": cfg.inputs,
+        "inputs": resolved or cfg.inputs,
+        "requested_inputs": cfg.requested_inputs,
         "hidden": list(cfg.hidden),
         "dropout": list(cfg.dropout),
         "input_dropout": float(cfg.input_dropout),
@@ -112,7 +114,7 @@ def model_config_meta(cfg: ModelConfig) -> dict[str, Any]:
 
 def model_config_from_meta(meta: Mapping[str, Any]) -> ModelConfig:
     return ModelConfig(
-        inputs=meta["inputs"],
+        inputs=meta["inputs"],  # resolved, probe included: rebuilds the same layout
         hidden=tuple(meta["hidden"]),
         dropout=tuple(meta["dropout"]),
         input_dropout=float(meta["input_dropout"]),
@@ -126,13 +128,14 @@ def model_meta(
     cfg: ModelConfig, spec: InputSpec, extra: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """Everything needed to rebuild and feed the model, as plain Python values."""
-    if cfg.inputs != spec.inputs:
-        raise ValueError(
-            f"model.inputs {cfg.inputs!r} differs from the input spec's {spec.inputs!r}"
-        )
+    from svg_quality.inputgroups import AUTO, parse_inputs, resolve_inputs
+
+    asked = cfg.requested_inputs
+    if AUTO not in parse_inputs(asked) and resolve_inputs(asked, "random") != spec.inputs:
+        raise ValueError(f"model.inputs {asked!r} differs from the input spec's {spec.inputs!r}")
     meta = {
         "format": MODEL_FORMAT,
-        "model": model_config_meta(cfg),
+        "model": model_config_meta(cfg, spec.inputs),
         "input": spec.to_meta(),
         "param_names": list(PARAM_NAMES),
         "output": "ssim",

@@ -200,7 +200,7 @@ def cross_validate(
             )
         a, b = _inner_split(images[fit_rows], types[fit_rows], vcfg.cv_val_share, vcfg.seed + i)
         fit_mask, stop_mask = mask_of(fit_rows[a]), mask_of(fit_rows[b])
-        spec = make_input_spec(data, model_cfg.inputs, ranges, fit_mask=fit_mask)
+        spec = make_input_spec(data, model_cfg.requested_inputs, ranges, fit_mask=fit_mask)
         train_xy = build_arrays(data, spec, fit_mask)
         stop_xy = build_arrays(data, spec, stop_mask)
         held_xy = build_arrays(data, spec, mask_of(held_rows))
@@ -457,11 +457,15 @@ def validate_model(
     progress: bool = True,
 ) -> ValidationResult:
     """Run every check on a trained model; nothing is written. ``run_id``: the MLflow run."""
-    if model_cfg.inputs != meta["model"]["inputs"]:
+    from svg_quality.dataset import weights_used
+    from svg_quality.inputgroups import resolve_inputs
+
+    asked = resolve_inputs(model_cfg.requested_inputs, weights_used(data.feature_meta))
+    if asked != meta["model"]["inputs"]:
         log.warning(
             "params model.inputs=%s but the model file was trained with %s; cross-validation "
             "uses the params (rerun `dvc repro train` to make them agree)",
-            model_cfg.inputs,
+            asked,
             meta["model"]["inputs"],
         )
     ranges = meta["input"]["ranges"]  # the ranges the model was trained with

@@ -1,0 +1,167 @@
+"""Input-group ablation: the MLP (and HistGBR on the same rows) with each input group on/off.
+
+    python bench/input_ablation.py                                 # the default configs
+    python bench/input_ablation.py --configs stats auto auto+probe --seeds 0 1
+    python bench/input_ablation.py --real /tmp/real-project         # + a labelled real folder
+    python bench/input_ablation.py --cv 5                          # + grouped CV (slow)
+
+A config is a ``model.inputs`` request, optionally ``@<input_dropout>`` (e.g.
+``resnet+auto@0.5``). Each is trained on the pipeline's train split with params.yaml's
+model/train settings (early stopping on val) and scored on val, test and, with
+``--real``, every row of another project's labels (a folder run through prepare, label
+and featurize: ``<dir>/data/{labels.parquet,features,logos.csv}``), standardized with
+the synthetic train split's statistics. Beside r / RMSE it reports the within-logo
+ranking that ``suggest`` needs: mean Spearman over logos of predicted vs true SSIM,
+top-1 regret (true SSIM of the best labelled set minus that of the set ranked first)
+and the share of logos whose top-ranked set beats VTracer's defaults.
+The test split is reported, never used to choose: choose on val / CV / the real folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from svg_quality.config import load_params
+from svg_quality.dataset import build_arrays, load_labeled, split_arrays
+from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS
+
+DEFAULT_CONFIGS = ("stats", "vtracer", "stats+vtracer", "stats+vtracer+probe", "stats+probe")
+
+
+def ranking(image_id: np.ndarray, y: np.ndarray, pred: np.ndarray, is_default: np.ndarray):
+    """Mean within-logo Spearman, mean top-1 regret, share of logos whose pick beats defaults."""
+    from scipy.stats import spearmanr
+
+    rhos, regrets, beats = [], [], []
+    for i in np.unique(image_id):
+        m = image_id == i
+        yt, yp = y[m], pred[m]
+        if m.sum() < 3:
+            continue
+        if np.ptp(yt) > 0 and np.ptp(yp) > 0:
+            rhos.append(spearmanr(yt, yp).statistic)
+        pick = int(np.argmax(yp))
+        regrets.append(float(yt.max() - yt[pick]))
+        d = is_default[m]
+        if d.any():
+            beats.append(float(yt[pick] > yt[d][0] + 1e-9))
+    return float(np.mean(rhos)), float(np.mean(regrets)), float(np.mean(beats)) if beats else None
+
+
+def defaults_mask(rows) -> np.ndarray:
+    m = np.ones(len(rows), dtype=bool)
+    for n in PARAM_NAMES:
+        m &= np.isclose(rows[n].to_numpy(dtype=np.float64), VTRACER_DEFAULTS[n])
+    return m
+
+
+def scores(y: np.ndarray, pred: np.ndarray, image_id: np.ndarray, rows) -> dict[str, float]:
+    rho, regret, beats = ranking(image_id, y, pred, defaults_mask(rows))
+    return {
+        "r": float(np.corrcoef(y, pred)[0, 1]),
+        "rmse": float(np.sqrt(np.mean((y - pred) ** 2))),
+        "spearman_in_logo": rho,
+        "top1_regret": regret,
+        "beats_defaults": beats,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
+    ap.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--real", type=Path, default=None, help="a labelled real-logo project dir")
+    ap.add_argument("--epochs", type=int, default=0, help="override train.epochs (0: keep)")
+    ap.add_argument("--cv", type=int, default=0, help="grouped CV folds (0: none)")
+    ap.add_argument("--no-hgb", action="store_true", help="skip HistGBR on the same inputs")
+    ap.add_argument("--json", type=Path, default=None, help="write the results here")
+    args = ap.parse_args()
+
+    import torch
+
+    from svg_quality.trainer import fit, predict
+    from svg_quality.validation import cross_validate
+
+    torch.set_num_threads(2)
+    params = load_params(args.root / "params.yaml")
+    d = args.root / "data"
+    data = load_labeled(d / "labels.parquet", d / "features", d / "logos.csv")
+    real = None
+    if args.real is not None:
+        r = args.real / "data"
+        real = load_labeled(r / "labels.parquet", r / "features", r / "logos.csv")
+    ranges = params.vtracer.ranges
+    results = []
+    for config in args.configs:
+        inputs, _, drop = config.partition("@")
+        model_cfg = dataclasses.replace(
+            params.model, inputs=inputs, probe=False, input_dropout=float(drop or 0.0)
+        )
+        for seed in args.seeds:
+            t0 = time.perf_counter()
+            train_cfg = dataclasses.replace(params.train, seed=seed, resume=False)
+            if args.epochs:
+                train_cfg = dataclasses.replace(
+                    train_cfg, epochs=args.epochs, warmup_epochs=min(2, args.epochs)
+                )
+            spec, arrays = split_arrays(data, inputs, ranges)
+            res = fit(arrays["train"], arrays["val"], model_cfg, train_cfg, progress=False)
+            out = {"config": config, "inputs": spec.inputs, "width": spec.width, "seed": seed}
+            sets = {s: (arrays[s], data.rows[data.mask(s)]) for s in ("val", "test")}
+            if real is not None:
+                sets["real"] = (build_arrays(real, spec), real.rows)
+            for name, (a, rows) in sets.items():
+                out[name] = scores(a.y, predict(res.model, a.x), a.image_id, rows)
+            if not args.no_hgb and seed == args.seeds[0]:
+                from sklearn.ensemble import HistGradientBoostingRegressor
+
+                keep = slice(spec.resnet_dim if spec.uses_resnet else 0, None)  # no ResNet
+                hgb = HistGradientBoostingRegressor(random_state=0)
+                hgb.fit(arrays["train"].x[:, keep], arrays["train"].y)
+                for name, (a, rows) in sets.items():
+                    p = np.clip(hgb.predict(a.x[:, keep]), 0, 1)
+                    out[f"hgb_{name}"] = scores(a.y, p, a.image_id, rows)
+            if args.cv:
+                vcfg = dataclasses.replace(params.validate, cv_folds=args.cv, seed=seed)
+                cv = cross_validate(data, model_cfg, train_cfg, vcfg, ranges, progress=False)
+                out["cv"] = {
+                    "r": cv["summary"]["pearson_mean"],
+                    "rmse": cv["summary"]["rmse_mean"],
+                    "rmse_std": cv["summary"]["rmse_std"],
+                }
+            out["best_epoch"] = res.best_epoch
+            out["seconds"] = round(time.perf_counter() - t0, 1)
+            results.append(out)
+            print(json.dumps(out), flush=True)
+
+    cols = ["val", "test", "real", "cv", "hgb_test", "hgb_real"]
+    print("\n| config | seed | " + " | ".join(c for c in cols) + " |")
+    print("|---|---|" + "---|" * len(cols))
+    for out in results:
+        cells = []
+        for c in cols:
+            m = out.get(c)
+            if m is None:
+                cells.append("")
+                continue
+            cell = f"{m['r']:.3f} / {m['rmse']:.4f}"
+            if "spearman_in_logo" in m:
+                cell += f" · ρ {m['spearman_in_logo']:.2f} · reg {m['top1_regret']:.4f}"
+            cells.append(cell)
+        print(f"| {out['config']} | {out['seed']} | " + " | ".join(cells) + " |")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
