@@ -374,11 +374,25 @@ def test_stage_reports_a_tiny_run_and_logs_into_its_mlflow_run(
     assert "test/type/simple/pearson" in m
     report = (out / "report.md").read_text()
     assert "skipped: 8 rows < validate.min_type_examples 12" in report
+    from svg_quality.metrics import ranking_metrics
+    from svg_quality.paramspace import VTRACER_DEFAULTS
+
+    rank = ranking_metrics(pred, VTRACER_DEFAULTS)  # recomputed from the written predictions
+    assert m["test/rank/logos"] == len(test_ids) == rank["logos"]
+    for k in ("spearman_mean", "regret_mean"):
+        assert m[f"test/rank/{k}"] == pytest.approx(rank[k], abs=1e-6), k
+    # the tiny factory samples no defaults row: no share, written as null (not a made-up 0)
+    assert rank["defaults_logos"] == m["test/rank/defaults_logos"] == 0
+    assert m["test/rank/beats_defaults_share"] is None
+    assert "## Ranking within a logo" in report
 
     cv = json.loads((out / "cv.json").read_text())
     assert cv["n_folds"] == 3 == len(cv["folds"]) and m["cv/folds"] == 3
     assert sum(f["n"] for f in cv["folds"]) == cv["rows"]
     assert m["cv/rmse_mean"] == pytest.approx(np.mean([f["rmse"] for f in cv["folds"]]))
+    assert m["cv/rank/regret_mean_mean"] == pytest.approx(
+        np.mean([f["rank/regret_mean"] for f in cv["folds"]])
+    )
 
     base = json.loads((out / "baselines.json").read_text())
     assert set(base["baselines"]) == {"global_mean", "type_mean", "ridge", "hist_gbr"}
@@ -409,6 +423,7 @@ def test_stage_reports_a_tiny_run_and_logs_into_its_mlflow_run(
     assert logged.data.metrics["test/rmse"] == pytest.approx(m["test/rmse"])
     assert logged.data.metrics["gates/pass"] == float(m["gates/pass"])
     assert "test/type/simple/pearson" in logged.data.metrics
+    assert logged.data.metrics["test/rank/regret_mean"] == pytest.approx(m["test/rank/regret_mean"])
     arts = {a.path for a in mlflow.MlflowClient(uri).list_artifacts(logged.info.run_id, "validate")}
     assert {"validate/report.md", "validate/metrics.json", "validate/plots"} <= arts
 

@@ -5,7 +5,14 @@ Kept free of torch so reports and validate can use them on plain arrays.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _pair(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -145,3 +152,67 @@ def full_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
         "median_error": median_error(t, p),
     }
     return {**out, "n": int(t.size)}
+
+
+# --------------------------------------------------------------------------- ranking
+
+RANK_METRIC_NAMES = ("spearman_mean", "regret_mean", "beats_defaults_share")
+
+
+def _defaults_mask(rows: pd.DataFrame, defaults: Mapping[str, float]) -> np.ndarray:
+    """True for the rows whose parameters equal ``defaults`` (float32-tolerant)."""
+    missing = [k for k in defaults if k not in rows.columns]
+    if missing:
+        raise ValueError(f"ranking metrics: the table lacks parameter column(s) {missing}")
+    m = np.ones(len(rows), dtype=bool)
+    for k, v in defaults.items():
+        m &= np.isclose(rows[k].to_numpy(dtype=np.float64), float(v), rtol=1e-6, atol=1e-6)
+    return m
+
+
+def ranking_metrics(
+    rows: pd.DataFrame,
+    defaults: Mapping[str, float],
+    group: str = "image_id",
+    actual: str = "actual",
+    predicted: str = "predicted",
+) -> dict[str, float]:
+    """How well the predictions rank the labelled parameter sets *within* each logo.
+
+    * ``spearman_mean``: mean over logos of Spearman rho (average ranks for ties) between
+      true and predicted SSIM; logos with one row or a constant column have no rho and are
+      left out (``spearman_logos`` counts the rest; NaN when none is left).
+    * ``regret_mean``: mean over logos of (best true SSIM) - (true SSIM of the set the model
+      ranks first); ties in the prediction count the worst true SSIM among the tied sets.
+    * ``beats_defaults_share``: share of the logos that have a defaults row (its params equal
+      ``defaults``) whose top-ranked set has strictly higher true SSIM than the defaults row.
+    """
+    from scipy.stats import rankdata
+
+    for col in (group, actual, predicted):
+        if col not in rows.columns:
+            raise ValueError(f"ranking metrics: the table has no column {col!r}")
+    if len(rows) == 0:
+        raise ValueError("cannot compute ranking metrics on zero rows")
+    is_default = _defaults_mask(rows, defaults)
+    rhos, regrets, beats = [], [], []
+    for _, idx in rows.groupby(group, sort=True).indices.items():
+        t = rows[actual].to_numpy(dtype=np.float64)[idx]
+        p = rows[predicted].to_numpy(dtype=np.float64)[idx]
+        top = p == p.max()
+        picked = float(t[top].min())
+        regrets.append(float(t.max()) - picked)
+        if len(t) > 1 and np.ptp(t) > 0 and np.ptp(p) > 0:
+            rt, rp = rankdata(t), rankdata(p)
+            rhos.append(float(np.corrcoef(rt, rp)[0, 1]))
+        d = is_default[idx]
+        if d.any():
+            beats.append(picked > float(t[d].max()))
+    return {
+        "spearman_mean": float(np.mean(rhos)) if rhos else math.nan,
+        "spearman_logos": len(rhos),
+        "regret_mean": float(np.mean(regrets)),
+        "beats_defaults_share": float(np.mean(beats)) if beats else math.nan,
+        "defaults_logos": len(beats),
+        "logos": len(regrets),
+    }

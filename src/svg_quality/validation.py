@@ -25,8 +25,14 @@ import numpy as np
 import pandas as pd
 
 from svg_quality.config import LOGO_TYPES, ModelConfig, TrainConfig, ValidateConfig
-from svg_quality.metrics import LOWER_IS_BETTER, METRIC_NAMES, full_metrics
-from svg_quality.paramspace import PARAM_NAMES, normalize
+from svg_quality.metrics import (
+    LOWER_IS_BETTER,
+    METRIC_NAMES,
+    RANK_METRIC_NAMES,
+    full_metrics,
+    ranking_metrics,
+)
+from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS, normalize
 
 if TYPE_CHECKING:
     from torch import nn
@@ -201,6 +207,10 @@ def cross_validate(
         res = fit(train_xy, stop_xy, model_cfg, cfg, progress=progress)
         pred = predict(res.model, held_xy.x)  # [n_held]
         m = full_metrics(held_xy.y, pred)
+        held = data.rows.loc[mask_of(held_rows), ["image_id", *PARAM_NAMES]]
+        held = held.assign(actual=held_xy.y.astype(np.float64), predicted=pred)
+        rank = ranking_metrics(held, VTRACER_DEFAULTS)
+        m.update({f"rank/{k}": rank[k] for k in RANK_METRIC_NAMES})
         m.update(
             {
                 "fold": i + 1,
@@ -224,7 +234,7 @@ def cross_validate(
         results.append(m)
 
     summary: dict[str, float] = {}
-    for name in METRIC_NAMES:
+    for name in (*METRIC_NAMES, *(f"rank/{k}" for k in RANK_METRIC_NAMES)):
         vals = np.array([r[name] for r in results], dtype=np.float64)
         summary[f"{name}_mean"] = float(np.mean(vals))
         summary[f"{name}_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan
@@ -432,6 +442,7 @@ class ValidationResult:
     gates: dict[str, Any]
     convergence: dict[str, Any]
     model_info: dict[str, Any]
+    ranking: dict[str, float] = dataclasses.field(default_factory=dict)  # within-logo, test
 
 
 def validate_model(
@@ -479,7 +490,8 @@ def validate_model(
         "best_epoch": meta.get("best_epoch"),
         "run_id": run_id or meta.get("mlflow_run_id"),
     }
-    return ValidationResult(predictions, overall, per_type, cv, base, gates, conv, info)
+    ranking = ranking_metrics(predictions, VTRACER_DEFAULTS)
+    return ValidationResult(predictions, overall, per_type, cv, base, gates, conv, info, ranking)
 
 
 # --------------------------------------------------------------------------- reporting
@@ -493,6 +505,7 @@ def flat_metrics(res: ValidationResult) -> dict[str, Any]:
         out[f"test/type/{t}/n"] = int(r["n"])
         if r["status"] == "reported":
             out.update({f"test/type/{t}/{m}": float(r[m]) for m in METRIC_NAMES})
+    out.update({f"test/rank/{k}": v for k, v in res.ranking.items()})
     if res.cv is not None:
         out.update({f"cv/{k}": v for k, v in res.cv["summary"].items()})
         out["cv/folds"] = res.cv["n_folds"]
@@ -545,6 +558,44 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return lines
+
+
+def _ranking_lines(res: ValidationResult) -> list[str]:
+    """The within-logo ranking section: what ``suggest`` needs (test split, and CV means)."""
+    r = res.ranking
+    if not r:
+        return []
+    rows = [
+        [
+            "test",
+            r["logos"],
+            _f(r["spearman_mean"]),
+            _f(r["regret_mean"], 5),
+            _f(r["beats_defaults_share"], 3),
+        ]
+    ]
+    if res.cv is not None:
+        s = res.cv["summary"]
+        rows.append(
+            [
+                f"CV ({res.cv['n_folds']} folds, mean)",
+                res.cv["images"],
+                _f(s["rank/spearman_mean_mean"]),
+                _f(s["rank/regret_mean_mean"], 5),
+                _f(s["rank/beats_defaults_share_mean"], 3),
+            ]
+        )
+    return [
+        "",
+        "## Ranking within a logo",
+        "",
+        "Per logo, the labelled parameter sets ranked by predicted SSIM: Spearman rho (mean "
+        "over logos with 2+ distinct rows), top-1 regret (best true SSIM minus the true SSIM "
+        "of the top-ranked set; ties count the worst), and the share of logos whose top-ranked "
+        "set beats VTracer's defaults row.",
+        "",
+        *_table(["split", "logos", "Spearman", "top-1 regret", "beats defaults"], rows),
+    ]
 
 
 def render_report(res: ValidationResult, vcfg: ValidateConfig) -> str:
@@ -712,6 +763,7 @@ def render_report(res: ValidationResult, vcfg: ValidateConfig) -> str:
                 ],
             ),
         ]
+    lines += _ranking_lines(res)
     lines += ["", "## Convergence (reports/train/history.csv)", ""]
     rules = c["rules"]
     over = (
