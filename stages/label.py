@@ -14,6 +14,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -42,9 +43,7 @@ def main(argv: list[str] | None = None) -> None:
 
     t0 = time.perf_counter()
     try:
-        labels, stats = label_dataset(
-            logos, args.logos_dir, args.work_dir, params.vtracer, params.label
-        )
+        _label(args, params, logos, t0)
     except KeyboardInterrupt:  # run_stage reports it; say what is kept and how to go on
         print(
             f"label: every sample finished so far is saved, intact, in {args.work_dir}; "
@@ -52,6 +51,12 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         raise
+
+
+def _label(args: argparse.Namespace, params: Any, logos: pd.DataFrame, t0: float) -> None:
+    labels, stats = label_dataset(
+        logos, args.logos_dir, args.work_dir, params.vtracer, params.label
+    )
     with atomic_path(args.out) as tmp:
         labels.to_parquet(tmp, index=False)
 
