@@ -204,30 +204,13 @@ def cross_validate_size(
     head's :func:`svg_quality.validation.cross_validate` (the test split is never touched)."""
     from svg_quality.dataset import build_arrays, make_input_spec
     from svg_quality.trainer import fit, predict
-    from svg_quality.validation import _inner_split, grouped_folds
+    from svg_quality.validation import cv_folds, cv_train_config
 
-    pool = np.flatnonzero(data.mask("train") | data.mask("val"))
-    images = data.rows["image_id"].to_numpy(dtype=str)
-    types = data.rows["logo_type"].to_numpy(dtype=str)
-    folds = grouped_folds(images[pool], types[pool], vcfg.cv_folds, vcfg.seed)
-    cfg = dataclasses.replace(
-        train_cfg,
-        epochs=vcfg.cv_epochs,
-        warmup_epochs=min(train_cfg.warmup_epochs, vcfg.cv_epochs),
-        resume=False,
-    )
-
-    def mask_of(rows: np.ndarray) -> np.ndarray:
-        m = np.zeros(len(data.rows), dtype=bool)
-        m[rows] = True
-        return m
-
+    folds = cv_folds(data, vcfg)
+    cfg = cv_train_config(train_cfg, vcfg)
     results = []
-    for i, (tr, te) in enumerate(folds):
-        fit_rows, held_rows = pool[tr], pool[te]
-        a, b = _inner_split(images[fit_rows], types[fit_rows], vcfg.cv_val_share, vcfg.seed + i)
-        fit_mask, stop_mask = mask_of(fit_rows[a]), mask_of(fit_rows[b])
-        held_mask = mask_of(held_rows)
+    for i, fold in enumerate(folds):
+        fit_mask, stop_mask, held_mask = fold.fit, fold.stop, fold.held
         spec = make_input_spec(data, model_cfg.inputs, ranges, fit_mask=fit_mask)
         scale = SizeScale.fit(svg_bytes_of(data, fit_mask))
         res = fit(

@@ -153,6 +153,56 @@ def _inner_split(
     return grouped_folds(groups, strata, k, seed)[0]
 
 
+@dataclass(frozen=True)
+class CVFold:
+    """One grouped CV fold as boolean masks over ``data.rows``: rows to fit on, rows held
+    out of them for early stopping, and the fold's held-out (scored) rows."""
+
+    fit: np.ndarray
+    stop: np.ndarray
+    held: np.ndarray
+
+
+def cv_folds(data: LabeledData, vcfg: ValidateConfig) -> list[CVFold]:
+    """The grouped K-fold plan over train+val (the test split is never touched), shared by
+    the SSIM head's and the size head's cross-validation so both use the same folds."""
+    pool = np.flatnonzero(data.mask("train") | data.mask("val"))  # row indices into data.rows
+    images = data.rows["image_id"].to_numpy(dtype=str)
+    types = data.rows["logo_type"].to_numpy(dtype=str)
+
+    def mask_of(rows: np.ndarray) -> np.ndarray:
+        m = np.zeros(len(data.rows), dtype=bool)
+        m[rows] = True
+        return m
+
+    plan = []
+    for i, (tr, te) in enumerate(
+        grouped_folds(images[pool], types[pool], vcfg.cv_folds, vcfg.seed)
+    ):
+        fit_rows, held_rows = pool[tr], pool[te]
+        n_fit = len(np.unique(images[fit_rows]))
+        if n_fit < 2:  # else _inner_split asks grouped_folds for 1 fold: a misleading error
+            raise ValueError(
+                f"cross-validation fold {i + 1} trains on {n_fit} image(s) (train+val hold "
+                f"{len(np.unique(images[pool]))} images, validate.cv_folds = {vcfg.cv_folds}); "
+                "holding out images for early stopping needs at least 2: add logos to "
+                "data.source or set validate.cv_folds: 0"
+            )
+        a, b = _inner_split(images[fit_rows], types[fit_rows], vcfg.cv_val_share, vcfg.seed + i)
+        plan.append(CVFold(mask_of(fit_rows[a]), mask_of(fit_rows[b]), mask_of(held_rows)))
+    return plan
+
+
+def cv_train_config(train_cfg: TrainConfig, vcfg: ValidateConfig) -> TrainConfig:
+    """train's settings for one CV fold: ``validate.cv_epochs`` epochs, no resume."""
+    return dataclasses.replace(
+        train_cfg,
+        epochs=vcfg.cv_epochs,
+        warmup_epochs=min(train_cfg.warmup_epochs, vcfg.cv_epochs),
+        resume=False,
+    )
+
+
 def cross_validate(
     data: LabeledData,
     model_cfg: ModelConfig,
@@ -171,43 +221,19 @@ def cross_validate(
     from svg_quality.dataset import build_arrays, make_input_spec
     from svg_quality.trainer import fit, predict
 
-    pool = np.flatnonzero(data.mask("train") | data.mask("val"))  # row indices into data.rows
-    images = data.rows["image_id"].to_numpy(dtype=str)
-    types = data.rows["logo_type"].to_numpy(dtype=str)
-    folds = grouped_folds(images[pool], types[pool], vcfg.cv_folds, vcfg.seed)
-    cfg = dataclasses.replace(
-        train_cfg,
-        epochs=vcfg.cv_epochs,
-        warmup_epochs=min(train_cfg.warmup_epochs, vcfg.cv_epochs),
-        resume=False,
-    )
-
-    def mask_of(rows: np.ndarray) -> np.ndarray:
-        m = np.zeros(len(data.rows), dtype=bool)
-        m[rows] = True
-        return m
-
+    pool = data.mask("train") | data.mask("val")
+    folds = cv_folds(data, vcfg)
+    cfg = cv_train_config(train_cfg, vcfg)
     results = []
-    for i, (tr, te) in enumerate(folds):
-        fit_rows, held_rows = pool[tr], pool[te]
-        n_fit = len(np.unique(images[fit_rows]))
-        if n_fit < 2:  # else _inner_split asks grouped_folds for 1 fold: a misleading error
-            raise ValueError(
-                f"cross-validation fold {i + 1} trains on {n_fit} image(s) (train+val hold "
-                f"{len(np.unique(images[pool]))} images, validate.cv_folds = {vcfg.cv_folds}); "
-                "holding out images for early stopping needs at least 2: add logos to "
-                "data.source or set validate.cv_folds: 0"
-            )
-        a, b = _inner_split(images[fit_rows], types[fit_rows], vcfg.cv_val_share, vcfg.seed + i)
-        fit_mask, stop_mask = mask_of(fit_rows[a]), mask_of(fit_rows[b])
-        spec = make_input_spec(data, model_cfg.requested_inputs, ranges, fit_mask=fit_mask)
-        train_xy = build_arrays(data, spec, fit_mask)
-        stop_xy = build_arrays(data, spec, stop_mask)
-        held_xy = build_arrays(data, spec, mask_of(held_rows))
+    for i, fold in enumerate(folds):
+        spec = make_input_spec(data, model_cfg.requested_inputs, ranges, fit_mask=fold.fit)
+        train_xy = build_arrays(data, spec, fold.fit)
+        stop_xy = build_arrays(data, spec, fold.stop)
+        held_xy = build_arrays(data, spec, fold.held)
         res = fit(train_xy, stop_xy, model_cfg, cfg, progress=progress)
         pred = predict(res.model, held_xy.x)  # [n_held]
         m = full_metrics(held_xy.y, pred)
-        held = data.rows.loc[mask_of(held_rows), ["image_id", *PARAM_NAMES]]
+        held = data.rows.loc[fold.held, ["image_id", *PARAM_NAMES]]
         held = held.assign(actual=held_xy.y.astype(np.float64), predicted=pred)
         rank = ranking_metrics(held, VTRACER_DEFAULTS)
         m.update({f"rank/{k}": rank[k] for k in RANK_METRIC_NAMES})
@@ -245,8 +271,8 @@ def cross_validate(
         "epochs": vcfg.cv_epochs,
         "val_share": vcfg.cv_val_share,
         "seed": vcfg.seed,
-        "rows": len(pool),
-        "images": len(np.unique(images[pool])),
+        "rows": int(pool.sum()),
+        "images": int(data.rows.loc[pool, "image_id"].nunique()),
         "model": dataclasses.asdict(model_cfg),
         "std": "sample std over folds (ddof=1)",
     }
