@@ -143,10 +143,7 @@ def verify_formats(
         )
 
     # Candidates model: one real test logo, its own rows first, then Sobol parameter sets.
-    r0 = int(test.feature_rows[0])
-    own = test.raw_params[test.feature_rows == r0]
-    cand = np.concatenate([own, sobol_candidates(spec.ranges, max(1, b - len(own)))])[:b]
-    logo = test.logo_blocks(spec, np.array([r0]))
+    cand, logo = _candidate_inputs(test, spec, b)
     session = ort_session(out_dir / FILES[GRAPH_FILES["candidates"]])
     cases.append(
         compare(
@@ -290,10 +287,7 @@ def verify_size_formats(
         )
         for (name, runtime), fn in formats.items()
     ]
-    r0 = int(test.feature_rows[0])
-    own = test.raw_params[test.feature_rows == r0]
-    cand = np.concatenate([own, sobol_candidates(spec.ranges, max(1, b - len(own)))])[:b]
-    logo = test.logo_blocks(spec, np.array([r0]))
+    cand, logo = _candidate_inputs(test, spec, b)
     session = ort_session(out_dir / FILES[GRAPH_FILES["candidates"]])
     cases.append(
         compare(
@@ -326,3 +320,14 @@ def verify_size_formats(
             )
         )
     return cases
+
+
+def _candidate_inputs(
+    test: TestSet, spec: InputSpec, b: int
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The candidate graph's parity inputs: one real test logo's per-logo blocks, and ``b``
+    raw parameter sets (its own labelled rows first, then Sobol points)."""
+    r0 = int(test.feature_rows[0])
+    own = test.raw_params[test.feature_rows == r0]
+    cand = np.concatenate([own, sobol_candidates(spec.ranges, max(1, b - len(own)))])[:b]
+    return cand, test.logo_blocks(spec, np.array([r0]))
