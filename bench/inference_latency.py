@@ -33,6 +33,7 @@ from svg_quality.serving.parity import torch_rows_fn
 from svg_quality.serving.predictor import Predictor
 from svg_quality.serving.runtime import FILES, ort_session
 from svg_quality.serving.writers import load_torchscript, write_formats
+from svg_quality.synthetic import generate
 
 TARGET_MLP_MS, TARGET_SUGGEST_MS = 0.1, 150.0
 
@@ -142,13 +143,15 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU"
     )
 
+    # One real (synthetic) logo's per-logo inputs: statistics, VTracer tables, probe as the
+    # predictor computes them; ReLU-pooled-like random features stand in for the backbone.
     rng = np.random.default_rng(0)
-    feats = np.abs(rng.normal(size=(1, spec.resnet_dim))).astype(np.float32)  # ReLU-pooled-like
-    stats = rng.normal(size=len(spec.stat_names)).astype(np.float32) if spec.uses_stats else None
-    x1 = spec.assemble(
-        feats if spec.uses_resnet else None,
-        None if stats is None else stats[None],
-        np.array([[VTRACER_DEFAULTS[n] for n in PARAM_NAMES]]),
+    feats = np.abs(rng.normal(size=(1, spec.resnet_dim))).astype(np.float32)
+    logo = Predictor.load(export_dir).prepare(np.asarray(generate("complex", 0, 0, 256)))
+    blocks = Predictor.load(export_dir).logo_blocks(logo, feats if spec.uses_resnet else None)
+    x1 = spec.rows(
+        {**blocks, "params": np.array([[VTRACER_DEFAULTS[n] for n in PARAM_NAMES]])},
+        broadcast=True,
     )
 
     # 1. MLP at batch 1, every format and runtime. ONNX Runtime first: torch's OpenMP
@@ -181,7 +184,7 @@ def main() -> None:
         if runtime == "torch":  # the candidates model in eager PyTorch, same Predictor code
             pred._backend = EagerScorer(mlp, spec)
         t = latency(
-            lambda p=pred: p.rank(feats if spec.uses_resnet else None, stats, 5, args.candidates),
+            lambda p=pred: p.rank(blocks, 5, args.candidates),
             args.suggest_repeats,
             warmup=3,
         )
@@ -194,11 +197,7 @@ def main() -> None:
         print(f"  {label:44s} {t['p50_ms']:8.2f} {t['p95_ms']:8.2f}")
     defaults = np.array([[VTRACER_DEFAULTS[n] for n in PARAM_NAMES]], dtype=np.float32)
     raw = np.concatenate([defaults, sobol_candidates(spec.ranges, args.candidates)])
-    rows = spec.assemble(
-        np.repeat(feats, len(raw), 0) if spec.uses_resnet else None,
-        None if stats is None else np.repeat(stats[None], len(raw), 0),
-        raw,
-    )
+    rows = spec.rows({**blocks, "params": raw}, broadcast=True)
     t = latency(
         lambda: np.argsort(-session.run(["ssim"], {"features": rows})[0].reshape(-1)),
         max(5, args.suggest_repeats // 3),

@@ -24,6 +24,9 @@ def load_stage(name: str) -> Any:
     return module
 
 
+VTRACER_INPUTS = "stats+vtracer+probe"
+
+
 def load_repo_params() -> dict[str, Any]:
     with (REPO_ROOT / "params.yaml").open() as fh:
         return yaml.safe_load(fh)
@@ -69,6 +72,17 @@ def export_pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
     from tests.export_fixtures import exported
 
     return exported(tmp_path_factory.mktemp("export_pipeline"), shrink(load_repo_params()))
+
+
+@pytest.fixture(scope="session")
+def vtracer_export(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The same, for a ``stats+vtracer+probe`` model with its size head: the VTracer-aware
+    inputs served end to end (real tables, the probe's conversion at inference); shared by
+    the serving and convert tests."""
+    from tests.export_fixtures import exported
+
+    root = tmp_path_factory.mktemp("vtracer_export")
+    return exported(root, shrink(load_repo_params()), inputs=VTRACER_INPUTS, size_head=True)
 
 
 @pytest.fixture

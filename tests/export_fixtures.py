@@ -53,7 +53,7 @@ def write_upstream(root: Path, raw_params: dict[str, Any], inputs: str) -> dict[
     """logos/, logos.csv, features/, labels.parquet, model.pt, run.json, params.yaml."""
     from PIL import Image
 
-    from svg_quality import synthetic, tracking
+    from svg_quality import synthetic, tracking, vtables
     from svg_quality.backbone import load_backbone, preprocess
     from svg_quality.config import LOGO_TYPES, parse_params
     from svg_quality.dataset import build_arrays, load_labeled, make_input_spec
@@ -120,8 +120,9 @@ def write_upstream(root: Path, raw_params: dict[str, Any], inputs: str) -> dict[
     with torch.inference_mode():
         feats = trunk(torch.stack([preprocess(Image.fromarray(r)) for r in rgbs])).numpy()
     stats = np.stack([compute_stats(r) for r in rgbs])
+    tables = np.stack([vtables.compute_tables(r) for r in rgbs])
     ids = [r["image_id"] for r in logos]
-    write_outputs(paths["features"], ids, feats, stats, info, fingerprints(info))
+    write_outputs(paths["features"], ids, feats, stats, info, fingerprints(info), tables=tables)
 
     rng = np.random.default_rng(0)
     rows = []

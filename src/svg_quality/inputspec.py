@@ -273,10 +273,40 @@ class InputSpec:
             }
         )
 
+    def complete(self, raw: Mapping[str, np.ndarray | None]) -> dict[str, np.ndarray | None]:
+        """``raw`` with the ``vtracer`` block derived, when the inputs use it and it is not
+        given: looked up (``vtables.lookup``) in the per-logo VTracer tables ``vtables``
+        (``[n, TABLE_WIDTH]``, one per parameter set, or ``[1, TABLE_WIDTH]`` for all of
+        them) at each row of ``params``. Every feed of a graph with a ``vtracer`` input goes
+        through here, so training, validate, export and the predictor look up alike."""
+        out = dict(raw)
+        if not self.uses_vtracer or out.get("vtracer") is not None:
+            return out
+        from svg_quality import vtables
+
+        tables, params = out.get("vtables"), out.get("params")
+        if tables is None or params is None:
+            raise ValueError(
+                f"inputs {self.inputs!r} need the logo's VTracer tables (vtables) and the "
+                "parameters to look the vtracer block up; compute them with "
+                "svg_quality.vtables.compute_tables"
+            )
+        tables, params = np.asarray(tables), np.asarray(params)
+        n = len(params)
+        if len(tables) not in (1, n):
+            raise ValueError(
+                f"vtables must have 1 or {n} rows (one per parameter set), got {len(tables)}"
+            )
+        logo_rows = np.zeros(n, np.int64) if len(tables) == 1 else np.arange(n)
+        out["vtracer"] = vtables.lookup(tables, logo_rows, params)
+        return out
+
     def rows(self, raw: Mapping[str, np.ndarray | None], broadcast: bool = False) -> np.ndarray:
         """Rows ``[n, width]`` from raw blocks keyed by graph input name (``image_features``,
-        ``stats``, ``params``); with ``broadcast``, a per-logo block ``[1, w]`` (the
-        candidates model's feed) is repeated for every parameter set."""
+        ``stats``, ``vtracer`` or the ``vtables`` to look it up in, ``probe``, ``params``);
+        with ``broadcast``, a per-logo block ``[1, w]`` (the candidates model's feed) is
+        repeated for every parameter set."""
+        raw = self.complete(raw)
         raw_params = np.asarray(raw["params"])
         if raw_params.ndim != 2 or raw_params.shape[1] != len(PARAM_NAMES):
             raise ValueError(f"raw_params must be [n, {len(PARAM_NAMES)}], got {raw_params.shape}")

@@ -211,7 +211,7 @@ def cross_validate_size(
     results = []
     for i, fold in enumerate(folds):
         fit_mask, stop_mask, held_mask = fold.fit, fold.stop, fold.held
-        spec = make_input_spec(data, model_cfg.inputs, ranges, fit_mask=fit_mask)
+        spec = make_input_spec(data, model_cfg.requested_inputs, ranges, fit_mask=fit_mask)
         scale = SizeScale.fit(svg_bytes_of(data, fit_mask))
         res = fit(
             size_arrays(data, spec, scale, fit_mask),

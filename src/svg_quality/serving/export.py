@@ -75,12 +75,6 @@ def run_export(
     clock = _Phases()
     mlp, model_meta = load_model(model_path)
     spec = InputSpec.from_meta(model_meta["input"])
-    if spec.uses_vtracer or spec.uses_probe:
-        raise ValueError(
-            f"model inputs {spec.inputs!r} cannot be exported yet: the predictor does not "
-            "feed the vtracer / probe segments (issue 13); they train and validate. Export "
-            "a model trained with model.inputs=stats (or resnet, resnet+stats)"
-        )
     data = load_labeled(labels, features_dir, logos_csv)
     backbone = _backbone(model_path, model_meta, data.feature_meta, spec, features_dir)
     test = load_test_set(data, spec)

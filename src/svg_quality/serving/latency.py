@@ -93,7 +93,7 @@ def measure_latencies(
 
     # suggest's scoring pass: VTracer defaults + `candidates` Sobol sets for one logo.
     raw = sobol_candidates(spec.ranges, candidates)
-    feed = {**test.logo_blocks(spec, test.feature_rows[:1]), "params": raw}
+    feed = spec.complete({**test.logo_blocks(spec, test.feature_rows[:1]), "params": raw})
     session = ort_session(out_dir / FILES[GRAPH_FILES["candidates"]])
     ort_feed = {n: feed[n] for n in spec.input_names("candidates")}
     n_rep = max(5, repeats // 10)
@@ -126,7 +126,7 @@ def measure_latencies(
 
 def _e2e_feed(spec: InputSpec, test: TestSet, n: int) -> dict[str, np.ndarray]:
     """Batch ``n`` of the end-to-end model: a blank image, test parameters and blocks."""
-    blocks = test.logo_blocks(spec, test.feature_rows)
+    blocks = spec.complete({**test.logo_blocks(spec, test.feature_rows), "params": test.raw_params})
     feed = {}
     for port in spec.graph_inputs("e2e"):
         if port.name == "image":

@@ -143,15 +143,15 @@ def verify_formats(
         )
 
     # Candidates model: one real test logo, its own rows first, then Sobol parameter sets.
-    cand, logo = _candidate_inputs(test, spec, b)
+    feed = _candidate_inputs(test, spec, b)
     session = ort_session(out_dir / FILES[GRAPH_FILES["candidates"]])
     cases.append(
         compare(
             "onnx_candidates",
             "onnxruntime",
             MLP_TOLERANCE,
-            lambda n: ref(spec.rows({**logo, "params": cand[:n]}, broadcast=True)),
-            lambda n: ort_ssim(session, {**logo, "params": cand[:n]}),
+            lambda n: ref(spec.rows(_first(feed, n), broadcast=True)),
+            lambda n: ort_ssim(session, _first(feed, n)),
             (1, b),
         )
     )
@@ -181,7 +181,9 @@ def _verify_e2e(
     # First label row of each of the first e2e_batch test logos.
     _, first = np.unique(test.feature_rows, return_index=True)
     first = np.sort(first)[:e2e_batch]
-    blocks = {**test.logo_blocks(spec, test.feature_rows[first]), "params": test.raw_params[first]}
+    blocks = spec.complete(
+        {**test.logo_blocks(spec, test.feature_rows[first]), "params": test.raw_params[first]}
+    )
     checks: dict[str, Any] = {"e2e_logos": len(first)}
     if spec.uses_resnet:  # the graph takes the image: features as serving computes them
         stored = blocks["image_features"]
@@ -287,15 +289,15 @@ def verify_size_formats(
         )
         for (name, runtime), fn in formats.items()
     ]
-    cand, logo = _candidate_inputs(test, spec, b)
+    feed = _candidate_inputs(test, spec, b)
     session = ort_session(out_dir / FILES[GRAPH_FILES["candidates"]])
     cases.append(
         compare(
             "size/onnx_candidates",
             "onnxruntime",
             SIZE_TOLERANCE,
-            lambda n: ref(spec.rows({**logo, "params": cand[:n]}, broadcast=True)),
-            lambda n: ort_ssim(session, {**logo, "params": cand[:n]}, SIZE_HEAD),
+            lambda n: ref(spec.rows(_first(feed, n), broadcast=True)),
+            lambda n: ort_ssim(session, _first(feed, n), SIZE_HEAD),
             (1, b),
         )
     )
@@ -304,10 +306,9 @@ def verify_size_formats(
         # the backbone; the size head reads the same rows (checked above on every MLP format)
         _, first = np.unique(test.feature_rows, return_index=True)
         first = np.sort(first)[:b]
-        blocks = {
-            **test.logo_blocks(spec, test.feature_rows[first]),
-            "params": test.raw_params[first],
-        }
+        blocks = spec.complete(
+            {**test.logo_blocks(spec, test.feature_rows[first]), "params": test.raw_params[first]}
+        )
         e2e = ort_session(e2e_path)
         cases.append(
             compare(
@@ -322,12 +323,16 @@ def verify_size_formats(
     return cases
 
 
-def _candidate_inputs(
-    test: TestSet, spec: InputSpec, b: int
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The candidate graph's parity inputs: one real test logo's per-logo blocks, and ``b``
-    raw parameter sets (its own labelled rows first, then Sobol points)."""
+def _candidate_inputs(test: TestSet, spec: InputSpec, b: int) -> dict[str, np.ndarray]:
+    """The candidate graph's parity feed: one real test logo's per-logo blocks ``[1, w]``,
+    ``b`` raw parameter sets (its own labelled rows first, then Sobol points) and the
+    per-candidate blocks looked up for them (:meth:`InputSpec.complete`)."""
     r0 = int(test.feature_rows[0])
     own = test.raw_params[test.feature_rows == r0]
     cand = np.concatenate([own, sobol_candidates(spec.ranges, max(1, b - len(own)))])[:b]
-    return cand, test.logo_blocks(spec, np.array([r0]))
+    return spec.complete({**test.logo_blocks(spec, np.array([r0])), "params": cand})
+
+
+def _first(feed: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+    """The first ``n`` candidates of a candidates feed (per-logo ``[1, w]`` blocks stay)."""
+    return {k: v[:n] for k, v in feed.items()}

@@ -37,11 +37,15 @@ DEFAULT_MIN_SIZE = 16  # data.min_size's default, for exports that predate its r
 
 @dataclass(frozen=True)
 class Logo:
-    """A logo ready for the model: normalized pixels, backbone input, raw statistics."""
+    """A logo ready for the model: normalized pixels and its per-logo raw inputs (each
+    None when the model does not use it)."""
 
     rgb: np.ndarray  # uint8 [H, W, 3], what VTracer converts
-    image: np.ndarray | None  # float32 [3, S, S], None when the model uses no ResNet
-    stats: np.ndarray | None  # float32 [k], None when the model uses no statistics
+    image: np.ndarray | None  # float32 [3, S, S], the backbone's input
+    stats: np.ndarray | None  # float32 [k], logo statistics
+    tables: np.ndarray | None = None  # float32 [TABLE_WIDTH], VTracer tables (vtables)
+    probe: np.ndarray | None = None  # float32 [2], real SSIM and log10 bytes at the defaults
+    probe_ms: float = 0.0  # what the probe's one conversion cost
 
 
 @dataclass(frozen=True)
@@ -176,7 +180,18 @@ class Predictor:
                     "use the svg-quality version that exported it"
                 )
             stats = compute_stats(rgb)
-        return Logo(rgb, x, stats)
+        tables = None
+        if self.spec.uses_vtracer:
+            from svg_quality import vtables
+
+            vtables.check_meta(self.spec.tables or {}, f"{self.export_dir}: the exported model")
+            tables = vtables.compute_tables(rgb)
+        probe, probe_ms = None, 0.0
+        if self.spec.uses_probe:  # VTracer's defaults converted, rendered and scored once
+            from svg_quality.probe import measure
+
+            probe, probe_ms = measure(rgb, self.metadata["vtracer"])
+        return Logo(rgb, x, stats, tables, probe, probe_ms)
 
     # ------------------------------------------------------------------ predictions
 
@@ -194,6 +209,16 @@ class Predictor:
         raw = np.array([[VTRACER_DEFAULTS[n] for n in PARAM_NAMES]], dtype=np.float32)
         return self._outputs("e2e", self._feed(logo, raw))["image_features"]
 
+    def logo_blocks(self, logo: Logo, image_features: np.ndarray | None) -> dict[str, Any]:
+        """The candidates model's per-logo inputs ``[1, w]`` of a prepared logo, by graph
+        input name, with its VTracer tables for the per-candidate lookup."""
+        return {
+            "image_features": image_features,
+            "stats": _batch(logo.stats),
+            "probe": _batch(logo.probe),
+            "vtables": _batch(logo.tables),
+        }
+
     @property
     def has_size_head(self) -> bool:
         """Whether the export also predicts log10(SVG bytes) (the size head)."""
@@ -209,11 +234,9 @@ class Predictor:
         of raw parameter sets ``[N, 8]`` on a prepared logo: one backbone pass, one pass
         of the candidates model."""
         raw = self._check_matrix(np.array(raw, dtype=np.float32))  # a copy: torch wants it writable
-        feed = {
-            "image_features": self.image_features(logo),
-            "stats": _batch(logo.stats),
-            "params": raw,
-        }
+        feed = self.spec.complete(
+            {**self.logo_blocks(logo, self.image_features(logo)), "params": raw}
+        )
         out = self._outputs("candidates", feed)
         size = out.get(SIZE_HEAD)
         return out["ssim"].reshape(-1), None if size is None else size.reshape(-1)
@@ -239,7 +262,7 @@ class Predictor:
         else:
             raw = self._matrix(params_list)
         logo = self.prepare(image)
-        return self._score(self.image_features(logo), logo.stats, raw)
+        return self._score(self.logo_blocks(logo, self.image_features(logo)), raw)
 
     def _check_matrix(self, raw: np.ndarray) -> np.ndarray:
         if raw.ndim != 2 or raw.shape[1] != len(PARAM_NAMES) or raw.shape[0] == 0:
@@ -265,28 +288,28 @@ class Predictor:
         logo = self.prepare(image)
         self.backend.warm()  # open the sessions outside the timings
         t0 = time.perf_counter()
-        feats = self.image_features(logo)
+        blocks = self.logo_blocks(logo, self.image_features(logo))
         backbone_ms = (time.perf_counter() - t0) * 1e3
-        return self.rank(feats, logo.stats, top_k, candidates, seed, backbone_ms=backbone_ms)
+        return self.rank(blocks, top_k, candidates, seed, backbone_ms=backbone_ms)
 
     def rank(
         self,
-        image_features: np.ndarray | None,
-        stats: np.ndarray | None,
+        blocks: Mapping[str, np.ndarray | None],
         top_k: int = 5,
         candidates: int = 2048,
         seed: int = 0,
         *,
         backbone_ms: float = 0.0,
     ) -> SuggestResult:
-        """:meth:`suggest` after the backbone: ``image_features [1, 2048]`` and raw ``stats [k]``
-        of one logo -> the ``top_k`` of VTracer's defaults and ``candidates`` Sobol sets."""
+        """:meth:`suggest` after the backbone: one logo's per-logo inputs (:meth:`logo_blocks`)
+        -> the ``top_k`` of VTracer's defaults and ``candidates`` Sobol sets. The timing
+        includes the VTracer-table lookup of every candidate."""
         if top_k < 1:
             raise ValueError(f"top_k = {top_k} is invalid; allowed: at least 1")
         t0 = time.perf_counter()
         default = np.array([[VTRACER_DEFAULTS[n] for n in PARAM_NAMES]], dtype=np.float32)
         raw = np.concatenate([default, sobol_candidates(self.ranges, candidates, seed)])
-        pred = self._score(image_features, stats, raw)  # [N + 1]
+        pred = self._score(blocks, raw)  # [N + 1]
         order = np.argsort(-pred, kind="stable")
         top, seen = [], set()
         for i in order:
@@ -306,13 +329,12 @@ class Predictor:
         )
 
     def _feed(self, logo: Logo, raw: np.ndarray) -> dict[str, np.ndarray | None]:
-        """The end-to-end model's raw inputs for one logo and parameter sets ``raw``."""
-        return {"image": _batch(logo.image), "stats": _batch(logo.stats), "params": raw}
+        """The end-to-end model's raw inputs for one logo and one parameter set ``raw [1, 8]``."""
+        blocks = self.logo_blocks(logo, None)
+        return self.spec.complete({**blocks, "image": _batch(logo.image), "params": raw})
 
-    def _score(
-        self, image_features: np.ndarray | None, stats: np.ndarray | None, raw: np.ndarray
-    ) -> np.ndarray:
-        feed = {"image_features": image_features, "stats": _batch(stats), "params": raw}
+    def _score(self, blocks: Mapping[str, np.ndarray | None], raw: np.ndarray) -> np.ndarray:
+        feed = self.spec.complete({**blocks, "params": raw})
         return self.backend.run("candidates", feed)[0].reshape(-1)
 
     def _suggestion(self, row: np.ndarray, ssim: float, is_default: bool) -> Suggestion:

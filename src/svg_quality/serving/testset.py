@@ -23,16 +23,23 @@ class TestSet:
     feature_rows: np.ndarray  # [n] rows of the per-logo tables
     image_ids: np.ndarray  # [n]
     logo_types: np.ndarray  # [n]
-    tables: dict[str, np.ndarray]  # graph input name -> per-logo table (features.npy, stats.npy)
+    # graph input name -> per-logo table (features.npy, stats.npy, the probe), and
+    # "vtables": the VTracer tables (tables.npy) the vtracer block is looked up in
+    tables: dict[str, np.ndarray | None]
 
     def logo_blocks(self, spec: InputSpec, rows: np.ndarray) -> dict[str, np.ndarray]:
         """The per-logo raw blocks of the logos at table ``rows`` (``[len(rows), w]`` each),
-        keyed by graph input name: what the candidates and end-to-end graphs take."""
-        return {
-            s.raw: np.ascontiguousarray(self.tables[s.raw][rows], dtype=np.float32)
-            for s in spec.segments()
-            if s.per_logo
-        }
+        keyed by graph input name: what the candidates and end-to-end graphs take; with the
+        vtracer segment also their ``vtables`` (:meth:`InputSpec.complete` looks it up)."""
+        names = [s.raw for s in spec.segments() if s.per_logo]
+        names += ["vtables"] if spec.uses_vtracer else []
+        return {n: _rows(self.tables[n], rows, n) for n in names}
+
+
+def _rows(table: np.ndarray | None, rows: np.ndarray, name: str) -> np.ndarray:
+    if table is None:
+        raise ValueError(f"the model's inputs need {name}, which the labelled data lacks")
+    return np.ascontiguousarray(table[rows], dtype=np.float32)
 
 
 def load_test_set(data: Any, spec: InputSpec) -> TestSet:
@@ -55,5 +62,10 @@ def load_test_set(data: Any, spec: InputSpec) -> TestSet:
         feature_rows=rows["feature_row"].to_numpy(),
         image_ids=arrays.image_id,
         logo_types=arrays.logo_type,
-        tables={"image_features": data.features, "stats": data.stats},
+        tables={
+            "image_features": data.features,
+            "stats": data.stats,
+            "probe": data.probe,
+            "vtables": data.tables,
+        },
     )
