@@ -71,6 +71,16 @@ def export_pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
     return exported(tmp_path_factory.mktemp("export_pipeline"), shrink(load_repo_params()))
 
 
+@pytest.fixture(scope="session")
+def stats_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny real export of a ``stats`` model with the size head (no ResNet-50: seconds),
+    built once per session; shared by the convert and evaluate tests."""
+    from tests.export_fixtures import exported
+
+    root = tmp_path_factory.mktemp("stats_export")
+    return exported(root, shrink(load_repo_params()), inputs="stats", size_head=True)["out"]
+
+
 @pytest.fixture
 def sqlite_tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """MLFLOW_TRACKING_URI pointed at a fresh SQLite store in this test's tmp_path."""

@@ -23,12 +23,8 @@ CLI = [sys.executable, "-m", "svg_quality.cli"]
 
 
 @pytest.fixture(scope="module")
-def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.conftest import load_repo_params, shrink
-    from tests.export_fixtures import exported
-
-    root = tmp_path_factory.getbasetemp() / "convert_export"
-    return exported(root, shrink(load_repo_params()), inputs="stats", size_head=True)["out"]
+def export_dir(stats_export: Path) -> Path:
+    return stats_export
 
 
 @pytest.fixture(scope="module")
