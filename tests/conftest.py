@@ -72,13 +72,14 @@ def export_pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
 
 
 @pytest.fixture(scope="session")
-def stats_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny real export of a ``stats`` model with the size head (no ResNet-50: seconds),
-    built once per session; shared by the convert and evaluate tests."""
+def stats_export(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny real export (``out``) of a ``stats`` model (``model``, its ``params``) with the
+    size head (no ResNet-50: seconds), built once per session; shared by the convert and
+    evaluate tests."""
     from tests.export_fixtures import exported
 
     root = tmp_path_factory.mktemp("stats_export")
-    return exported(root, shrink(load_repo_params()), inputs="stats", size_head=True)["out"]
+    return exported(root, shrink(load_repo_params()), inputs="stats", size_head=True)
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ CLI = [sys.executable, "-m", "svg_quality.cli"]
 
 
 @pytest.fixture(scope="module")
-def export_dir(stats_export: Path) -> Path:
-    return stats_export
+def export_dir(stats_export: dict[str, Path]) -> Path:
+    return stats_export["out"]
 
 
 @pytest.fixture(scope="module")
