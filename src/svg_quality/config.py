@@ -302,8 +302,20 @@ class ValidateConfig:
             "type_pearson": 0.85,
         }
     )
+    # folders laid out as <logo_type>/<image file>, labelled with VTracer and scored by the
+    # trained model (svg_quality.evaluate): metrics under extra/<folder name>/...
+    extra_sets: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        names: dict[str, str] = {}
+        for i, folder in enumerate(self.extra_sets):
+            key = f"validate.extra_sets[{i}]"
+            if not folder.strip() or not Path(folder).is_dir():
+                raise _fail(key, folder, "an existing folder laid out as <logo_type>/<image file>")
+            name = Path(folder).resolve().name
+            if name in names:
+                raise _fail(key, folder, f"a folder not named {name!r} like {names[name]!r}")
+            names[name] = folder
         check_range("validate.min_type_examples", self.min_type_examples, 1)
         check_range("validate.cv_folds", self.cv_folds, 0, 100)
         if self.cv_folds == 1:
