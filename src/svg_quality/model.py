@@ -264,6 +264,13 @@ def save_model(path: str | Path, model: nn.Module, meta: Mapping[str, Any]) -> N
     """Write ``{"state_dict", "meta"}`` atomically; loadable with ``weights_only=True``."""
     from svg_quality.io import atomic_path
 
+    if "model" in meta and "input" in meta:  # load_model must rebuild this very module
+        got, want = set(model.state_dict()), set(model_from_meta(meta).state_dict())
+        if got != want:
+            raise ValueError(
+                f"the module's tensors {sorted(got ^ want)[:3]} differ from what meta['model'] "
+                "rebuilds; build it with build_model(cfg, spec.width, spec.resnet_width)"
+            )
     with atomic_path(path) as tmp:
         torch.save({"state_dict": cpu_state(model.state_dict()), "meta": dict(meta)}, tmp)
 
