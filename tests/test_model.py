@@ -243,7 +243,7 @@ def test_describe_resnet_says_whether_and_why() -> None:
     assert describe_resnet("stats", "stats", "imagenet") == "left out (model.inputs = stats)"
     used = describe_resnet("auto", "resnet+stats+vtracer", "imagenet", 32, 0.3)
     assert used == (
-        "used via a 32-d PCA projection fitted on the train images, block dropout 0.3 "
+        "used via a PCA projection to 32 components fitted on the train images, block dropout 0.3 "
         "(auto: imagenet trunk)"
     )
     assert describe_resnet("resnet", "resnet", "random") == "used raw (2048) (random trunk)"

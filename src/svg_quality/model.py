@@ -74,7 +74,7 @@ class ResnetBlock(nn.Module):
     ``z = (x - mean) @ proj`` with ``proj [width, pca]`` folding the per-feature
     standardization, the top right singular vectors and the whitening. A random-init trunk's
     2048 features are mostly noise the MLP overfits within a few epochs (val r 0.55 vs 0.92
-    without them); a few dozen whitened components leave it little to overfit. In eval the
+    without them); a few whitened components (params.yaml: 8) leave it little to overfit. In eval the
     block is linear, so :func:`plain_mlp` folds it into the first Linear for export.
     """
 
