@@ -221,6 +221,10 @@ class ModelConfig:
     dropout: tuple[float, ...] = (0.3, 0.2, 0.1)
     input_dropout: float = 0.0
     probe: bool = False  # add the real SSIM / SVG size at VTracer's defaults as inputs
+    # The ResNet block (when the inputs use it): 0 = the raw 2048 features, else a fixed
+    # PCA projection to this many whitened components fitted on the train images
+    resnet_pca: int = 0
+    resnet_dropout: float = 0.0  # dropout on the ResNet block only (after the projection)
 
     def __post_init__(self) -> None:
         from svg_quality.inputgroups import parse_inputs
@@ -239,6 +243,8 @@ class ModelConfig:
         for i, p in enumerate(self.dropout):
             check_range(f"model.dropout[{i}]", p, 0.0, 0.95)
         check_range("model.input_dropout", self.input_dropout, 0.0, 0.95)
+        check_range("model.resnet_pca", self.resnet_pca, 0, 2048)
+        check_range("model.resnet_dropout", self.resnet_dropout, 0.0, 0.95)
 
     @property
     def requested_inputs(self) -> str:
