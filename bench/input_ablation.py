@@ -5,8 +5,10 @@
     python bench/input_ablation.py --real /tmp/real-project         # + a labelled real folder
     python bench/input_ablation.py --cv 5                          # + grouped CV (slow)
 
-A config is a ``model.inputs`` request, optionally ``@<input_dropout>`` (e.g.
-``resnet+auto@0.5``). Each is trained on the pipeline's train split with params.yaml's
+A config is a ``model.inputs`` request, optionally ``@<input_dropout>`` and
+``,key=value`` overrides of ``model.resnet_pca`` (``pca``) and ``model.resnet_dropout``
+(``rdrop``), e.g. ``resnet+stats+vtracer@0.5`` or ``resnet+stats+vtracer,pca=32,rdrop=0.3``
+(without them a config takes params.yaml's values). Each is trained on the pipeline's train split with params.yaml's
 model/train settings (early stopping on val) and scored on val, test and, with
 ``--real``, every row of another project's labels (a folder run through prepare, label
 and featurize: ``<dir>/data/{labels.parquet,features,logos.csv}``), standardized with
@@ -25,12 +27,13 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from svg_quality.config import load_params
+from svg_quality.config import ModelConfig, load_params
 from svg_quality.dataset import build_arrays, load_labeled, split_arrays
 from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS
 
@@ -75,6 +78,23 @@ def scores(y: np.ndarray, pred: np.ndarray, image_id: np.ndarray, rows) -> dict[
     }
 
 
+OVERRIDES = {"pca": ("resnet_pca", int), "rdrop": ("resnet_dropout", float)}
+
+
+def parse_config(config: str, base: ModelConfig) -> ModelConfig:
+    """``inputs[@input_dropout][,pca=N][,rdrop=P]`` as a model config over ``base``."""
+    head, *pairs = config.split(",")
+    inputs, _, drop = head.partition("@")
+    kw: dict[str, Any] = {"inputs": inputs, "probe": False, "input_dropout": float(drop or 0)}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key not in OVERRIDES or not value:
+            raise SystemExit(f"config {config!r}: {pair!r} is not one of pca=N, rdrop=P")
+        name, kind = OVERRIDES[key]
+        kw[name] = kind(value)
+    return dataclasses.replace(base, **kw)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
@@ -103,10 +123,8 @@ def main() -> None:
     ranges = params.vtracer.ranges
     results = []
     for config in args.configs:
-        inputs, _, drop = config.partition("@")
-        model_cfg = dataclasses.replace(
-            params.model, inputs=inputs, probe=False, input_dropout=float(drop or 0.0)
-        )
+        model_cfg = parse_config(config, params.model)
+        inputs = model_cfg.inputs
         for seed in args.seeds:
             t0 = time.perf_counter()
             train_cfg = dataclasses.replace(params.train, seed=seed, resume=False)
@@ -115,8 +133,16 @@ def main() -> None:
                     train_cfg, epochs=args.epochs, warmup_epochs=min(2, args.epochs)
                 )
             spec, arrays = split_arrays(data, inputs, ranges)
-            res = fit(arrays["train"], arrays["val"], model_cfg, train_cfg, progress=False)
+            res = fit(
+                arrays["train"],
+                arrays["val"],
+                model_cfg,
+                train_cfg,
+                progress=False,
+                resnet_width=spec.resnet_width,
+            )
             out = {"config": config, "inputs": spec.inputs, "width": spec.width, "seed": seed}
+            out["n_parameters"] = sum(p.numel() for p in res.model.parameters())
             sets = {s: (arrays[s], data.rows[data.mask(s)]) for s in ("val", "test")}
             if real is not None:
                 sets["real"] = (build_arrays(real, spec), real.rows)

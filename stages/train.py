@@ -15,6 +15,7 @@ from svg_quality import tracking
 from svg_quality.accel import configure_cpu_threads
 from svg_quality.config import flatten, load_params
 from svg_quality.dataset import data_summary, load_labeled, split_arrays, weights_used
+from svg_quality.inputgroups import describe_resnet
 from svg_quality.io import dir_digest, file_digest, write_csv_rows, write_json
 from svg_quality.model import build_model, count_parameters, model_meta, save_model
 from svg_quality.stagerun import run_stage
@@ -49,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         spec,
         {"features": data.feature_meta, "data": {**digests, **summary}, "train": train_params},
     )
-    n_params = count_parameters(build_model(params.model, spec.width))
+    n_params = count_parameters(build_model(params.model, spec.width, spec.resnet_width))
     log.info(
         "%s inputs (%d wide), %d parameters, %s, %d CPU threads",
         spec.inputs,
@@ -70,6 +71,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             "stage": "train",
             "model_inputs": spec.inputs,
             "features_weights": weights_used(data.feature_meta),
+            "resnet_block": describe_resnet(
+                params.model.requested_inputs,
+                spec.inputs,
+                weights_used(data.feature_meta),
+                params.model.resnet_pca,
+                params.model.resnet_dropout,
+            ),
             **{f"{k}_digest": v for k, v in digests.items()},
         },
         params={
@@ -107,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             checkpoint_dir=args.work_dir,
             resume=resume,
             on_epoch=on_epoch,
+            resnet_width=spec.resnet_width,
         )
         write_csv_rows(history_csv, result.history)
         save_model(args.model, result.model, {**meta, "best_epoch": result.best_epoch})

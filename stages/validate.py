@@ -17,6 +17,7 @@ from svg_quality import tracking
 from svg_quality.accel import configure_cpu_threads
 from svg_quality.config import load_params
 from svg_quality.dataset import load_labeled
+from svg_quality.io import write_json
 from svg_quality.model import load_model
 from svg_quality.plots import write_plots
 from svg_quality.stagerun import run_stage
@@ -47,6 +48,35 @@ def validate_size(args: argparse.Namespace, data, params, out: Path) -> list[Pat
     return [out / "size.json"]
 
 
+def validate_extra(args: argparse.Namespace, model, meta, params) -> dict[str, float]:
+    """Each ``validate.extra_sets`` folder labelled with VTracer and scored by the trained
+    model: flat metrics ``extra/<folder name>/overall/rmse``, ... (svg_quality.evaluate)."""
+    from svg_quality.evaluate import ModelInfo, evaluate, flat, model_scorer
+    from svg_quality.inputspec import InputSpec
+
+    vt = {k: getattr(params.vtracer, k) for k in ("colormode", "hierarchical", "mode")}
+    info = ModelInfo(
+        params.data.image_size, params.data.min_size, vt, InputSpec.from_meta(meta["input"]).ranges
+    )
+    scorer = model_scorer(model, meta, vt)
+    out: dict[str, float] = {}
+    for folder in params.validate.extra_sets:
+        name = Path(folder).resolve().name
+        res = evaluate(folder, scorer, info, args.extra_work / name, design=params.label)
+        o, r = res.metrics["overall"], res.metrics["rank"]
+        log.info(
+            "extra set %s: %d logos (%d files rejected), r %.3f, rmse %.4f, Spearman %.3f",
+            name,
+            r["logos"],
+            len(res.rejects),
+            o["pearson"] if o["pearson"] is not None else float("nan"),
+            o["rmse"],
+            r["spearman_mean"] if r["spearman_mean"] is not None else float("nan"),
+        )
+        out.update(flat(res.metrics, f"extra/{name}/"))
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
@@ -58,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--history", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--size-model", type=Path, default=None, help="the size head's model file")
+    ap.add_argument(
+        "--extra-work", type=Path, default=None, help="label cache of validate.extra_sets"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     t0 = time.perf_counter()
@@ -80,10 +113,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         files += validate_size(args, data, params, args.out)
         size_flat = json.loads((args.out / "size.json").read_text())
     files += write_plots(res, history, data.rows, vcfg.gates, args.out)
+    extra_flat = {}
+    if vcfg.extra_sets:
+        if args.extra_work is None:
+            raise ValueError("validate.extra_sets is set but the stage got no --extra-work")
+        extra_flat = validate_extra(args, model, meta, params)
+        metrics_json = args.out / "metrics.json"
+        merged = {**json.loads(metrics_json.read_text()), **extra_flat}
+        write_json(metrics_json, merged)
     verdict = "ready" if res.gates["passed"] else "not_ready"
     with tracking.resume_run(params.tracking, args.run, tags={"validate_verdict": verdict}) as run:
         # Booleans become 0/1 so the MLflow UI can chart and compare them.
-        flat = {**flat_metrics(res), **size_flat}
+        flat = {**flat_metrics(res), **size_flat, **extra_flat}
         run.log_metrics(
             {k: float(v) if isinstance(v, bool) else v for k, v in flat.items() if v is not None}
         )

@@ -63,8 +63,11 @@ def write_upstream(root: Path, raw_params: dict[str, Any], inputs: str) -> dict[
     from svg_quality.logostats import compute_stats
     from svg_quality.model import build_model, model_meta, save_model
     from svg_quality.paramspace import sample_params
+    from svg_quality.trainer import per_image
 
-    raw_params = {**raw_params, "model": {**raw_params["model"], "inputs": inputs}}
+    # resnet_pca 2: the few train images here project the ResNet block like params.yaml's
+    # 8 does on the default data, so the export and predictor tests serve a projected block
+    raw_params = {**raw_params, "model": {**raw_params["model"], "inputs": inputs, "resnet_pca": 2}}
     # Smaller than conftest.shrink: the end-to-end timings run ResNet-50 in eager torch.
     raw_params["export"] = {
         **raw_params["export"],
@@ -147,7 +150,9 @@ def write_upstream(root: Path, raw_params: dict[str, Any], inputs: str) -> dict[
     data = load_labeled(paths["labels"], paths["features"], paths["logos_csv"])
     spec = make_input_spec(data, inputs, params.vtracer.ranges)
     torch.manual_seed(0)
-    model = build_model(params.model, spec.width)
+    model = build_model(params.model, spec.width, spec.resnet_width)
+    if model.resnet is not None:  # fitted on the train images, as trainer.fit does
+        model.resnet.fit(per_image(build_arrays(data, spec, data.mask("train")), spec.resnet_width))
     x = torch.from_numpy(build_arrays(data, spec).x)
     with torch.no_grad():  # BatchNorm statistics of real rows: outputs away from 0 and 1
         model.train()
@@ -164,7 +169,9 @@ def write_upstream(root: Path, raw_params: dict[str, Any], inputs: str) -> dict[
     from svg_quality.sizehead import SizeScale, size_meta, svg_bytes_of
 
     torch.manual_seed(1)
-    size = build_model(params.model, spec.width)
+    size = build_model(params.model, spec.width, spec.resnet_width)
+    if size.resnet is not None:
+        size.resnet.load_state_dict(model.resnet.state_dict())
     with torch.no_grad():
         size.train()
         for _ in range(20):

@@ -26,6 +26,9 @@ def test_repo_params_load():
         ("split", "test", 0.7, "split.test"),
         ("model", "dropout", [0.1], "model.dropout"),  # length must match hidden
         ("features", "weights", "coco", "features.weights"),
+        ("model", "resnet_pca", 4096, "model.resnet_pca"),
+        ("model", "resnet_pca", -1, "model.resnet_pca"),
+        ("model", "resnet_dropout", 1.0, "model.resnet_dropout"),
     ],
 )
 def test_bad_values_name_the_key(repo_params, section, key, value, needle):

@@ -281,3 +281,17 @@ def test_suggest_and_predict_json_and_objective_errors(export_dir, logos):
     assert len(rows) >= 5  # every ranked and Pareto row shows predicted SSIM and bytes
     res = run("suggest", path, "--model", str(export_dir), "--objective", "fast", check=False)
     assert res.returncode == 2 and "invalid choice: 'fast'" in res.stderr
+
+
+def test_verification_picks_distinct_sets_other_than_the_defaults() -> None:
+    """Integer rounding makes some Sobol sets identical: verify converts each set once."""
+    from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS
+    from svg_quality.verify import _distinct
+
+    d = np.array([VTRACER_DEFAULTS[n] for n in PARAM_NAMES], dtype=np.float32)
+    a, b = d.copy(), d.copy()
+    a[PARAM_NAMES.index("filter_speckle")] = 9
+    b[PARAM_NAMES.index("color_precision")] = 3
+    raw = np.stack([d, d, a, a + 1e-6, b])  # a defaults copy, a near-copy of a
+    assert _distinct(raw, np.array([1, 0, 3, 2, 4]), 4) == [3, 4]
+    assert _distinct(raw, np.array([4, 2, 3]), 1) == [4]

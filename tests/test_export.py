@@ -41,8 +41,9 @@ class TinyBackbone(nn.Module):
         return self.conv(x).relu().mean(dim=(2, 3))
 
 
-def tiny(inputs: str, seed: int = 0) -> tuple[QualityMLP, InputSpec]:
-    """A small MLP with real BatchNorm statistics for ``inputs``."""
+def tiny(inputs: str, seed: int = 0, pca: int = 0) -> tuple[QualityMLP, InputSpec]:
+    """A small MLP with real BatchNorm statistics for ``inputs``; with ``pca``, its ResNet
+    block projected to ``pca`` components fitted on 40 feature rows (model.resnet_pca)."""
     uses_stats = inputs != "resnet"
     spec = InputSpec(
         inputs=inputs,
@@ -53,7 +54,18 @@ def tiny(inputs: str, seed: int = 0) -> tuple[QualityMLP, InputSpec]:
         ranges=RANGES,
     )
     torch.manual_seed(seed)
-    mlp = QualityMLP(spec.width, (32, 16), (0.3, 0.1), input_dropout=0.1)
+    mlp = QualityMLP(
+        spec.width,
+        (32, 16),
+        (0.3, 0.1),
+        input_dropout=0.1,
+        resnet_width=spec.resnet_width,
+        resnet_pca=pca,
+        resnet_dropout=0.2 if pca else 0.0,
+    )
+    if mlp.resnet is not None:
+        rng = np.random.default_rng(seed)
+        mlp.resnet.fit(np.abs(rng.normal(size=(40, FEAT_DIM))) * rng.uniform(0.05, 0.5, FEAT_DIM))
     with torch.no_grad():
         mlp.train()
         for _ in range(10):
@@ -88,8 +100,15 @@ def meta_for(spec: InputSpec) -> dict[str, Any]:
     }
 
 
-def model_meta_for(spec: InputSpec) -> dict[str, Any]:
-    cfg = ModelConfig(inputs=spec.inputs, hidden=(32, 16), dropout=(0.3, 0.1), input_dropout=0.1)
+def model_meta_for(spec: InputSpec, pca: int = 0) -> dict[str, Any]:
+    cfg = ModelConfig(
+        inputs=spec.inputs,
+        hidden=(32, 16),
+        dropout=(0.3, 0.1),
+        input_dropout=0.1,
+        resnet_pca=pca,
+        resnet_dropout=0.2 if pca else 0.0,
+    )
     return model_meta(cfg, spec)
 
 
@@ -99,8 +118,9 @@ def torch_out(module: nn.Module, *arrays: np.ndarray) -> np.ndarray:
     return (out[0] if isinstance(out, tuple) else out).reshape(-1).numpy()
 
 
-def test_mlp_formats_load_and_match(tmp_path: Path) -> None:
-    mlp, spec = tiny("resnet+stats")
+@pytest.mark.parametrize("pca", [0, 4])
+def test_mlp_formats_load_and_match(tmp_path: Path, pca: int) -> None:
+    mlp, spec = tiny("resnet+stats", pca=pca)
     x = np.random.default_rng(0).normal(size=(37, spec.width)).astype(np.float32)
     written = write_formats(
         tmp_path,
@@ -108,7 +128,7 @@ def test_mlp_formats_load_and_match(tmp_path: Path) -> None:
         None,
         spec,
         meta_for(spec),
-        model_meta=model_meta_for(spec),
+        model_meta=model_meta_for(spec, pca),
         opset=18,
         example_rows=x,
         formats=("state_dict", "torchscript", "onnx_mlp"),
@@ -123,6 +143,9 @@ def test_mlp_formats_load_and_match(tmp_path: Path) -> None:
 
     blob = torch.load(tmp_path / FILES["state_dict"], weights_only=True)  # plain types only
     assert blob["meta"]["export"]["note"] == "tiny" and "net.1.weight" in blob["state_dict"]
+    if pca:  # the fixed projection travels as tensors in the file, not in the JSON meta
+        assert blob["state_dict"]["resnet.proj"].shape == (FEAT_DIM, pca)
+        assert blob["meta"]["model"]["resnet_pca"] == pca
     reloaded, meta = load_model(tmp_path / FILES["state_dict"])  # the model-file format
     assert meta["input"]["layout"] == spec.layout()
     np.testing.assert_array_equal(torch_out(MLPForExport(reloaded), x), ref)
@@ -151,9 +174,15 @@ def test_mlp_formats_load_and_match(tmp_path: Path) -> None:
         assert np.abs(out.reshape(-1) - ref[:n]).max() <= 1e-5
 
 
-@pytest.mark.parametrize("inputs", ["resnet", "resnet+stats", "stats"])
-def test_e2e_and_candidates_onnx_match_the_two_step_path(tmp_path: Path, inputs: str) -> None:
-    mlp, spec = tiny(inputs)
+@pytest.mark.parametrize(
+    ("inputs", "pca"), [("resnet", 0), ("resnet+stats", 0), ("stats", 0), ("resnet+stats", 4)]
+)
+def test_e2e_and_candidates_onnx_match_the_two_step_path(
+    tmp_path: Path, inputs: str, pca: int
+) -> None:
+    # With pca the two-step reference is the trained module (projection, then MLP) on
+    # training-style rows; the graphs hold it folded into their first Linear.
+    mlp, spec = tiny(inputs, pca=pca)
     backbone = TinyBackbone().eval()
     write_formats(
         tmp_path,
@@ -161,7 +190,7 @@ def test_e2e_and_candidates_onnx_match_the_two_step_path(tmp_path: Path, inputs:
         backbone,
         spec,
         meta_for(spec),
-        model_meta=model_meta_for(spec),
+        model_meta=model_meta_for(spec, pca),
         opset=18,
         example_rows=np.zeros((4, spec.width), np.float32),
         formats=("onnx_e2e", "onnx_candidates"),

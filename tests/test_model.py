@@ -148,3 +148,102 @@ def test_load_model_rejects_other_files(tmp_path: Path) -> None:
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not an svg-quality model file"):
         load_model(tmp_path / "other.pt")
+
+
+# --------------------------------------------------------------------------- the ResNet block
+
+
+def resnet_rows(n_images: int, per_image: np.ndarray, seed: int, shift: float = 0.0):
+    """Arrays-like rows [resnet (64) | 8 params]: image i's features repeated per_image[i]
+    times, so a per-row fit would weigh the images unequally."""
+    from svg_quality.dataset import Arrays
+
+    rng = np.random.default_rng(seed)
+    feats = (rng.normal(size=(n_images, 64)) * rng.uniform(0.2, 3, 64) + shift).astype(np.float32)
+    idx = np.repeat(np.arange(n_images), per_image)
+    x = np.concatenate([feats[idx], rng.random((len(idx), 8), dtype=np.float32)], axis=1)
+    y = rng.random(len(idx), dtype=np.float32)
+    ids = np.array([f"img{seed}_{i}" for i in idx])
+    return feats, Arrays(x=x, y=y, image_id=ids, logo_type=np.full(len(idx), "text"))
+
+
+def test_resnet_projection_is_fitted_on_the_train_images_only() -> None:
+    from svg_quality.config import TrainConfig
+    from svg_quality.model import fit_pca
+    from svg_quality.trainer import fit
+
+    counts = np.arange(1, 31)  # image i has i rows
+    train_feats, train = resnet_rows(30, counts, seed=0)
+    _, val = resnet_rows(10, np.full(10, 3), seed=1, shift=5.0)  # far from train
+    cfg = ModelConfig(inputs="resnet", hidden=(8,), dropout=(0.0,), resnet_pca=6)
+    tcfg = TrainConfig(epochs=1, batch_size=64, warmup_epochs=0, device="cpu", amp="off")
+    res = fit(train, val, cfg, tcfg, progress=False, resnet_width=64)
+    block = res.model.resnet
+    mean, proj = fit_pca(train_feats, 6)  # once per image, not per row
+    np.testing.assert_allclose(block.mean.numpy(), mean, atol=1e-5)
+    np.testing.assert_allclose(block.proj.numpy(), proj, atol=1e-5)
+    per_row = train.x[:, :64].mean(axis=0)
+    assert np.abs(block.mean.numpy() - per_row).max() > 0.05  # the row mean is another fit
+    z = (train_feats - mean) @ proj  # whitened: unit variance, uncorrelated on train
+    np.testing.assert_allclose(np.cov(z.T, bias=True), np.eye(6), atol=1e-4)
+    assert res.model.net[0].in_features == 6 + 8  # the first Linear sees pca + params
+
+
+def test_plain_mlp_folds_the_block_into_the_first_linear(tmp_path: Path, repo_params) -> None:
+    from svg_quality.model import QualityMLP, plain_mlp
+
+    feats, rows = resnet_rows(40, np.full(40, 2), seed=2)
+    torch.manual_seed(0)
+    mlp = QualityMLP(
+        72, (16, 8), (0.2, 0.1), 0.1, resnet_width=64, resnet_pca=5, resnet_dropout=0.5
+    )
+    mlp.resnet.fit(feats)
+    mlp.train()
+    with torch.no_grad():
+        mlp(torch.from_numpy(rows.x))  # BatchNorm statistics off their init
+    mlp.eval()
+    plain = plain_mlp(mlp)
+    assert plain.resnet is None and plain.net[1].in_features == 72  # raw rows, no block
+    assert count_parameters(plain) == count_parameters(QualityMLP(72, (16, 8), (0.2, 0.1)))
+    x = torch.from_numpy(rows.x)
+    with torch.no_grad():
+        assert (plain(x) - mlp(x)).abs().max() <= 1e-5
+    assert mlp.resnet is not None  # the trained module is left as it was
+
+    # The model file rebuilds the block from the meta and its buffers from the state dict.
+    spec = InputSpec("resnet", 64, (), (), (), parse_params(repo_params).vtracer.ranges)
+    cfg = ModelConfig(
+        inputs="resnet",
+        hidden=(16, 8),
+        dropout=(0.2, 0.1),
+        input_dropout=0.1,
+        resnet_pca=5,
+        resnet_dropout=0.5,
+    )
+    save_model(tmp_path / "m.pt", mlp, model_meta(cfg, spec))
+    loaded, meta = load_model(tmp_path / "m.pt")
+    assert meta["model"]["resnet_pca"] == 5
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), mlp(x), rtol=0, atol=0)
+
+
+def test_resnet_pca_larger_than_the_train_images_fails_naming_the_key() -> None:
+    from svg_quality.model import fit_pca
+
+    with pytest.raises(ValueError, match=r"model.resnet_pca = 12 needs more than 12 train"):
+        fit_pca(np.random.default_rng(0).normal(size=(10, 64)), 12)
+
+
+def test_describe_resnet_says_whether_and_why() -> None:
+    from svg_quality.inputgroups import describe_resnet
+
+    assert (
+        describe_resnet("auto", "stats+vtracer", "random") == "left out (auto: random-init trunk)"
+    )
+    assert describe_resnet("stats", "stats", "imagenet") == "left out (model.inputs = stats)"
+    used = describe_resnet("auto", "resnet+stats+vtracer", "imagenet", 32, 0.3)
+    assert used == (
+        "used via a PCA projection to 32 components fitted on the train images, block dropout 0.3 "
+        "(auto: imagenet trunk)"
+    )
+    assert describe_resnet("resnet", "resnet", "random") == "used raw (2048) (random trunk)"

@@ -449,6 +449,9 @@ def test_stage_writes_outputs_and_logs_to_mlflow(
     assert run.data.params["model.inputs"] == "resnet+stats"
     assert run.data.tags["dvc_exp_name"] == "exp-test"
     assert run.data.tags["features_weights"] == "random"
+    assert run.data.tags["resnet_block"] == (  # asked for, so used; params.yaml's projection
+        "used via a PCA projection to 8 components fitted on the train images (random trunk)"
+    )
     assert len(run.data.tags["labels_digest"]) == 64
     assert {d.dataset.name for d in run.inputs.dataset_inputs} == {"labels", "features"}
 

@@ -6,6 +6,7 @@ Subcommands:
   predict        predicted SSIM of VTracer on a logo for given parameters (exported model)
   suggest        the VTracer parameters best for a logo by an objective (--verify K converts)
   convert        write the chosen, verified SVG for logos or folders of logos
+  evaluate       label a <type>/<file> folder with VTracer and score the model on it
 """
 
 from __future__ import annotations
@@ -356,8 +357,70 @@ def _register_convert(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_convert)
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from svg_quality.config import LabelConfig, load_params
+    from svg_quality.evaluate import evaluate_folder, table
+
+    if args.samples < 1 or args.workers < 0:
+        raise ValueError("--samples must be at least 1 and --workers at least 0")
+    # The label stage's design (its local box and share) when a params file is at hand.
+    design = LabelConfig()
+    if args.params is not None or Path("params.yaml").is_file():
+        design = load_params(args.params or "params.yaml").label
+    _warn_missed_gates(Path(args.model))
+    try:
+        res = evaluate_folder(
+            args.folder,
+            args.model,
+            args.out,
+            runtime=args.runtime,
+            samples=args.samples,
+            seed=args.seed,
+            workers=args.workers,
+            timeout_s=args.timeout,
+            design=design,
+            progress=not args.no_progress,
+        )
+    except KeyboardInterrupt:
+        print(
+            "svg-quality: interrupted; the finished samples are kept: rerun the same command "
+            "to continue",
+            file=sys.stderr,
+        )
+        return 130
+    for r in res.rejects.itertuples():
+        print(f"rejected {r.source}: {r.reason} ({r.detail})", file=sys.stderr)
+    print(table(res))
+    print(f"wrote {', '.join(p.name for p in res.files)} to {res.files[0].parent}")
+    return 0
+
+
+def _register_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate", help="label a <type>/<file> folder with VTracer and score the model on it"
+    )
+    p.add_argument("folder", help="logos laid out as <logo_type>/<image file>")
+    p.add_argument("--model", default="models/export", help="export directory (dvc repro export)")
+    p.add_argument("--runtime", choices=("onnx", "torch"), default="onnx")
+    p.add_argument("--out", default=None, help="report folder (reports/evaluate/<folder name>)")
+    p.add_argument("--samples", type=int, default=8, help="parameter sets per logo (8)")
+    p.add_argument("--seed", type=int, default=0, help="parameter sampling seed")
+    p.add_argument("--workers", type=int, default=0, help="VTracer processes (0: all cores)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per conversion (60)")
+    p.add_argument(
+        "--params", default=None, help="params.yaml whose label design to use (./params.yaml)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_evaluate)
+
+
 # Later subcommands register themselves here.
-_EXTRA_COMMANDS: list = [_register_predict, _register_suggest, _register_convert]
+_EXTRA_COMMANDS: list = [
+    _register_predict,
+    _register_suggest,
+    _register_convert,
+    _register_evaluate,
+]
 
 
 def _user_error(args: argparse.Namespace, exc: BaseException) -> str | None:

@@ -221,6 +221,10 @@ class ModelConfig:
     dropout: tuple[float, ...] = (0.3, 0.2, 0.1)
     input_dropout: float = 0.0
     probe: bool = False  # add the real SSIM / SVG size at VTracer's defaults as inputs
+    # The ResNet block (when the inputs use it): 0 = the raw 2048 features, else a fixed
+    # PCA projection to this many whitened components fitted on the train images
+    resnet_pca: int = 0
+    resnet_dropout: float = 0.0  # dropout on the ResNet block only (after the projection)
 
     def __post_init__(self) -> None:
         from svg_quality.inputgroups import parse_inputs
@@ -239,6 +243,8 @@ class ModelConfig:
         for i, p in enumerate(self.dropout):
             check_range(f"model.dropout[{i}]", p, 0.0, 0.95)
         check_range("model.input_dropout", self.input_dropout, 0.0, 0.95)
+        check_range("model.resnet_pca", self.resnet_pca, 0, 2048)
+        check_range("model.resnet_dropout", self.resnet_dropout, 0.0, 0.95)
 
     @property
     def requested_inputs(self) -> str:
@@ -302,8 +308,20 @@ class ValidateConfig:
             "type_pearson": 0.85,
         }
     )
+    # folders laid out as <logo_type>/<image file>, labelled with VTracer and scored by the
+    # trained model (svg_quality.evaluate): metrics under extra/<folder name>/...
+    extra_sets: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        names: dict[str, str] = {}
+        for i, folder in enumerate(self.extra_sets):
+            key = f"validate.extra_sets[{i}]"
+            if not folder.strip() or not Path(folder).is_dir():
+                raise _fail(key, folder, "an existing folder laid out as <logo_type>/<image file>")
+            name = Path(folder).resolve().name
+            if name in names:
+                raise _fail(key, folder, f"a folder not named {name!r} like {names[name]!r}")
+            names[name] = folder
         check_range("validate.min_type_examples", self.min_type_examples, 1)
         check_range("validate.cv_folds", self.cv_folds, 0, 100)
         if self.cv_folds == 1:

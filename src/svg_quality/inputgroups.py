@@ -55,3 +55,24 @@ def groups_of(resolved: str) -> frozenset[str]:
     if AUTO in groups:
         raise ValueError(f"inputs {resolved!r} is unresolved; call resolve_inputs first")
     return frozenset(groups)
+
+
+def describe_resnet(
+    requested: str, resolved: str, weights_used: str, pca: int = 0, dropout: float = 0.0
+) -> str:
+    """One line saying whether the ResNet-50 block is used and why (for the run and the
+    model card), e.g. ``left out (auto: random-init trunk)`` or ``used via a PCA projection
+    to 8 components fitted on the train images (imagenet trunk)``."""
+    auto = AUTO in parse_inputs(requested)
+    if "resnet" not in groups_of(resolved):
+        if auto:
+            return f"left out (auto: {weights_used}-init trunk)"
+        return f"left out (model.inputs = {requested})"
+    how = (
+        f"via a PCA projection to {pca} components fitted on the train images"
+        if pca
+        else "raw (2048)"
+    )
+    if dropout > 0:
+        how += f", block dropout {dropout:g}"
+    return f"used {how} ({'auto: ' if auto else ''}{weights_used} trunk)"

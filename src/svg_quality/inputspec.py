@@ -151,6 +151,11 @@ class InputSpec:
         return self._uses("resnet")
 
     @property
+    def resnet_width(self) -> int:
+        """How many leading row columns are ResNet features (0 when the inputs use none)."""
+        return int(self.resnet_dim) if self.uses_resnet else 0
+
+    @property
     def uses_stats(self) -> bool:
         return self._uses("stats")
 

@@ -133,6 +133,7 @@ def train_size_head(
         model_cfg,
         cfg,
         progress=progress,
+        resnet_width=spec.resnet_width,
     )
     return res, scale
 
@@ -219,6 +220,7 @@ def cross_validate_size(
             model_cfg,
             cfg,
             progress=progress,
+            resnet_width=spec.resnet_width,
         )
         x_held = build_arrays(data, spec, held_mask).x
         m = size_metrics(svg_bytes_of(data, held_mask), scale.to_log10(predict(res.model, x_held)))

@@ -436,6 +436,7 @@ def fit(
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     model: nn.Module | None = None,
     progress: bool = True,
+    resnet_width: int = 0,
 ) -> FitResult:
     """Train an MLP on ``train`` with early stopping on ``val``; return the best model.
 
@@ -447,6 +448,8 @@ def fit(
     ``on_epoch`` gets each epoch's record (epoch, train_loss, val_loss, val_rmse,
     val_pearson, lr, epoch_s, samples_per_s[, peak_gpu_mem_mb]) after it is checkpointed.
     ``model`` replaces the freshly built one (same architecture expected).
+    ``resnet_width`` (``InputSpec.resnet_width``): the rows' leading ResNet columns, whose
+    ``model.resnet_pca`` projection is fitted here on ``train``'s images only.
     """
     meta = dict(meta or {})
     device = choose_device(train_cfg.device)
@@ -464,7 +467,11 @@ def fit(
     # Deterministic kernels on CPU make `resume` reproduce an uninterrupted run bit for bit.
     with deterministic(device.type == "cpu"):
         seed_everything(train_cfg.seed)
-        model = (model if model is not None else build_model(model_cfg, in_features)).to(device)
+        if model is None:
+            model = build_model(model_cfg, in_features, resnet_width)
+            if model.resnet is not None:  # the fixed projection: train images only
+                model.resnet.fit(per_image(train, resnet_width))
+        model = model.to(device)
         # All rows live on the device for the whole run: a batch is one index_select.
         bs = min(train_cfg.batch_size, n_train)
         rows = _Batches(
@@ -546,6 +553,17 @@ def fit(
         device=str(device),
         precision=precision.name,
     )
+
+
+def per_image(data: XY, width: int) -> np.ndarray:
+    """The leading ``width`` columns of ``data.x`` once per image ``[n_images, width]``: by
+    ``data.image_id`` when it has one (dataset.Arrays), else by distinct rows."""
+    block = np.asarray(data.x)[:, :width]
+    ids = getattr(data, "image_id", None)
+    if ids is None:
+        return np.unique(block, axis=0)
+    _, first = np.unique(np.asarray(ids), return_index=True)
+    return block[np.sort(first)]
 
 
 def _check_xy(name: str, data: XY) -> tuple[int, int]:

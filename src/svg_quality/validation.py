@@ -231,7 +231,9 @@ def cross_validate(
         train_xy = build_arrays(data, spec, fold.fit)
         stop_xy = build_arrays(data, spec, fold.stop)
         held_xy = build_arrays(data, spec, fold.held)
-        res = fit(train_xy, stop_xy, model_cfg, cfg, progress=progress)
+        res = fit(
+            train_xy, stop_xy, model_cfg, cfg, progress=progress, resnet_width=spec.resnet_width
+        )
         pred = predict(res.model, held_xy.x)  # [n_held]
         m = full_metrics(held_xy.y, pred)
         held = data.rows.loc[fold.held, ["image_id", *PARAM_NAMES]]

@@ -121,6 +121,22 @@ def _candidate(raw: np.ndarray, ssim: np.ndarray, lg: np.ndarray | None, i: int)
     )
 
 
+def _distinct(raw: np.ndarray, order: np.ndarray, k: int) -> list[int]:
+    """The first ``k`` candidates in ``order`` that differ from the defaults (row 0) and
+    from each other once rounded (integer parameters make a few Sobol sets identical), so
+    no verification conversion is spent twice on one parameter set."""
+    seen = {tuple(_params_of(raw[0]).values())}
+    out: list[int] = []
+    for i in order:
+        key = tuple(_params_of(raw[int(i)]).values())
+        if key not in seen:
+            seen.add(key)
+            out.append(int(i))
+            if len(out) == k:
+                break
+    return out
+
+
 @functools.lru_cache(maxsize=8)
 def candidate_matrix(ranges: tuple, n: int, seed: int) -> np.ndarray:
     """VTracer's defaults (row 0) and ``n`` Sobol sets, duplicates dropped; the same for
@@ -183,7 +199,7 @@ def suggest(
         score_ms=(time.perf_counter() - t0) * 1e3,
     )
     if verify:
-        picks = [_candidate(raw, ssim, lg, int(i)) for i in r.order if i != 0][:verify]
+        picks = [_candidate(raw, ssim, lg, i) for i in _distinct(raw, r.order, verify)]
         cfg = vtracer_cfg if vtracer_cfg is not None else vtracer_config(predictor.metadata)
         res = verify_choice(res, logo.rgb, picks, cfg, min_ssim=min_ssim, tolerance=tolerance)
     return res

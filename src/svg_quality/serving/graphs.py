@@ -12,7 +12,9 @@ the second output InputSpec.graph_outputs names; without one they are unchanged.
 Both raw-input graphs normalize inside, with the ranges and train-split mean/std that
 :class:`~svg_quality.inputspec.InputSpec` records, and take their inputs in the order
 ``InputSpec.graph_inputs`` gives (``forward(*inputs)``), so a new input segment needs
-no new class here.
+no new class here. Each graph holds its MLPs as :func:`~svg_quality.model.plain_mlp`
+(a ``model.resnet_pca`` projection folded into the first Linear), so every graph is a
+plain MLP over the raw rows whatever the ResNet block was in training.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import torch
 from torch import nn
 
 from svg_quality.inputspec import InputSpec
-from svg_quality.model import QualityMLP
+from svg_quality.model import QualityMLP, plain_mlp
 
 
 class SizeOutput(nn.Module):
@@ -33,7 +35,7 @@ class SizeOutput(nn.Module):
 
     def __init__(self, mlp: QualityMLP, log10_low: float, log10_high: float) -> None:
         super().__init__()
-        self.mlp = mlp
+        self.mlp = plain_mlp(mlp)
         self.register_buffer("low", torch.tensor(float(log10_low), dtype=torch.float32))
         self.register_buffer("span", torch.tensor(float(log10_high - log10_low)))
 
@@ -61,7 +63,7 @@ class MLPForExport(nn.Module):
 
     def __init__(self, mlp: QualityMLP, size: SizeOutput | None = None) -> None:
         super().__init__()
-        self.mlp = mlp
+        self.mlp = plain_mlp(mlp)
         self.size = size
 
     def forward(self, features: torch.Tensor) -> Any:
@@ -106,7 +108,7 @@ class EndToEnd(nn.Module):
         if spec.uses_resnet and backbone is None:
             raise ValueError(f"inputs {spec.inputs!r} need the ResNet-50 backbone")
         self.backbone = backbone if spec.uses_resnet else None
-        self.mlp = mlp
+        self.mlp = plain_mlp(mlp)
         self.size = size
         self.norm = _normalizers(spec)
         self.names = spec.input_names("e2e")
@@ -134,7 +136,7 @@ class _SplitMLP(nn.Module):
 
     def __init__(self, mlp: QualityMLP, spec: InputSpec) -> None:
         super().__init__()
-        layers = list(mlp.net)
+        layers = list(plain_mlp(mlp).net)
         first = next(i for i, m in enumerate(layers) if isinstance(m, nn.Linear))
         linear: nn.Linear = layers[first]
         w = linear.weight.detach()

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from svg_quality.inputspec import InputSpec
-from svg_quality.model import QualityMLP, count_parameters
+from svg_quality.model import QualityMLP, count_parameters, plain_mlp
 from svg_quality.paramspace import PARAM_NAMES, SPECS, VTRACER_DEFAULTS
 from svg_quality.serving.runtime import EXPORT_FORMAT, FILES
 
@@ -56,7 +56,18 @@ def build_metadata(
     preprocessing = features.get("preprocessing")
     if spec.uses_resnet and not preprocessing:
         raise ValueError("the model's meta records no backbone preprocessing; retrain")
-    linear = [m for m in mlp.net if isinstance(m, nn.Linear)]
+    from svg_quality.dataset import weights_used
+    from svg_quality.inputgroups import describe_resnet
+
+    linear = [m for m in plain_mlp(mlp).net if isinstance(m, nn.Linear)]  # the graphs' layers
+    cfg = model_meta["model"]
+    resnet_block = describe_resnet(
+        cfg.get("requested_inputs", cfg["inputs"]),
+        spec.inputs,
+        weights_used(features),
+        int(cfg.get("resnet_pca", 0)),
+        float(cfg.get("resnet_dropout", 0.0)),
+    )
     meta = {
         "format": "svg-quality-export",
         "format_version": EXPORT_FORMAT,
@@ -67,7 +78,9 @@ def build_metadata(
             "layers": [f"Linear({m.in_features}, {m.out_features})" for m in linear],
             "hidden_block": "Linear, BatchNorm1d, ReLU, Dropout",
             "output_activation": "Sigmoid",
-            "n_parameters": count_parameters(mlp),
+            "n_parameters": count_parameters(plain_mlp(mlp)),  # the graphs'
+            "trained_parameters": count_parameters(mlp),  # fewer with model.resnet_pca
+            "resnet_block": resnet_block,
         },
         "input": spec.to_meta(),
         "param_names": list(PARAM_NAMES),

@@ -1,0 +1,121 @@
+"""Learning curve: does the MLP want more logos, or more labelled sets per logo?
+
+    python bench/learning_curve.py                      # the default run's data, 2 seeds
+    python bench/learning_curve.py --logos 0.25 0.5 1 --samples 4 8 16 --seeds 0 1 2
+
+The train split is thinned two ways, with the val and test splits untouched:
+
+* ``logos``: a seeded share of the train *images* (every labelled set of each kept image);
+* ``samples``: every train image, but only its first N labelled sets (sample 0 is
+  VTracer's defaults; the rest alternate the global and local designs, see
+  ``paramspace.sample_params``), so a row budget can be spent on either axis.
+
+Each point trains the MLP with params.yaml's model/train settings (``model.inputs``
+resolved as the pipeline does; early stopping on val) and reports val r / RMSE and the
+within-logo Spearman. Choose on val; the test split is not reported. The last line is
+the RMSE ratio of the smallest to the full training set (how much the data buys).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from svg_quality.config import load_params
+from svg_quality.dataset import LabeledData, load_labeled, split_arrays
+from svg_quality.metrics import ranking_metrics
+from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS
+
+
+def thinned(data: LabeledData, logos: float, samples: int, seed: int) -> LabeledData:
+    """``data`` with the train split cut to a share of its images and N sets per image."""
+    rows = data.rows
+    train = rows["split"] == "train"
+    images = np.sort(rows.loc[train, "image_id"].unique())
+    keep = np.random.default_rng(seed).permutation(images)[: max(1, round(logos * len(images)))]
+    drop = train & ~rows["image_id"].isin(keep)
+    if samples:  # labels.parquet is sorted by (image_id, sample): the first N ok sets
+        drop |= train & (rows.groupby("image_id").cumcount() >= samples)
+    return dataclasses.replace(data, rows=rows.loc[~drop].reset_index(drop=True))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
+    ap.add_argument("--logos", nargs="+", type=float, default=[0.25, 0.5, 1.0])
+    ap.add_argument("--samples", nargs="+", type=int, default=[4, 8])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+
+    import pandas as pd
+    import torch
+
+    from svg_quality.trainer import fit, predict
+
+    torch.set_num_threads(2)
+    params = load_params(args.root / "params.yaml")
+    d = args.root / "data"
+    data = load_labeled(d / "labels.parquet", d / "features", d / "logos.csv")
+    points = [(f, 0) for f in args.logos] + [(1.0, n) for n in args.samples]
+    results = []
+    for logos, samples in points:
+        for seed in args.seeds:
+            t0 = time.perf_counter()
+            sub = thinned(data, logos, samples, seed)
+            spec, arrays = split_arrays(sub, params.model.requested_inputs, params.vtracer.ranges)
+            cfg = dataclasses.replace(params.train, seed=seed, resume=False)
+            res = fit(arrays["train"], arrays["val"], params.model, cfg, progress=False)
+            val = arrays["val"]
+            pred = predict(res.model, val.x)
+            rows = sub.rows.loc[sub.mask("val"), ["image_id", *PARAM_NAMES]].reset_index(drop=True)
+            rank = ranking_metrics(
+                pd.concat([rows, pd.DataFrame({"actual": val.y, "predicted": pred})], axis=1),
+                VTRACER_DEFAULTS,
+            )
+            out = {
+                "logos": logos,
+                "samples": samples or "all",
+                "seed": seed,
+                "inputs": spec.inputs,
+                "train_images": int(sub.rows.loc[sub.mask("train"), "image_id"].nunique()),
+                "train_rows": len(arrays["train"]),
+                "val_r": float(np.corrcoef(val.y, pred)[0, 1]),
+                "val_rmse": float(np.sqrt(np.mean((val.y - pred) ** 2))),
+                "val_spearman": rank["spearman_mean"],
+                "best_epoch": res.best_epoch,
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+            results.append(out)
+            print(json.dumps(out), flush=True)
+
+    print("\n| train images | sets per image | train rows | val r | val RMSE | val Spearman |")
+    print("|---|---|---|---|---|---|")
+    for logos, samples in points:
+        pts = [r for r in results if r["logos"] == logos and r["samples"] == (samples or "all")]
+        mean = {k: np.mean([p[k] for p in pts]) for k in ("val_r", "val_rmse", "val_spearman")}
+        spread = np.ptp([p["val_rmse"] for p in pts])
+        print(
+            f"| {pts[0]['train_images']} | {samples or 'all'} | {pts[0]['train_rows']} | "
+            f"{mean['val_r']:.3f} | {mean['val_rmse']:.4f} (±{spread / 2:.4f}) | "
+            f"{mean['val_spearman']:.3f} |"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    full = np.mean([r["val_rmse"] for r in results if r["logos"] == 1.0 and r["samples"] == "all"])
+    small = np.mean([r["val_rmse"] for r in results if r["logos"] == min(args.logos)])
+    print(
+        f"\nval RMSE at {min(args.logos):g} of the train logos / at all of them: {small / full:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,311 @@
+"""`svg-quality evaluate FOLDER`: the model checked on logos it never saw.
+
+    folder <type>/<file> ──prepare's code──> normalized logos (+ rejects, reported)
+        ──label's code──> real VTracer SSIM for a few parameter sets each (defaults first)
+        ──scorer──> predicted SSIM ──> validate's metrics, overall and per logo type
+
+The scorer is pluggable: :func:`predictor_scorer` serves the exported model (the CLI);
+:func:`model_scorer` the trained model file (validate's ``extra_sets``, which runs before
+export). Labels are cached in the work dir, so an interrupted evaluate resumes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from svg_quality import io
+from svg_quality.config import LOGO_TYPES, DataConfig, LabelConfig, SplitConfig, VtracerConfig
+from svg_quality.metrics import full_metrics, ranking_metrics
+from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS
+
+# (normalized logo PNG, raw parameter sets [N, 8]) -> predicted SSIM [N], log10 bytes [N] or None
+Scorer = Callable[[Path, np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+LAYOUT = f"<logo_type>/<image file> (types such as {', '.join(LOGO_TYPES)})"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What evaluate must know of the model: its logo normalization and VTracer settings."""
+
+    image_size: int
+    min_size: int
+    vtracer: Mapping[str, Any]  # colormode, hierarchical, mode
+    ranges: Mapping[str, tuple[float, float]]
+
+
+@dataclass
+class EvalResult:
+    folder: str
+    predictions: pd.DataFrame  # every labelled row; predicted NaN-free, actual NaN if failed
+    rejects: pd.DataFrame  # source, reason, detail
+    metrics: dict[str, Any]
+    per_type: pd.DataFrame
+    files: list[Path] = field(default_factory=list)
+
+
+def predictor_scorer(export_dir: str | Path, runtime: str = "onnx") -> tuple[Scorer, ModelInfo]:
+    """The exported predictor as a scorer (only its public API: load, prepare, score)."""
+    from svg_quality.serving.predictor import DEFAULT_MIN_SIZE, Predictor
+
+    p = Predictor.load(export_dir, runtime)
+    meta = p.metadata
+    info = ModelInfo(
+        image_size=int(meta["logo"]["image_size"]),
+        min_size=int(meta["logo"].get("min_size", DEFAULT_MIN_SIZE)),
+        vtracer={k: meta["vtracer"][k] for k in ("colormode", "hierarchical", "mode")},
+        ranges={n: tuple(meta["param_ranges"][n]) for n in PARAM_NAMES},
+    )
+
+    def score(path: Path, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        ssim, log10_bytes = p.score_candidates(p.prepare(path), raw)
+        return ssim, log10_bytes if p.has_size_head else None
+
+    return score, info
+
+
+def model_scorer(model: Any, meta: Mapping[str, Any], vtracer: Mapping[str, Any]) -> Scorer:
+    """A trained model file's network (``model.load_model``) as a scorer, its inputs built
+    with the featurize stage's code exactly as ``dataset.build_arrays`` builds them."""
+    from PIL import Image
+
+    from svg_quality import probe, vtables
+    from svg_quality.inputspec import InputSpec
+    from svg_quality.logostats import compute_stats
+    from svg_quality.trainer import predict
+
+    spec = InputSpec.from_meta(meta["input"])
+    backbone = None
+    if spec.uses_resnet:
+        from svg_quality.serving.graphs import rebuild_backbone
+
+        backbone = rebuild_backbone(meta["features"]["weights"])[0]
+
+    def score(path: Path, raw: np.ndarray) -> tuple[np.ndarray, None]:
+        with Image.open(path) as im:
+            rgb = np.asarray(im.convert("RGB"))
+        n = len(raw)
+        feats = None
+        if backbone is not None:
+            import torch
+
+            from svg_quality.backbone import preprocess
+
+            with torch.inference_mode():
+                feats = backbone(preprocess(Image.fromarray(rgb))[None]).numpy()
+        x = spec.assemble(
+            None if feats is None else np.repeat(feats, n, 0),
+            np.repeat(compute_stats(rgb)[None], n, 0) if spec.uses_stats else None,
+            raw,
+            cond=vtables.lookup_one(vtables.compute_tables(rgb), raw)
+            if spec.uses_vtracer
+            else None,
+            probe=np.repeat(probe.measure(rgb, vtracer)[0][None], n, 0)
+            if spec.uses_probe
+            else None,
+        )  # [n, spec.width]
+        return predict(model, x).astype(np.float64), None
+
+    return score
+
+
+def read_folder(folder: Path, info: ModelInfo, workers: int) -> tuple[pd.DataFrame, Any]:
+    """Normalize ``folder``'s logos with prepare's own code; unusable files become rejects."""
+    from svg_quality import prepare
+
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder; give a folder laid out as {LAYOUT}")
+    data = DataConfig(source=str(folder), image_size=info.image_size, min_size=info.min_size)
+    prep = prepare.collect(data, SplitConfig(), workers=max(workers, 1))
+    if prep.logos.empty:
+        counts = ", ".join(f"{n} {r}" for r, n in Counter(prep.rejects["reason"]).most_common())
+        first = "; ".join(f"{r.source}: {r.reason}" for r in prep.rejects.head(3).itertuples())
+        raise ValueError(
+            f"{folder}: no usable logo ({counts or 'no files found'}{'; ' if first else ''}"
+            f"{first}); lay it out as {LAYOUT}, images at least {info.min_size} px a side"
+        )
+    return prep.logos.assign(split="eval"), prep
+
+
+def evaluate(
+    folder: str | Path,
+    scorer: Scorer,
+    info: ModelInfo,
+    work_dir: str | Path,
+    *,
+    samples: int = 8,
+    seed: int = 0,
+    workers: int = 0,
+    timeout_s: float = 60.0,
+    design: LabelConfig | None = None,
+    progress: bool = True,
+) -> EvalResult:
+    """Label ``folder``'s logos (``samples`` sets each, VTracer's defaults first, with the
+    label stage's ``design``: local box and share) and score them with ``scorer``."""
+    from svg_quality.labeling import label_dataset
+
+    folder, work = Path(folder), Path(work_dir)
+    logos, prep = read_folder(folder, info, workers or len(os.sched_getaffinity(0)))
+    with io.atomic_dir(work / "logos") as tmp:  # label reads <image_id>.png from here
+        for image_id, png in prep.pngs.items():
+            (tmp / f"{image_id}.png").write_bytes(png)
+    d = design or LabelConfig()
+    label_cfg = LabelConfig(
+        samples_per_image=samples,
+        seed=seed,
+        workers=workers,
+        timeout_s=timeout_s,
+        local_share=d.local_share,
+        local_box={k: v for k, v in d.local_box.items() if k in info.ranges},
+    )
+    vt = VtracerConfig(**info.vtracer, ranges={k: tuple(v) for k, v in info.ranges.items()})
+    labels, _ = label_dataset(
+        logos, work / "logos", work / "labels", vt, label_cfg, progress=progress
+    )
+    rows = []
+    for image_id, g in labels.groupby("image_id", sort=True):
+        raw = g[list(PARAM_NAMES)].to_numpy(dtype=np.float32)  # [n, 8]
+        ssim, log10_bytes = scorer(work / "logos" / f"{image_id}.png", raw)
+        out = g[["image_id", "logo_type", *PARAM_NAMES, "status"]].copy()
+        out["actual"] = g["ssim"].where(g["status"] == "ok")
+        out["predicted"] = np.asarray(ssim, dtype=np.float64)
+        if log10_bytes is not None:
+            out["actual_log10_bytes"] = np.log10(g["svg_bytes"].astype(float).clip(lower=1))
+            out["predicted_log10_bytes"] = np.asarray(log10_bytes, dtype=np.float64)
+        rows.append(out)
+    pred = pd.concat(rows, ignore_index=True)
+    pred.insert(2, "source", pred["image_id"].map(logos.set_index("image_id")["source"]))
+    metrics, per_type = compute_metrics(pred)
+    metrics["files"] = {"logos": len(logos), "rejected": len(prep.rejects)}
+    metrics["label"] = {
+        "samples_per_image": samples,
+        "seed": seed,
+        "local_share": label_cfg.local_share,
+        "status": {k: int(v) for k, v in Counter(labels["status"]).items()},
+    }
+    return EvalResult(str(folder), pred, prep.rejects, metrics, per_type)
+
+
+def evaluate_folder(
+    folder: str | Path,
+    export_dir: str | Path = "models/export",
+    out: str | Path | None = None,
+    *,
+    runtime: str = "onnx",
+    work_dir: str | Path | None = None,
+    **kw: Any,
+) -> EvalResult:
+    """:func:`evaluate` with the exported predictor, written to ``out`` (default
+    ``reports/evaluate/<folder name>``); labels cached in ``work_dir`` (``<out>/.work``)."""
+    folder = Path(folder)
+    out = Path(out) if out is not None else Path("reports/evaluate") / folder.resolve().name
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a folder; give --out a folder path")
+    work = Path(work_dir) if work_dir is not None else out / ".work"
+    scorer, info = predictor_scorer(export_dir, runtime)
+    res = evaluate(folder, scorer, info, work, **kw)
+    res.metrics["model"] = {"export_dir": str(export_dir), "runtime": runtime}
+    write(res, out, keep=work if work.parent == out else None)
+    return res
+
+
+def compute_metrics(pred: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Validate's metrics on the ok rows: overall, per type, ranking, size head."""
+    from svg_quality.validation import finite_or_none, per_type_metrics, type_order
+
+    ok = pred[pred["status"] == "ok"]
+    if ok.empty:
+        raise ValueError("VTracer failed on every sample; see predictions.csv's status column")
+    out: dict[str, Any] = {"overall": full_metrics(ok["actual"], ok["predicted"])}
+    out["rank"] = ranking_metrics(ok, VTRACER_DEFAULTS)
+    per_type = per_type_metrics(ok, min_examples=1)
+    out["type"] = {r.logo_type: r._asdict() for r in per_type.drop(columns="status").itertuples()}
+    for t in type_order(ok["logo_type"].tolist()):
+        out["type"][t]["rank"] = ranking_metrics(ok[ok["logo_type"] == t], VTRACER_DEFAULTS)
+    if "predicted_log10_bytes" in ok:
+        from svg_quality.metrics import pearson, rmse
+
+        a, p = ok["actual_log10_bytes"], ok["predicted_log10_bytes"]
+        out["size"] = {"pearson_log10": pearson(a, p), "rmse_log10": rmse(a, p), "n": len(ok)}
+    for entry in out["type"].values():
+        entry.pop("Index", None)
+    return finite_or_none(out), per_type
+
+
+def flat(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """``overall/rmse``, ``type/text/pearson``, ``rank/regret_mean``, ... (numbers only)."""
+    out: dict[str, float] = {}
+    for k, v in metrics.items():
+        if isinstance(v, Mapping):
+            out.update(flat(v, f"{prefix}{k}/"))
+        elif isinstance(v, int | float) and not isinstance(v, bool):
+            out[f"{prefix}{k}"] = float(v)
+    return out
+
+
+def write(res: EvalResult, out: Path, keep: Path | None = None) -> list[Path]:
+    """metrics.json, per_type.csv, predictions.csv, rejects.csv, report.md, atomically:
+    ``out`` is replaced whole only when all are written; ``keep`` (the work dir, when it
+    sits inside ``out``) moves into the new folder so the next run still resumes."""
+    names = ["metrics.json", "per_type.csv", "predictions.csv", "rejects.csv", "report.md"]
+    with io.atomic_dir(out) as tmp:
+        io.write_json(tmp / names[0], {"folder": res.folder, **res.metrics})
+        res.per_type.to_csv(tmp / names[1], index=False)
+        res.predictions.to_csv(tmp / names[2], index=False)
+        res.rejects.to_csv(tmp / names[3], index=False)
+        io.write_text(tmp / names[4], report(res))
+        if keep is not None and keep.is_dir():
+            os.replace(keep, tmp / keep.name)
+    res.files = [out / n for n in names]
+    return res.files
+
+
+def _f(v: Any, digits: int = 4) -> str:
+    return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def table(res: EvalResult) -> str:
+    """The short table the CLI prints: n, r, RMSE, Spearman, regret per type and overall."""
+    m = res.metrics
+    lines = [f"{'type':<10} {'logos':>5} {'rows':>5} {'r':>7} {'rmse':>7} {'rho':>7} {'regret':>7}"]
+    entries = [(t, e, e["rank"]) for t, e in m["type"].items()]
+    entries.append(("overall", {**m["overall"], "n_images": m["rank"]["logos"]}, m["rank"]))
+    for name, e, r in entries:
+        lines.append(
+            f"{name:<10} {e['n_images']:>5} {e['n']:>5} {_f(e['pearson']):>7} {_f(e['rmse']):>7}"
+            f" {_f(r['spearman_mean']):>7} {_f(r['regret_mean']):>7}"
+        )
+    return "\n".join(lines)
+
+
+def report(res: EvalResult) -> str:
+    m, r = res.metrics, res.metrics["rank"]
+    failed = {k: v for k, v in m["label"]["status"].items() if k != "ok"}
+    lines = [
+        f"# Evaluate: {res.folder}",
+        "",
+        f"{m['files']['logos']} logos scored, {m['files']['rejected']} files rejected "
+        f"(rejects.csv); {m['label']['samples_per_image']} parameter sets per logo, "
+        f"VTracer's defaults first; failed samples: {failed or 'none'}.",
+        "",
+        "```",
+        table(res),
+        "```",
+        "",
+        f"Within-logo ranking: Spearman {_f(r['spearman_mean'])}, top-1 regret "
+        f"{_f(r['regret_mean'])}, top pick beats VTracer's defaults on "
+        f"{_f(r['beats_defaults_share'], 3)} of logos.",
+    ]
+    if "size" in m:
+        s = m["size"]
+        lines.append(
+            f"Size head: r {_f(s['pearson_log10'])}, RMSE {_f(s['rmse_log10'])} on log10 bytes."
+        )
+    return "\n".join(lines) + "\n"
