@@ -73,7 +73,14 @@ def main() -> None:
             sub = thinned(data, logos, samples, seed)
             spec, arrays = split_arrays(sub, params.model.requested_inputs, params.vtracer.ranges)
             cfg = dataclasses.replace(params.train, seed=seed, resume=False)
-            res = fit(arrays["train"], arrays["val"], params.model, cfg, progress=False)
+            res = fit(
+                arrays["train"],
+                arrays["val"],
+                params.model,
+                cfg,
+                progress=False,
+                resnet_width=spec.resnet_width,
+            )
             val = arrays["val"]
             pred = predict(res.model, val.x)
             rows = sub.rows.loc[sub.mask("val"), ["image_id", *PARAM_NAMES]].reset_index(drop=True)

@@ -293,7 +293,14 @@ def train_tiny_model(paths: dict, params_path: Path, tmp_path: Path, uri: str) -
     params = load_params(params_path)
     data = load_labeled(paths["labels"], paths["features"], paths["logos"])
     spec, arrays = split_arrays(data, params.model.inputs, params.vtracer.ranges)
-    res = fit(arrays["train"], arrays["val"], params.model, params.train, progress=False)
+    res = fit(
+        arrays["train"],
+        arrays["val"],
+        params.model,
+        params.train,
+        progress=False,
+        resnet_width=spec.resnet_width,
+    )
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment("svg-quality")
     with mlflow.start_run() as run:
