@@ -76,9 +76,8 @@ def model_scorer(model: Any, meta: Mapping[str, Any], vtracer: Mapping[str, Any]
     with the featurize stage's code exactly as ``dataset.build_arrays`` builds them."""
     from PIL import Image
 
-    from svg_quality import probe, vtables
     from svg_quality.inputspec import InputSpec
-    from svg_quality.logostats import compute_stats
+    from svg_quality.serving.predictor import logo_blocks, logo_inputs
     from svg_quality.trainer import predict
 
     spec = InputSpec.from_meta(meta["input"])
@@ -91,7 +90,6 @@ def model_scorer(model: Any, meta: Mapping[str, Any], vtracer: Mapping[str, Any]
     def score(path: Path, raw: np.ndarray) -> tuple[np.ndarray, None]:
         with Image.open(path) as im:
             rgb = np.asarray(im.convert("RGB"))
-        n = len(raw)
         feats = None
         if backbone is not None:
             import torch
@@ -100,17 +98,8 @@ def model_scorer(model: Any, meta: Mapping[str, Any], vtracer: Mapping[str, Any]
 
             with torch.inference_mode():
                 feats = backbone(preprocess(Image.fromarray(rgb))[None]).numpy()
-        x = spec.assemble(
-            None if feats is None else np.repeat(feats, n, 0),
-            np.repeat(compute_stats(rgb)[None], n, 0) if spec.uses_stats else None,
-            raw,
-            cond=vtables.lookup_one(vtables.compute_tables(rgb), raw)
-            if spec.uses_vtracer
-            else None,
-            probe=np.repeat(probe.measure(rgb, vtracer)[0][None], n, 0)
-            if spec.uses_probe
-            else None,
-        )  # [n, spec.width]
+        blocks = logo_blocks(logo_inputs(rgb, spec, vtracer), feats)
+        x = spec.rows({**blocks, "params": raw}, broadcast=True)  # [n, spec.width]
         return predict(model, x).astype(np.float64), None
 
     return score

@@ -170,28 +170,17 @@ class Predictor:
             return image
         rgb = load_logo(image, self.image_size, self.min_size)
         x = backbone_input(rgb, self.metadata["preprocessing"]) if self.uses_resnet else None
-        stats = None
         if self.uses_stats:
-            from svg_quality.logostats import STAT_NAMES, compute_stats
+            from svg_quality.logostats import STAT_NAMES
 
             if list(STAT_NAMES) != list(self.metadata["stats"]["names"]):
                 raise ValueError(
                     "this code computes other logo statistics than the model was trained on; "
                     "use the svg-quality version that exported it"
                 )
-            stats = compute_stats(rgb)
-        tables = None
-        if self.spec.uses_vtracer:
-            from svg_quality import vtables
-
-            vtables.check_meta(self.spec.tables or {}, f"{self.export_dir}: the exported model")
-            tables = vtables.compute_tables(rgb)
-        probe, probe_ms = None, 0.0
-        if self.spec.uses_probe:  # VTracer's defaults converted, rendered and scored once
-            from svg_quality.probe import measure
-
-            probe, probe_ms = measure(rgb, self.metadata["vtracer"])
-        return Logo(rgb, x, stats, tables, probe, probe_ms)
+        return logo_inputs(
+            rgb, self.spec, self.metadata["vtracer"], x, f"{self.export_dir}: the exported model"
+        )
 
     # ------------------------------------------------------------------ predictions
 
@@ -212,12 +201,7 @@ class Predictor:
     def logo_blocks(self, logo: Logo, image_features: np.ndarray | None) -> dict[str, Any]:
         """The candidates model's per-logo inputs ``[1, w]`` of a prepared logo, by graph
         input name, with its VTracer tables for the per-candidate lookup."""
-        return {
-            "image_features": image_features,
-            "stats": _batch(logo.stats),
-            "probe": _batch(logo.probe),
-            "vtables": _batch(logo.tables),
-        }
+        return logo_blocks(logo, image_features)
 
     @property
     def has_size_head(self) -> bool:
@@ -343,6 +327,47 @@ class Predictor:
             for n, v in zip(PARAM_NAMES, row, strict=True)
         }
         return Suggestion(params, float(ssim), bool(is_default))
+
+
+def logo_inputs(
+    rgb: np.ndarray,
+    spec: InputSpec,
+    vtracer: Mapping[str, Any],
+    image: np.ndarray | None = None,
+    what: str = "the model",
+) -> Logo:
+    """The per-logo raw inputs ``spec`` uses, of a normalized logo ``rgb``: statistics,
+    VTracer tables (checked against the model's record, named ``what`` in the error) and
+    the probe (VTracer's defaults converted, rendered and scored once, with the ``vtracer``
+    settings); ``image`` is the backbone input, when the model takes one. Shared by the
+    predictor and by evaluate's scoring of a trained model file."""
+    stats = tables = probe = None
+    probe_ms = 0.0
+    if spec.uses_stats:
+        from svg_quality.logostats import compute_stats
+
+        stats = compute_stats(rgb)
+    if spec.uses_vtracer:
+        from svg_quality import vtables
+
+        vtables.check_meta(spec.tables or {}, what)
+        tables = vtables.compute_tables(rgb)
+    if spec.uses_probe:
+        from svg_quality.probe import measure
+
+        probe, probe_ms = measure(rgb, vtracer)
+    return Logo(rgb, image, stats, tables, probe, probe_ms)
+
+
+def logo_blocks(logo: Logo, image_features: np.ndarray | None) -> dict[str, Any]:
+    """A prepared logo's per-logo graph inputs ``[1, w]`` by name, and its VTracer tables
+    (``vtables``, for :meth:`InputSpec.complete`'s per-candidate lookup)."""
+    return {
+        "image_features": image_features,
+        "stats": _batch(logo.stats),
+        "probe": _batch(logo.probe),
+        "vtables": _batch(logo.tables),
+    }
 
 
 def _batch(x: np.ndarray | None) -> np.ndarray | None:
