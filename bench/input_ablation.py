@@ -78,18 +78,32 @@ def scores(y: np.ndarray, pred: np.ndarray, image_id: np.ndarray, rows) -> dict[
     }
 
 
-OVERRIDES = {"pca": ("resnet_pca", int), "rdrop": ("resnet_dropout", float)}
+def _floats(value: str) -> tuple[float, ...]:
+    return tuple(float(v) for v in value.split("-"))
+
+
+def _ints(value: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in value.split("-"))
+
+
+OVERRIDES = {
+    "pca": ("resnet_pca", int),
+    "rdrop": ("resnet_dropout", float),
+    "hidden": ("hidden", _ints),  # hidden=512-256
+    "dropout": ("dropout", _floats),  # dropout=0.1-0.0, one per hidden layer
+}
 
 
 def parse_config(config: str, base: ModelConfig) -> ModelConfig:
-    """``inputs[@input_dropout][,pca=N][,rdrop=P]`` as a model config over ``base``."""
+    """``inputs[@input_dropout][,pca=N][,rdrop=P][,hidden=A-B][,dropout=P-Q]`` as a model
+    config over ``base`` (a changed ``hidden`` needs a ``dropout`` of the same length)."""
     head, *pairs = config.split(",")
     inputs, _, drop = head.partition("@")
     kw: dict[str, Any] = {"inputs": inputs, "probe": False, "input_dropout": float(drop or 0)}
     for pair in pairs:
         key, _, value = pair.partition("=")
         if key not in OVERRIDES or not value:
-            raise SystemExit(f"config {config!r}: {pair!r} is not one of pca=N, rdrop=P")
+            raise SystemExit(f"config {config!r}: {pair!r} is not one of {', '.join(OVERRIDES)}")
         name, kind = OVERRIDES[key]
         kw[name] = kind(value)
     return dataclasses.replace(base, **kw)
@@ -115,11 +129,12 @@ def main() -> None:
     torch.set_num_threads(2)
     params = load_params(args.root / "params.yaml")
     d = args.root / "data"
-    data = load_labeled(d / "labels.parquet", d / "features", d / "logos.csv")
+    # probe=True for every config: all of them see the same logos (those with a probe)
+    data = load_labeled(d / "labels.parquet", d / "features", d / "logos.csv", probe=True)
     real = None
     if args.real is not None:
         r = args.real / "data"
-        real = load_labeled(r / "labels.parquet", r / "features", r / "logos.csv")
+        real = load_labeled(r / "labels.parquet", r / "features", r / "logos.csv", probe=True)
     ranges = params.vtracer.ranges
     results = []
     for config in args.configs:

@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     params = load_params(args.params)
     tracking.preflight(params.tracking)  # an unreachable server fails before any work
     threads = configure_cpu_threads()
-    data = load_labeled(args.labels, args.features, args.logos_csv)
+    data = load_labeled(args.labels, args.features, args.logos_csv, probe=params.model.uses_probe)
     spec, arrays = split_arrays(data, params.model.requested_inputs, params.vtracer.ranges)
     digests = {
         "labels": file_digest(args.labels),

@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     params = load_params(args.params)
     tracking.preflight(params.tracking, args.run)  # before minutes of cross-validation
     configure_cpu_threads()
-    data = load_labeled(args.labels, args.features, args.logos_csv)
+    data = load_labeled(args.labels, args.features, args.logos_csv, probe=params.model.uses_probe)
     model, meta = load_model(args.model)
     if not args.history.is_file():
         raise FileNotFoundError(f"{args.history}: no training history; run `dvc repro train`")

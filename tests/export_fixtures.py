@@ -67,7 +67,10 @@ def write_upstream(root: Path, raw_params: dict[str, Any], inputs: str) -> dict[
 
     # resnet_pca 2: the few train images here project the ResNet block like params.yaml's
     # 8 does on the default data, so the export and predictor tests serve a projected block
-    raw_params = {**raw_params, "model": {**raw_params["model"], "inputs": inputs, "resnet_pca": 2}}
+    raw_params = {
+        **raw_params,
+        "model": {**raw_params["model"], "inputs": inputs, "probe": False, "resnet_pca": 2},
+    }
     # Smaller than conftest.shrink: the end-to-end timings run ResNet-50 in eager torch.
     raw_params["export"] = {
         **raw_params["export"],

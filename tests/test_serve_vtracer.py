@@ -124,3 +124,27 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision
     lines = out.stdout.strip().splitlines()
     assert float(lines[0]) == pytest.approx(float(a[0][0]), abs=1e-6)
     assert lines[1] == "[]"
+
+
+def test_verification_reuses_the_probe_conversion_of_the_defaults(pipeline: dict) -> None:
+    """A probe predictor has already converted the defaults in prepare: verification takes
+    that conversion as its defaults row (same SVG, same figures) instead of a second one,
+    and converts them afresh when asked for other VTracer settings."""
+    import dataclasses
+
+    from svg_quality.verify import suggest, vtracer_config
+
+    predictor = Predictor.load(pipeline["out"])
+    logo = predictor.prepare(next(pipeline["logos_dir"].glob("*.png")))
+    res = suggest(predictor, logo, top_k=1, candidates=64, verify=2)
+    first, done = res.verified[0], logo.probe_score
+    assert first.candidate.is_default and first.svg == done.svg
+    assert (first.ssim, first.svg_bytes, first.convert_ms) == (
+        done.ssim,
+        done.svg_bytes,
+        done.convert_ms,  # the probe's own timing: nothing was converted again
+    )
+    other = dataclasses.replace(vtracer_config(predictor.metadata), hierarchical="cutout")
+    again = suggest(predictor, logo, top_k=1, candidates=64, verify=1, vtracer_cfg=other)
+    assert again.verified[0].convert_ms != done.convert_ms
+    assert again.verified[0].error is None

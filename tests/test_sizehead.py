@@ -91,7 +91,7 @@ def test_train_stage_adds_the_size_head_and_leaves_the_ssim_head_unchanged(
 
     monkeypatch.chdir(tmp_path)
     p = tiny_params
-    p["model"].update(inputs="stats", hidden=[32, 16], dropout=[0.1, 0.0])
+    p["model"].update(inputs="stats", hidden=[32, 16], dropout=[0.1, 0.0], probe=False)
     p["train"].update(epochs=20, patience=0, lr=0.01)
     parse_params(p)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))

@@ -16,9 +16,16 @@ import torch
 import yaml
 
 from svg_quality.config import ModelConfig, TrainConfig, load_params, parse_params
-from svg_quality.dataset import Arrays, build_arrays, load_labeled, make_input_spec, split_arrays
+from svg_quality.dataset import (
+    Arrays,
+    build_arrays,
+    data_summary,
+    load_labeled,
+    make_input_spec,
+    split_arrays,
+)
 from svg_quality.model import load_model
-from svg_quality.paramspace import PARAM_NAMES, PARAM_SPECS
+from svg_quality.paramspace import PARAM_NAMES, PARAM_SPECS, VTRACER_DEFAULTS
 from svg_quality.trainer import (
     NonFiniteLossError,
     batches_per_epoch,
@@ -55,7 +62,7 @@ def write_fake_data(
 
     rows = []
     for i, iid in enumerate(ids):
-        for _ in range(samples):
+        for j in range(samples):
             raw = {
                 s.name: (
                     rng.integers(int(RANGES[s.name][0]), int(RANGES[s.name][1]) + 1)
@@ -64,6 +71,8 @@ def write_fake_data(
                 )
                 for s in PARAM_SPECS
             }
+            if j == 0:  # as the label stage: VTracer's defaults first (the probe's row)
+                raw = dict(VTRACER_DEFAULTS)
             z = (
                 0.6 * (stats[i, 0] - 5) / 3
                 - 0.8 * (raw["filter_speckle"] / 32)
@@ -152,6 +161,33 @@ def strip(history: list[dict[str, float]]) -> list[dict[str, float]]:
 
 
 # --------------------------------------------------------------------------- data
+
+
+def test_probe_leaves_out_logos_without_a_defaults_label(tmp_path: Path) -> None:
+    """A logo whose defaults conversion failed has no probe: a probe model's data leaves
+    it out (and says so) instead of stopping; without probe=True the spec refuses."""
+    paths = write_fake_data(tmp_path)
+    labels = pd.read_parquet(paths["labels"])
+    first = labels.groupby("image_id").head(1).index  # one row per image -> the defaults
+    for name, value in VTRACER_DEFAULTS.items():
+        labels.loc[first, name] = value
+    labels.loc[first, "status"] = "ok"
+    labels.loc[first, "ssim"] = 0.9
+    lost = sorted(labels.loc[first, "image_id"])[:2]
+    labels.loc[labels["image_id"].isin(lost) & labels.index.isin(first), "status"] = "panic"
+    labels.to_parquet(paths["labels"])
+
+    full = load_labeled(paths["labels"], paths["features"], paths["logos"])
+    with pytest.raises(ValueError, match="no ok label at VTracer's defaults"):
+        split_arrays(full, "stats+probe", RANGES)
+    data = load_labeled(paths["labels"], paths["features"], paths["logos"], probe=True)
+    assert data.left_out == tuple(lost)
+    assert set(full.rows["image_id"]) - set(data.rows["image_id"]) == set(lost)
+    assert len(data.rows) == len(full.rows) - int(full.rows["image_id"].isin(lost).sum())
+    spec, arrays = split_arrays(data, "stats+probe", RANGES)
+    assert spec.uses_probe and sum(len(a) for a in arrays.values()) == len(data.rows)
+    assert np.isfinite(np.concatenate([a.x for a in arrays.values()])).all()
+    assert data_summary(data)["images_left_out_no_probe"] == 2
 
 
 def test_join_keeps_ok_rows_and_no_image_crosses_splits(fake: dict[str, Path]) -> None:
@@ -411,7 +447,7 @@ def test_stage_writes_outputs_and_logs_to_mlflow(
     uri = sqlite_tracking_uri
     monkeypatch.setenv("DVC_EXP_NAME", "exp-test")
     p = tiny_params
-    p["model"].update(inputs="resnet+stats", hidden=[32, 16], dropout=[0.1, 0.0])
+    p["model"].update(inputs="resnet+stats", hidden=[32, 16], dropout=[0.1, 0.0], probe=False)
     p["train"].update(epochs=3, patience=0)
     parse_params(p)  # the shrunk real config is still valid
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
@@ -512,7 +548,7 @@ def test_stage_marks_run_failed_on_error(
     monkeypatch.chdir(tmp_path)
     uri = sqlite_tracking_uri
     p = tiny_params
-    p["model"].update(inputs="stats", hidden=[8], dropout=[0.0])
+    p["model"].update(inputs="stats", hidden=[8], dropout=[0.0], probe=False)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
     labels = pd.read_parquet(fake["labels"])
     logos = pd.read_csv(fake["logos"], dtype={"image_id": str})
@@ -562,7 +598,7 @@ def test_kill_9_then_resume_continues_the_same_mlflow_run(
     from mlflow import MlflowClient
 
     p = tiny_params
-    p["model"].update(inputs="resnet+stats", hidden=[64, 32], dropout=[0.1, 0.0])
+    p["model"].update(inputs="resnet+stats", hidden=[64, 32], dropout=[0.1, 0.0], probe=False)
     p["train"].update(epochs=40, patience=0, batch_size=16)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
     argv = [sys.executable, str(REPO_ROOT / "stages" / "train.py"), "--params", "params.yaml"]

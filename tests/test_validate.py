@@ -271,7 +271,7 @@ def write_tiny_data(root: Path, n_images: int = 48, samples: int = 8, seed: int 
 
 def tiny_params(tiny: dict[str, Any], tmp_path: Path) -> Path:
     """The real params.yaml, shrunk (conftest), with a small MLP on statistics inputs."""
-    tiny["model"].update(inputs="resnet+stats", hidden=[32, 16], dropout=[0.1, 0.0])
+    tiny["model"].update(inputs="resnet+stats", hidden=[32, 16], dropout=[0.1, 0.0], probe=False)
     tiny["train"].update(epochs=6, patience=0, warmup_epochs=1)
     tiny["validate"].update(cv_folds=3, cv_epochs=3, min_type_examples=12)
     parse_params(tiny)  # still a valid config

@@ -251,6 +251,11 @@ class ModelConfig:
         """``inputs`` with ``+probe`` when ``probe`` is set (resolve with inputgroups)."""
         return f"{self.inputs}+probe" if self.probe and "probe" not in self.inputs else self.inputs
 
+    @property
+    def uses_probe(self) -> bool:
+        """Whether the model reads the probe (``probe: true`` or ``probe`` in ``inputs``)."""
+        return "probe" in self.requested_inputs.split("+")
+
 
 @dataclass(frozen=True)
 class TrainConfig:

@@ -15,7 +15,9 @@ Validate reuses all three for test rows and grouped folds.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,8 @@ from svg_quality.probe import PROBE_NAMES
 
 SPLITS = ("train", "val", "test")
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class LabeledData:
@@ -44,6 +48,7 @@ class LabeledData:
     feature_meta: dict[str, Any]
     tables: np.ndarray | None = None  # [n_images, TABLE_WIDTH] float32, same rows; None: none
     probe: np.ndarray | None = None  # [n_images, 2] ssim, log10 bytes at the defaults; NaN: none
+    left_out: tuple[str, ...] = ()  # logos dropped for having no probe (drop_unprobed)
 
     def mask(self, split: str) -> np.ndarray:
         if split not in SPLITS:
@@ -118,9 +123,15 @@ def weights_used(meta: Mapping[str, Any]) -> str:
 
 
 def load_labeled(
-    labels_path: str | Path, features_dir: str | Path, logos_csv: str | Path
+    labels_path: str | Path,
+    features_dir: str | Path,
+    logos_csv: str | Path,
+    *,
+    probe: bool = False,
 ) -> LabeledData:
-    """Join ok label rows to their features and split; fail naming any image left unmatched."""
+    """Join ok label rows to their features and split; fail naming any image left unmatched.
+    ``probe``: the model reads the probe, so logos without one are left out
+    (:func:`drop_unprobed`)."""
     labels = pd.read_parquet(labels_path)
     need = {"image_id", "logo_type", "ssim", "status", *PARAM_NAMES}
     if missing := sorted(need - set(labels.columns)):
@@ -174,20 +185,20 @@ def load_labeled(
             f"image {lost} has labels but no features in {features_dir}; run `dvc repro featurize`"
         )
     rows["feature_row"] = rows["feature_row"].astype(np.int64)
-    probe = probe_values(ok, index, features.shape[0])
     keep = ["image_id", "logo_type", "split", *PARAM_NAMES, "ssim", "feature_row"]
     if "svg_bytes" in rows.columns:  # the size head's target
         keep.insert(keep.index("ssim") + 1, "svg_bytes")
     rows = rows[keep].reset_index(drop=True)
-    return LabeledData(
+    data = LabeledData(
         rows=rows,
         features=features,
         stats=stats,
         stat_names=stat_names_from_meta(meta, stats.shape[1]),
         feature_meta=meta,
         tables=read_tables(features_dir, meta, features.shape[0]),
-        probe=probe,
+        probe=probe_values(ok, index, features.shape[0]),
     )
+    return drop_unprobed(data) if probe else data
 
 
 def read_tables(features_dir: str | Path, meta: Mapping[str, Any], n: int) -> np.ndarray | None:
@@ -256,6 +267,36 @@ def conditioned(data: LabeledData, rows: pd.DataFrame) -> np.ndarray:
         )
     raw = rows[list(PARAM_NAMES)].to_numpy(dtype=np.float64)
     return vtables.lookup(data.tables, rows["feature_row"].to_numpy(), raw)
+
+
+def drop_unprobed(data: LabeledData) -> LabeledData:
+    """``data`` without the label rows of logos that have no probe (no ok label at
+    VTracer's defaults: a panic or a failed render there); their ids in ``left_out``.
+
+    A ``model.probe`` model cannot score such a logo (its predictor stops on it too, as
+    VTracer fails there), so train and validate leave it out and log how many.
+    """
+    if data.probe is None:
+        return data
+    lacking = np.isnan(data.probe).any(axis=1)[data.rows["feature_row"].to_numpy()]
+    if not lacking.any():
+        return data
+    lost = sorted(data.rows.loc[lacking, "image_id"].unique().tolist())
+    if lacking.all():
+        raise ValueError(
+            f"model.probe: none of the {len(lost)} logos has an ok label at VTracer's "
+            "defaults (the label stage samples them first for every logo); rerun "
+            "`dvc repro label`, or set model.probe=false"
+        )
+    log.warning(
+        "model.probe: left out %d logo(s) with no ok label at VTracer's defaults "
+        "(%d label rows), e.g. %s; reports/label says why",
+        len(lost),
+        int(lacking.sum()),
+        ", ".join(lost[:3]),
+    )
+    rows = data.rows.loc[~lacking].reset_index(drop=True)
+    return dataclasses.replace(data, rows=rows, left_out=(*data.left_out, *lost))
 
 
 def probe_block(data: LabeledData, rows: pd.DataFrame) -> np.ndarray:
@@ -350,4 +391,6 @@ def data_summary(data: LabeledData) -> dict[str, Any]:
         m = data.mask(s)
         out[f"{s}_rows"] = int(m.sum())
         out[f"{s}_images"] = int(data.rows.loc[m, "image_id"].nunique())
+    if data.left_out:
+        out["images_left_out_no_probe"] = len(data.left_out)
     return out

@@ -26,15 +26,28 @@ def values(ssim: float, svg_bytes: float) -> np.ndarray:
     return np.array([ssim, math.log10(max(float(svg_bytes), 1.0))], dtype=np.float32)
 
 
-def measure(rgb: np.ndarray, vtracer: Mapping[str, Any]) -> tuple[np.ndarray, float]:
+def measure(rgb: np.ndarray, vtracer: Mapping[str, Any]) -> tuple[np.ndarray, float, Any]:
     """Convert ``rgb`` (a normalized logo) at VTracer's defaults with the ``vtracer``
     settings (colormode, hierarchical, mode; an export's ``metadata["vtracer"]``), render
-    and score it: ``(values [2], milliseconds)``."""
+    and score it: ``(values [2], milliseconds, the vectorize.Score)``; verification reuses
+    the Score as its defaults conversion."""
     import time
 
-    from svg_quality.vectorize import score
+    from svg_quality.vectorize import ConversionFailed, RenderFailed, score
 
     cfg = SimpleNamespace(**{k: vtracer[k] for k in ("colormode", "hierarchical", "mode")})
     t0 = time.perf_counter()
-    s = score(rgb, VTRACER_DEFAULTS, cfg)  # type: ignore[arg-type]
-    return values(s.ssim, s.svg_bytes), (time.perf_counter() - t0) * 1e3
+    try:
+        s = score(rgb, VTRACER_DEFAULTS, cfg)  # type: ignore[arg-type]
+    except ConversionFailed as exc:
+        raise ConversionFailed(_failed(exc), panic=exc.panic) from exc
+    except RenderFailed as exc:
+        raise RenderFailed(_failed(exc)) from exc
+    return values(s.ssim, s.svg_bytes), (time.perf_counter() - t0) * 1e3, s
+
+
+def _failed(exc: Exception) -> str:
+    return (
+        "the probe (VTracer at its defaults) failed on this logo, so a model.probe "
+        f"predictor cannot score it: {exc}"
+    )

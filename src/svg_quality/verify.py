@@ -201,8 +201,27 @@ def suggest(
     if verify:
         picks = [_candidate(raw, ssim, lg, i) for i in _distinct(raw, r.order, verify)]
         cfg = vtracer_cfg if vtracer_cfg is not None else vtracer_config(predictor.metadata)
-        res = verify_choice(res, logo.rgb, picks, cfg, min_ssim=min_ssim, tolerance=tolerance)
+        res = verify_choice(
+            res,
+            logo.rgb,
+            picks,
+            cfg,
+            min_ssim=min_ssim,
+            tolerance=tolerance,
+            defaults_score=_probe_conversion(logo, cfg),
+        )
     return res
+
+
+def _probe_conversion(logo: Any, cfg: Any) -> Any:
+    """The probe's conversion of the defaults (a model.probe predictor made it in prepare)
+    when it used ``cfg``'s settings, so verification need not convert them again."""
+    done = getattr(logo, "probe_score", None)
+    used = getattr(logo, "probe_vtracer", None)
+    if done is None or used is None:
+        return None
+    same = all(used.get(k) == getattr(cfg, k) for k in ("colormode", "hierarchical", "mode"))
+    return done if same else None
 
 
 def vtracer_config(metadata: Mapping[str, Any]) -> Any:
@@ -214,8 +233,11 @@ def vtracer_config(metadata: Mapping[str, Any]) -> Any:
     )
 
 
-def convert_all(rgb: np.ndarray, cands: list[Candidate], vtracer_cfg: Any) -> list[Verified]:
-    """Convert and score each candidate with the label contract; failures are kept."""
+def convert_all(
+    rgb: np.ndarray, cands: list[Candidate], vtracer_cfg: Any, done: Mapping[int, Any] | None = None
+) -> list[Verified]:
+    """Convert and score each candidate with the label contract; failures are kept.
+    ``done``: candidate index -> a vectorize.Score already made of it (not redone)."""
     from PIL import Image
 
     from svg_quality.ssim import SSIMReference
@@ -224,8 +246,12 @@ def convert_all(rgb: np.ndarray, cands: list[Candidate], vtracer_cfg: Any) -> li
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG")
     png, ref = buf.getvalue(), SSIMReference(rgb)
-    out = []
-    for c in cands:
+    out, done = [], done or {}
+    for j, c in enumerate(cands):
+        if j in done:
+            s = done[j]
+            out.append(Verified(c, s.ssim, s.svg_bytes, s.n_paths, s.convert_ms, s.svg))
+            continue
         t0 = time.perf_counter()
         try:
             s = score(rgb, c.params, vtracer_cfg, png_bytes=png, reference=ref)
@@ -271,10 +297,13 @@ def verify_choice(
     *,
     min_ssim: float | None = None,
     tolerance: float = objectives.DEFAULT_TOLERANCE,
+    defaults_score: Any = None,
 ) -> Suggestions:
-    """``res`` with the defaults and ``picks`` converted and the verified choice made."""
+    """``res`` with the defaults and ``picks`` converted and the verified choice made;
+    ``defaults_score``: the defaults' conversion when already made (the probe's)."""
     t0 = time.perf_counter()
-    verified = convert_all(rgb, [res.default, *picks], vtracer_cfg)
+    done = {} if defaults_score is None else {0: defaults_score}
+    verified = convert_all(rgb, [res.default, *picks], vtracer_cfg, done)
     chosen, fell_back = choose(verified, res.objective, min_ssim=min_ssim, tolerance=tolerance)
     return dataclasses.replace(
         res,

@@ -75,7 +75,7 @@ def run_export(
     clock = _Phases()
     mlp, model_meta = load_model(model_path)
     spec = InputSpec.from_meta(model_meta["input"])
-    data = load_labeled(labels, features_dir, logos_csv)
+    data = load_labeled(labels, features_dir, logos_csv, probe=spec.uses_probe)
     backbone = _backbone(model_path, model_meta, data.feature_meta, spec, features_dir)
     test = load_test_set(data, spec)
     size, size_meta, size_info = None, None, None

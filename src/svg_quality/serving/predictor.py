@@ -46,6 +46,8 @@ class Logo:
     tables: np.ndarray | None = None  # float32 [TABLE_WIDTH], VTracer tables (vtables)
     probe: np.ndarray | None = None  # float32 [2], real SSIM and log10 bytes at the defaults
     probe_ms: float = 0.0  # what the probe's one conversion cost
+    probe_score: Any = None  # that conversion (vectorize.Score): verification reuses it
+    probe_vtracer: Mapping[str, Any] | None = None  # the settings it was converted with
 
 
 @dataclass(frozen=True)
@@ -341,7 +343,7 @@ def logo_inputs(
     the probe (VTracer's defaults converted, rendered and scored once, with the ``vtracer``
     settings); ``image`` is the backbone input, when the model takes one. Shared by the
     predictor and by evaluate's scoring of a trained model file."""
-    stats = tables = probe = None
+    stats = tables = probe = probe_score = None
     probe_ms = 0.0
     if spec.uses_stats:
         from svg_quality.logostats import compute_stats
@@ -355,8 +357,8 @@ def logo_inputs(
     if spec.uses_probe:
         from svg_quality.probe import measure
 
-        probe, probe_ms = measure(rgb, vtracer)
-    return Logo(rgb, image, stats, tables, probe, probe_ms)
+        probe, probe_ms, probe_score = measure(rgb, vtracer)
+    return Logo(rgb, image, stats, tables, probe, probe_ms, probe_score, dict(vtracer))
 
 
 def logo_blocks(logo: Logo, image_features: np.ndarray | None) -> dict[str, Any]:
