@@ -91,12 +91,16 @@ OVERRIDES = {
     "rdrop": ("resnet_dropout", float),
     "hidden": ("hidden", _ints),  # hidden=512-256
     "dropout": ("dropout", _floats),  # dropout=0.1-0.0, one per hidden layer
+    "emb": ("embedding", str),  # emb=none | emb=periodic
+    "sigma": ("embedding_sigma", float),
+    "edim": ("embedding_dim", int),
 }
 
 
 def parse_config(config: str, base: ModelConfig) -> ModelConfig:
-    """``inputs[@input_dropout][,pca=N][,rdrop=P][,hidden=A-B][,dropout=P-Q]`` as a model
-    config over ``base`` (a changed ``hidden`` needs a ``dropout`` of the same length)."""
+    """``inputs[@input_dropout][,pca=N][,rdrop=P][,hidden=A-B][,dropout=P-Q][,emb=E]
+    [,sigma=S][,edim=D]`` as a model config over ``base`` (a changed ``hidden`` needs a
+    ``dropout`` of the same length)."""
     head, *pairs = config.split(",")
     inputs, _, drop = head.partition("@")
     kw: dict[str, Any] = {"inputs": inputs, "probe": False, "input_dropout": float(drop or 0)}

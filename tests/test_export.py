@@ -41,9 +41,12 @@ class TinyBackbone(nn.Module):
         return self.conv(x).relu().mean(dim=(2, 3))
 
 
-def tiny(inputs: str, seed: int = 0, pca: int = 0) -> tuple[QualityMLP, InputSpec]:
+def tiny(
+    inputs: str, seed: int = 0, pca: int = 0, emb: str = "none"
+) -> tuple[QualityMLP, InputSpec]:
     """A small MLP with real BatchNorm statistics for ``inputs``; with ``pca``, its ResNet
-    block projected to ``pca`` components fitted on 40 feature rows (model.resnet_pca)."""
+    block projected to ``pca`` components fitted on 40 feature rows (model.resnet_pca);
+    ``emb``: model.embedding (periodic: 3 frequencies, 4 dims per column)."""
     uses_stats = inputs != "resnet"
     spec = InputSpec(
         inputs=inputs,
@@ -62,6 +65,7 @@ def tiny(inputs: str, seed: int = 0, pca: int = 0) -> tuple[QualityMLP, InputSpe
         resnet_width=spec.resnet_width,
         resnet_pca=pca,
         resnet_dropout=0.2 if pca else 0.0,
+        **EMB[emb],
     )
     if mlp.resnet is not None:
         rng = np.random.default_rng(seed)
@@ -100,7 +104,18 @@ def meta_for(spec: InputSpec) -> dict[str, Any]:
     }
 
 
-def model_meta_for(spec: InputSpec, pca: int = 0) -> dict[str, Any]:
+EMB: dict[str, dict[str, Any]] = {
+    "none": {},
+    "periodic": {
+        "embedding": "periodic",
+        "embedding_frequencies": 3,
+        "embedding_dim": 4,
+        "embedding_sigma": 0.5,
+    },
+}
+
+
+def model_meta_for(spec: InputSpec, pca: int = 0, emb: str = "none") -> dict[str, Any]:
     cfg = ModelConfig(
         inputs=spec.inputs,
         hidden=(32, 16),
@@ -108,6 +123,7 @@ def model_meta_for(spec: InputSpec, pca: int = 0) -> dict[str, Any]:
         input_dropout=0.1,
         resnet_pca=pca,
         resnet_dropout=0.2 if pca else 0.0,
+        **EMB[emb],
     )
     return model_meta(cfg, spec)
 
@@ -118,9 +134,9 @@ def torch_out(module: nn.Module, *arrays: np.ndarray) -> np.ndarray:
     return (out[0] if isinstance(out, tuple) else out).reshape(-1).numpy()
 
 
-@pytest.mark.parametrize("pca", [0, 4])
-def test_mlp_formats_load_and_match(tmp_path: Path, pca: int) -> None:
-    mlp, spec = tiny("resnet+stats", pca=pca)
+@pytest.mark.parametrize(("pca", "emb"), [(0, "none"), (4, "none"), (4, "periodic")])
+def test_mlp_formats_load_and_match(tmp_path: Path, pca: int, emb: str) -> None:
+    mlp, spec = tiny("resnet+stats", pca=pca, emb=emb)
     x = np.random.default_rng(0).normal(size=(37, spec.width)).astype(np.float32)
     written = write_formats(
         tmp_path,
@@ -128,7 +144,7 @@ def test_mlp_formats_load_and_match(tmp_path: Path, pca: int) -> None:
         None,
         spec,
         meta_for(spec),
-        model_meta=model_meta_for(spec, pca),
+        model_meta=model_meta_for(spec, pca, emb),
         opset=18,
         example_rows=x,
         formats=("state_dict", "torchscript", "onnx_mlp"),
@@ -175,14 +191,24 @@ def test_mlp_formats_load_and_match(tmp_path: Path, pca: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("inputs", "pca"), [("resnet", 0), ("resnet+stats", 0), ("stats", 0), ("resnet+stats", 4)]
+    ("inputs", "pca", "emb"),
+    [
+        ("resnet", 0, "none"),
+        ("resnet+stats", 0, "none"),
+        ("stats", 0, "none"),
+        ("resnet+stats", 4, "none"),
+        ("stats", 0, "periodic"),
+        ("resnet+stats", 4, "periodic"),
+    ],
 )
 def test_e2e_and_candidates_onnx_match_the_two_step_path(
-    tmp_path: Path, inputs: str, pca: int
+    tmp_path: Path, inputs: str, pca: int, emb: str
 ) -> None:
     # With pca the two-step reference is the trained module (projection, then MLP) on
-    # training-style rows; the graphs hold it folded into their first Linear.
-    mlp, spec = tiny(inputs, pca=pca)
+    # training-style rows; the graphs hold it folded into their first Linear. With a
+    # periodic embedding the candidate graph embeds the per-logo and per-candidate
+    # columns apart (its split first Linear).
+    mlp, spec = tiny(inputs, pca=pca, emb=emb)
     backbone = TinyBackbone().eval()
     write_formats(
         tmp_path,
@@ -190,7 +216,7 @@ def test_e2e_and_candidates_onnx_match_the_two_step_path(
         backbone,
         spec,
         meta_for(spec),
-        model_meta=model_meta_for(spec, pca),
+        model_meta=model_meta_for(spec, pca, emb),
         opset=18,
         example_rows=np.zeros((4, spec.width), np.float32),
         formats=("onnx_e2e", "onnx_candidates"),

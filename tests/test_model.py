@@ -34,11 +34,16 @@ def spec_for(inputs: str, params: dict) -> InputSpec:
 
 
 def test_seed_architecture_has_2766337_parameters(repo_params: dict) -> None:
-    # the seed's inputs (model.inputs=resnet) with params.yaml's widths and dropout
-    cfg = ModelConfig(**{**parse_params(repo_params).model.__dict__, "inputs": "resnet"})
-    model = build_model(cfg, spec_for("resnet", repo_params).width)
-    assert spec_for("resnet", repo_params).width == 2056
-    assert count_parameters(model) == 2_766_337
+    # the seed's inputs (model.inputs=resnet) with params.yaml's widths, dropout and
+    # embedding (auto: none for this layout, so the MLP is the seed's)
+    # (and the raw features: resnet_pca 0)
+    seed = {"inputs": "resnet", "resnet_pca": 0}
+    cfg = ModelConfig(**{**parse_params(repo_params).model.__dict__, **seed})
+    assert cfg.embedding == "auto"
+    spec = spec_for("resnet", repo_params)
+    model = build_model(cfg, spec.width, spec.resnet_width)
+    assert spec.width == 2056
+    assert count_parameters(model) == 2_766_337 and model.embed is None
     kinds = [type(m).__name__ for m in model.net]
     assert kinds == ["Linear", "BatchNorm1d", "ReLU", "Dropout"] * 3 + ["Linear", "Sigmoid"]
     assert [m.p for m in model.net if isinstance(m, torch.nn.Dropout)] == [0.3, 0.2, 0.1]
@@ -247,3 +252,53 @@ def test_describe_resnet_says_whether_and_why() -> None:
         "(auto: imagenet trunk)"
     )
     assert describe_resnet("resnet", "resnet", "random") == "used raw (2048) (random trunk)"
+
+
+def test_periodic_embedding_round_trips_and_its_column_subsets_agree(
+    tmp_path: Path, repo_params: dict
+) -> None:
+    """model.embedding: periodic embeds each non-ResNet column into embedding_dim values;
+    the model file rebuilds it, a column subset embeds exactly those columns, and
+    plain_mlp (the export's fold of the ResNet projection) is the same function."""
+    from svg_quality.model import load_model, model_meta, plain_mlp, save_model
+
+    cfg = ModelConfig(
+        inputs="stats",
+        hidden=(16, 8),
+        dropout=(0.1, 0.0),
+        embedding="periodic",
+        embedding_frequencies=3,
+        embedding_dim=4,
+    )
+    spec = spec_for("stats", repo_params)
+    model = build_model(cfg, spec.width).eval()
+    emb = model.embed
+    assert emb is not None and emb.out_width() == spec.width * 4
+    first = next(m for m in model.net if isinstance(m, torch.nn.Linear))
+    assert first.in_features == spec.width * 4
+    x = torch.randn(5, spec.width)
+    cols = [1, 4, spec.width - 1]
+    sub = emb.columns(cols).embed(x[:, cols])  # [5, 3 * 4]
+    full = emb.embed(x)
+    want = torch.cat([full[:, c * 4 : (c + 1) * 4] for c in cols], dim=1)
+    torch.testing.assert_close(sub, want)
+    assert emb.positions(4) == [16, 17, 18, 19]
+
+    auto = build_model(ModelConfig(**{**cfg.__dict__, "embedding": "auto"}), spec.width)
+    assert auto.embed is not None  # auto: periodic for any layout but the seed's
+    save_model(tmp_path / "m.pt", model, model_meta(cfg, spec))
+    back, meta = load_model(tmp_path / "m.pt")
+    assert meta["model"]["embedding"] == "periodic" and meta["model"]["embedding_dim"] == 4
+    torch.testing.assert_close(back(x), model(x))
+
+    # with a projected ResNet block, the embedding skips it and the fold keeps the function
+    rcfg = ModelConfig(**{**cfg.__dict__, "inputs": "resnet", "resnet_pca": 3})
+    rspec = spec_for("resnet", repo_params)
+    rmodel = build_model(rcfg, rspec.width, rspec.resnet_width)
+    rmodel.resnet.fit(np.random.default_rng(0).normal(size=(20, rspec.resnet_width)))
+    rmodel.eval()
+    assert rmodel.embed.skip == 3 and rmodel.embed.n_columns == rspec.width - 2048
+    rx = torch.randn(6, rspec.width)
+    plain = plain_mlp(rmodel).eval()
+    assert plain.embed.skip == 2048 and rmodel.embed.skip == 3  # the original is untouched
+    torch.testing.assert_close(plain(rx), rmodel(rx), atol=1e-5, rtol=1e-4)

@@ -225,6 +225,14 @@ class ModelConfig:
     # PCA projection to this many whitened components fitted on the train images
     resnet_pca: int = 0
     resnet_dropout: float = 0.0  # dropout on the ResNet block only (after the projection)
+    # none | periodic | auto: periodic embeds each non-ResNet column -> ReLU(W [sin 2pi c x,
+    # cos 2pi c x] + b), embedding_frequencies trained frequencies c ~ N(0, embedding_sigma),
+    # embedding_dim outputs per column (model.PeriodicEmbedding), before the first Linear;
+    # auto = periodic, except none for the seed's layout (ResNet features + the 8 params)
+    embedding: str = "none"
+    embedding_frequencies: int = 16
+    embedding_dim: int = 16
+    embedding_sigma: float = 0.1
 
     def __post_init__(self) -> None:
         from svg_quality.inputgroups import parse_inputs
@@ -245,6 +253,10 @@ class ModelConfig:
         check_range("model.input_dropout", self.input_dropout, 0.0, 0.95)
         check_range("model.resnet_pca", self.resnet_pca, 0, 2048)
         check_range("model.resnet_dropout", self.resnet_dropout, 0.0, 0.95)
+        check_choice("model.embedding", self.embedding, ("none", "periodic", "auto"))
+        check_range("model.embedding_frequencies", self.embedding_frequencies, 1, 256)
+        check_range("model.embedding_dim", self.embedding_dim, 1, 256)
+        check_range("model.embedding_sigma", self.embedding_sigma, 1e-4, 100.0)
 
     @property
     def requested_inputs(self) -> str:

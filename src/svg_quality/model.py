@@ -4,6 +4,7 @@ The model maps one input row (laid out by :class:`svg_quality.inputspec.InputSpe
 to the predicted SSIM in [0, 1]:
 
     [resnet features (2048)] [logo statistics, standardized (k)] [8 normalized params]
+      -> [model.embedding: periodic embedding of every non-ResNet column]
       -> (Linear, BatchNorm1d, ReLU, Dropout) per hidden width -> Linear -> Sigmoid
 
 The spec (with its parameter ranges and statistics mean/std) travels inside every
@@ -16,6 +17,7 @@ loads with ``torch.load(weights_only=True)``; :func:`load_model` rebuilds the mo
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -127,6 +129,73 @@ def fit_pca(images: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), proj.astype(np.float32)
 
 
+class PeriodicEmbedding(nn.Module):
+    """Each of ``n_columns`` numeric columns ``x`` -> ``ReLU(W_j [sin 2 pi c_j x, cos 2 pi c_j x]
+    + b_j)``, ``dim`` values per column, with ``frequencies`` trained frequencies ``c_j``
+    initialised from ``N(0, sigma)``: the "PLR" embedding of Gorishniy et al. (2022), *On
+    Embeddings for Numerical Features in Tabular Deep Learning*. It lets the first Linear
+    see sharp, bounded functions of each input (VTracer's cliffs at a colour precision or
+    a speckle size) instead of one slope, and saturates where a real logo's value lies
+    outside the synthetic range. The leading ``skip`` columns (the ResNet block) pass
+    through unchanged: ``[B, skip + n_columns] -> [B, skip + n_columns * dim]``.
+    """
+
+    def __init__(
+        self, n_columns: int, frequencies: int, dim: int, sigma: float, skip: int = 0
+    ) -> None:
+        super().__init__()
+        self.skip, self.dim, self.n_columns = skip, dim, n_columns
+        self.freq = nn.Parameter(torch.randn(n_columns, frequencies) * sigma)  # [n, k]
+        scale = 1.0 / math.sqrt(2 * frequencies)
+        self.weight = nn.Parameter(torch.randn(n_columns, 2 * frequencies, dim) * scale)
+        self.bias = nn.Parameter(torch.zeros(n_columns, dim))  # [n, dim]
+
+    def out_width(self) -> int:
+        return self.skip + self.n_columns * self.dim
+
+    def embed(self, t: torch.Tensor) -> torch.Tensor:
+        """``[B, n_columns] -> [B, n_columns * dim]`` (column-major: column j's ``dim``)."""
+        z = (2.0 * math.pi) * t.unsqueeze(-1) * self.freq  # [B, n, k]
+        z = torch.cat([torch.sin(z), torch.cos(z)], dim=-1)  # [B, n, 2k]
+        # per column: [B, 2k] @ [2k, dim], as one batched matmul over the columns
+        h = torch.matmul(z.transpose(0, 1), self.weight).transpose(0, 1) + self.bias  # [B, n, dim]
+        return torch.relu(h).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.skip == 0:
+            return self.embed(x)
+        return torch.cat([x[:, : self.skip], self.embed(x[:, self.skip :])], dim=1)
+
+    def positions(self, column: int) -> list[int]:
+        """Where input ``column`` lands in the output (one place, or ``dim`` of them)."""
+        if column < self.skip:
+            return [column]
+        start = self.skip + (column - self.skip) * self.dim
+        return list(range(start, start + self.dim))
+
+    def columns(self, columns: Sequence[int]) -> PeriodicEmbedding:
+        """The embedding of the non-skipped ``columns`` only (its parameters sliced; no skip)."""
+        j = torch.tensor([c - self.skip for c in columns], dtype=torch.long)
+        out = PeriodicEmbedding(len(columns), self.freq.shape[1], self.dim, 1.0)
+        with torch.no_grad():
+            out.freq.copy_(self.freq[j])
+            out.weight.copy_(self.weight[j])
+            out.bias.copy_(self.bias[j])
+        return out
+
+
+def resolve_embedding(choice: str, in_features: int, resnet_width: int) -> str:
+    """``model.embedding`` for rows ``in_features`` wide with ``resnet_width`` leading ResNet
+    columns: ``auto`` is ``periodic`` except for the seed's layout (ResNet features and the
+    8 parameters only, ``model.inputs: resnet``), whose MLP stays the seed's (DESIGN.md)."""
+    if choice not in ("none", "periodic", "auto"):
+        raise ValueError(f"model.embedding = {choice!r} is invalid; allowed: none, periodic, auto")
+    if choice != "auto":
+        return choice
+    seed_layout = resnet_width > 0 and in_features - resnet_width == len(PARAM_NAMES)
+    return "none" if seed_layout else "periodic"
+
+
 class QualityMLP(nn.Module):
     """``in_features -> hidden... -> 1`` with BatchNorm, ReLU, Dropout per hidden layer.
 
@@ -145,15 +214,26 @@ class QualityMLP(nn.Module):
         resnet_width: int = 0,
         resnet_pca: int = 0,
         resnet_dropout: float = 0.0,
+        embedding: str = "none",
+        embedding_frequencies: int = 16,
+        embedding_dim: int = 16,
+        embedding_sigma: float = 0.1,
     ) -> None:
         super().__init__()
         if len(hidden) != len(dropout):
             raise ValueError(f"{len(hidden)} hidden widths but {len(dropout)} dropout rates")
         self.resnet: ResnetBlock | None = None
-        width = in_features
+        width, skip = in_features, resnet_width
         if resnet_width and (resnet_pca or resnet_dropout > 0):
             self.resnet = ResnetBlock(resnet_width, resnet_pca, resnet_dropout)
             width = in_features - resnet_width + self.resnet.out_width
+            skip = self.resnet.out_width
+        self.embed: PeriodicEmbedding | None = None
+        if resolve_embedding(embedding, in_features, resnet_width) == "periodic":
+            self.embed = PeriodicEmbedding(
+                width - skip, embedding_frequencies, embedding_dim, embedding_sigma, skip
+            )
+            width = self.embed.out_width()
         layers: list[nn.Module] = []
         if input_dropout > 0:
             # Dropout on the raw inputs regularises the wide, mostly-noise ResNet block.
@@ -168,6 +248,8 @@ class QualityMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.resnet is not None:
             x = self.resnet(x)  # [B, in_features] -> [B, pca + rest]
+        if self.embed is not None:
+            x = self.embed(x)  # [B, skip + rest] -> [B, skip + rest * dim]
         return self.net(x).squeeze(-1)  # -> [B]
 
 
@@ -181,13 +263,15 @@ def plain_mlp(mlp: QualityMLP) -> QualityMLP:
         return mlp
     out = copy.deepcopy(mlp)
     out.resnet = None
+    if out.embed is not None:  # it passes the raw ResNet columns through now
+        out.embed.skip = block.width
     i = next(j for j, m in enumerate(out.net) if isinstance(m, nn.Linear))
     first: nn.Linear = out.net[i]
     if block.pca:
         w = first.weight.detach().double()  # [h, pca + rest]
         w_raw = w[:, : block.pca] @ block.proj.double().T  # [h, width]
         bias = first.bias.detach().double() - w_raw @ block.mean.double()  # [h]
-        linear = nn.Linear(mlp.in_features, first.out_features)
+        linear = nn.Linear(block.width + w.shape[1] - block.pca, first.out_features)
         with torch.no_grad():
             linear.weight.copy_(torch.cat([w_raw, w[:, block.pca :]], dim=1).float())
             linear.bias.copy_(bias.float())
@@ -206,6 +290,10 @@ def build_model(cfg: ModelConfig, in_features: int, resnet_width: int = 0) -> Qu
         resnet_width=resnet_width,
         resnet_pca=cfg.resnet_pca,
         resnet_dropout=cfg.resnet_dropout,
+        embedding=cfg.embedding,
+        embedding_frequencies=cfg.embedding_frequencies,
+        embedding_dim=cfg.embedding_dim,
+        embedding_sigma=cfg.embedding_sigma,
     )
 
 
@@ -223,6 +311,10 @@ def model_config_meta(cfg: ModelConfig, resolved: str | None = None) -> dict[str
         "input_dropout": float(cfg.input_dropout),
         "resnet_pca": int(cfg.resnet_pca),
         "resnet_dropout": float(cfg.resnet_dropout),
+        "embedding": cfg.embedding,
+        "embedding_frequencies": int(cfg.embedding_frequencies),
+        "embedding_dim": int(cfg.embedding_dim),
+        "embedding_sigma": float(cfg.embedding_sigma),
     }
 
 
@@ -234,6 +326,10 @@ def model_config_from_meta(meta: Mapping[str, Any]) -> ModelConfig:
         input_dropout=float(meta["input_dropout"]),
         resnet_pca=int(meta.get("resnet_pca", 0)),  # files from before the ResNet block
         resnet_dropout=float(meta.get("resnet_dropout", 0.0)),
+        embedding=str(meta.get("embedding", "none")),  # files from before the embedding
+        embedding_frequencies=int(meta.get("embedding_frequencies", 16)),
+        embedding_dim=int(meta.get("embedding_dim", 16)),
+        embedding_sigma=float(meta.get("embedding_sigma", 0.1)),
     )
 
 
@@ -249,9 +345,11 @@ def model_meta(
     asked = cfg.requested_inputs
     if AUTO not in parse_inputs(asked) and resolve_inputs(asked, "random") != spec.inputs:
         raise ValueError(f"model.inputs {asked!r} differs from the input spec's {spec.inputs!r}")
+    model_cfg = model_config_meta(cfg, spec.inputs)
+    model_cfg["embedding"] = resolve_embedding(cfg.embedding, spec.width, spec.resnet_width)
     meta = {
         "format": MODEL_FORMAT,
-        "model": model_config_meta(cfg, spec.inputs),
+        "model": model_cfg,
         "input": spec.to_meta(),
         "param_names": list(PARAM_NAMES),
         "output": "ssim",

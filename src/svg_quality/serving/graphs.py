@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from svg_quality.inputspec import InputSpec
-from svg_quality.model import QualityMLP, plain_mlp
+from svg_quality.model import PeriodicEmbedding, QualityMLP, plain_mlp
 
 
 class SizeOutput(nn.Module):
@@ -130,24 +130,60 @@ class EndToEnd(nn.Module):
         return _outputs(ssim, size, feats)
 
 
+class _FirstInputs(nn.Module):
+    """Some row columns (``columns``, ascending) -> their part of the first Linear's input:
+    the columns themselves, or with a :class:`~svg_quality.model.PeriodicEmbedding` the
+    skipped (ResNet) ones as they are and the rest embedded; ``positions`` says where those
+    values sit in the first Linear's input."""
+
+    def __init__(self, embed: PeriodicEmbedding | None, columns: list[int]) -> None:
+        super().__init__()
+        skip = embed.skip if embed is not None else float("inf")
+        kept = [i for i, c in enumerate(columns) if c < skip]
+        embedded = [i for i, c in enumerate(columns) if c >= skip]
+        self.register_buffer("kept", torch.tensor(kept, dtype=torch.long))
+        self.register_buffer("embedded", torch.tensor(embedded, dtype=torch.long))
+        self.has_kept, self.has_embedded = bool(kept), bool(embedded)
+        self.embed: PeriodicEmbedding | None = None
+        self.positions = [columns[i] for i in kept]
+        if embed is not None:
+            self.embed = embed.columns([columns[i] for i in embedded]) if embedded else None
+            self.positions += [p for i in embedded for p in embed.positions(columns[i])]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x  # no embedding: the columns are the first Linear's inputs
+        if self.embed is not None:
+            parts: list[torch.Tensor] = []
+            if self.has_kept:
+                parts.append(x.index_select(1, self.kept))
+            if self.has_embedded:
+                parts.append(self.embed.embed(x.index_select(1, self.embedded)))
+            out = torch.cat(parts, dim=1)
+        return out
+
+
 class _SplitMLP(nn.Module):
     """One MLP with its first Linear split into per-logo and per-candidate columns:
-    ``W x + b = W_img x_img + W_par x_par + b``, the image half computed once."""
+    ``W x + b = W_img x_img + W_par x_par + b``, the image half computed once (with a
+    periodic embedding, each half embeds its own columns first)."""
 
     def __init__(self, mlp: QualityMLP, spec: InputSpec) -> None:
         super().__init__()
-        layers = list(plain_mlp(mlp).net)
+        plain = plain_mlp(mlp)
+        layers = list(plain.net)
         first = next(i for i, m in enumerate(layers) if isinstance(m, nn.Linear))
         linear: nn.Linear = layers[first]
         w = linear.weight.detach()
-        self.register_buffer("w_img", w[:, spec.columns(per_logo=True)].clone())  # [h, S]
-        self.register_buffer("w_par", w[:, spec.columns(per_logo=False)].clone())  # [h, 8]
+        self.logo_in = _FirstInputs(plain.embed, spec.columns(per_logo=True))
+        self.cand_in = _FirstInputs(plain.embed, spec.columns(per_logo=False))
+        self.register_buffer("w_img", w[:, self.logo_in.positions].clone())  # [h, S]
+        self.register_buffer("w_par", w[:, self.cand_in.positions].clone())  # [h, 8]
         self.register_buffer("bias", linear.bias.detach().clone())  # [h]
         self.rest = nn.Sequential(*layers[first + 1 :])
 
     def forward(self, logo: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
-        shared = logo @ self.w_img.T  # [1, h], once per logo
-        h = cand @ self.w_par.T + shared + self.bias  # [N, h]
+        shared = self.logo_in(logo) @ self.w_img.T  # [1, h], once per logo
+        h = self.cand_in(cand) @ self.w_par.T + shared + self.bias  # [N, h]
         return self.rest(h).squeeze(-1)  # [N]
 
 

@@ -81,6 +81,7 @@ def build_metadata(
             "n_parameters": count_parameters(plain_mlp(mlp)),  # the graphs'
             "trained_parameters": count_parameters(mlp),  # fewer with model.resnet_pca
             "resnet_block": resnet_block,
+            "embedding": describe_embedding(cfg),
         },
         "input": spec.to_meta(),
         "param_names": list(PARAM_NAMES),
@@ -130,3 +131,14 @@ def build_metadata(
     }
     # JSON round trip: plain types only, so torch.load(weights_only=True) accepts it.
     return json.loads(json.dumps(meta, default=str))
+
+
+def describe_embedding(cfg: Mapping[str, Any]) -> str:
+    """One line on the model's input embedding (``model.embedding``), for the model card."""
+    if cfg.get("embedding", "none") != "periodic":
+        return "none (the columns feed the first Linear as they are)"
+    return (
+        f"periodic: each non-ResNet column -> {cfg['embedding_dim']} values from "
+        f"{cfg['embedding_frequencies']} trained frequencies (init sigma "
+        f"{cfg['embedding_sigma']}), ReLU(W [sin, cos] + b), in every graph"
+    )
