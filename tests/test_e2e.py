@@ -153,6 +153,9 @@ def make_scratch_repo(ws: Path, env: dict[str, str]) -> None:
     params["validate"]["gates"] = {
         k: (1.0 if k == "rmse" else -1.0) for k in params["validate"]["gates"]
     }
+    # Cross-validation is validate's own business (test_validate.py); here it would only
+    # retrain both heads twice in every tiny run of the sweeps.
+    params["validate"]["cv_folds"] = 0
     # Smaller still for export's checks: timing and suggestion quality are not tested here.
     params["export"].update(
         latency_repeats=2,
