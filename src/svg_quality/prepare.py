@@ -8,6 +8,7 @@ Sources: ``synthetic`` (svg_quality.synthetic) or a folder laid out as
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
 import zlib
@@ -106,7 +107,9 @@ def _run_all(jobs: list[Job], cfg: DataConfig, workers: int) -> Iterator[Result]
         for job in tqdm(jobs, desc="prepare", unit="logo"):
             yield process(job, cfg)
         return
-    with ProcessPoolExecutor(workers) as pool:
+    # forkserver, not fork: a caller with threads (torch, onnxruntime; `svg-quality
+    # evaluate` inside a test run) can deadlock children forked from it mid-lock.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
         it = pool.map(process, jobs, [cfg] * len(jobs), chunksize=4)
         yield from tqdm(it, total=len(jobs), desc="prepare", unit="logo")
 
