@@ -19,6 +19,9 @@ import numpy as np
 from svg_quality.paramspace import VTRACER_DEFAULTS
 
 PROBE_NAMES: tuple[str, ...] = ("probe_ssim", "probe_log10_bytes")
+# The VTracer settings besides the 8 parameters that a conversion depends on: a probe made
+# with other settings is not the defaults conversion of this export (verify checks them).
+SETTINGS: tuple[str, ...] = ("colormode", "hierarchical", "mode")
 
 
 def values(ssim: float, svg_bytes: float) -> np.ndarray:
@@ -35,7 +38,7 @@ def measure(rgb: np.ndarray, vtracer: Mapping[str, Any]) -> tuple[np.ndarray, fl
 
     from svg_quality.vectorize import ConversionFailed, RenderFailed, score
 
-    cfg = SimpleNamespace(**{k: vtracer[k] for k in ("colormode", "hierarchical", "mode")})
+    cfg = SimpleNamespace(**{k: vtracer[k] for k in SETTINGS})
     t0 = time.perf_counter()
     try:
         s = score(rgb, VTRACER_DEFAULTS, cfg)  # type: ignore[arg-type]

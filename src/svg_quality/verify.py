@@ -25,6 +25,7 @@ import numpy as np
 
 from svg_quality import objectives
 from svg_quality.paramspace import PARAM_NAMES, SPECS, VTRACER_DEFAULTS
+from svg_quality.probe import SETTINGS
 
 
 @dataclass(frozen=True)
@@ -220,7 +221,7 @@ def _probe_conversion(logo: Any, cfg: Any) -> Any:
     used = getattr(logo, "probe_vtracer", None)
     if done is None or used is None:
         return None
-    same = all(used.get(k) == getattr(cfg, k) for k in ("colormode", "hierarchical", "mode"))
+    same = all(used.get(k) == getattr(cfg, k) for k in SETTINGS)
     return done if same else None
 
 
