@@ -95,6 +95,18 @@ OVERRIDES = {
     "sigma": ("embedding_sigma", float),
     "edim": ("embedding_dim", int),
 }
+TRAIN_OVERRIDES = {"lw": ("logo_weight", float)}  # lw=1.0: train.logo_weight
+
+
+def train_overrides(config: str) -> dict[str, Any]:
+    """The ``train.*`` overrides of ``config`` (its ``lw=`` pairs)."""
+    out: dict[str, Any] = {}
+    for pair in config.split(",")[1:]:
+        key, _, value = pair.partition("=")
+        if key in TRAIN_OVERRIDES:
+            name, kind = TRAIN_OVERRIDES[key]
+            out[name] = kind(value)
+    return out
 
 
 def parse_config(config: str, base: ModelConfig) -> ModelConfig:
@@ -106,8 +118,11 @@ def parse_config(config: str, base: ModelConfig) -> ModelConfig:
     kw: dict[str, Any] = {"inputs": inputs, "probe": False, "input_dropout": float(drop or 0)}
     for pair in pairs:
         key, _, value = pair.partition("=")
+        if key in TRAIN_OVERRIDES:
+            continue
         if key not in OVERRIDES or not value:
-            raise SystemExit(f"config {config!r}: {pair!r} is not one of {', '.join(OVERRIDES)}")
+            allowed = ", ".join([*OVERRIDES, *TRAIN_OVERRIDES])
+            raise SystemExit(f"config {config!r}: {pair!r} is not one of {allowed}")
         name, kind = OVERRIDES[key]
         kw[name] = kind(value)
     return dataclasses.replace(base, **kw)
@@ -144,9 +159,12 @@ def main() -> None:
     for config in args.configs:
         model_cfg = parse_config(config, params.model)
         inputs = model_cfg.inputs
+        preds: dict[str, list[np.ndarray]] = {}  # set -> one prediction per seed
         for seed in args.seeds:
             t0 = time.perf_counter()
-            train_cfg = dataclasses.replace(params.train, seed=seed, resume=False)
+            train_cfg = dataclasses.replace(
+                params.train, seed=seed, resume=False, **train_overrides(config)
+            )
             if args.epochs:
                 train_cfg = dataclasses.replace(
                     train_cfg, epochs=args.epochs, warmup_epochs=min(2, args.epochs)
@@ -166,7 +184,8 @@ def main() -> None:
             if real is not None:
                 sets["real"] = (build_arrays(real, spec), real.rows)
             for name, (a, rows) in sets.items():
-                out[name] = scores(a.y, predict(res.model, a.x), a.image_id, rows)
+                preds.setdefault(name, []).append(predict(res.model, a.x))
+                out[name] = scores(a.y, preds[name][-1], a.image_id, rows)
             if not args.no_hgb and seed == args.seeds[0]:
                 from sklearn.ensemble import HistGradientBoostingRegressor
 
@@ -188,6 +207,12 @@ def main() -> None:
             out["seconds"] = round(time.perf_counter() - t0, 1)
             results.append(out)
             print(json.dumps(out), flush=True)
+        if len(args.seeds) > 1:  # the seeds' mean prediction: an ensemble of them
+            ens: dict[str, Any] = {"config": config, "inputs": inputs, "seed": "mean"}
+            for name, (a, rows) in sets.items():
+                ens[name] = scores(a.y, np.mean(preds[name], axis=0), a.image_id, rows)
+            results.append(ens)
+            print(json.dumps(ens), flush=True)
 
     cols = ["val", "test", "real", "cv", "hgb_test", "hgb_real"]
     print("\n| config | seed | " + " | ".join(c for c in cols) + " |")

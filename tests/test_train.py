@@ -7,6 +7,7 @@ import itertools
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -28,10 +29,12 @@ from svg_quality.model import load_model
 from svg_quality.paramspace import PARAM_NAMES, PARAM_SPECS, VTRACER_DEFAULTS
 from svg_quality.trainer import (
     NonFiniteLossError,
+    _Batches,
     batches_per_epoch,
     fit,
     load_checkpoint,
     lr_factor,
+    within_group_mse,
 )
 from tests.conftest import load_stage
 
@@ -282,6 +285,39 @@ def test_other_optimizers_and_schedulers_train(
         assert lrs == pytest.approx([0.01, 0.005, 0.0025])
     else:
         assert lrs == [0.01] * 3
+
+
+def test_within_logo_loss_is_the_pairwise_error_gap_and_batches_hold_whole_logos(
+    stats_arrays: dict[str, Arrays],
+) -> None:
+    gen = torch.Generator().manual_seed(0)
+    err = torch.randn(40, generator=gen, dtype=torch.float64)
+    group = torch.randint(5, 9, (40,), generator=gen)  # ids need not start at 0
+    pairs = [  # mean over each group's ordered pairs of (e_i - e_j)^2 / 2, row-weighted
+        ((err[group == g][:, None] - err[group == g][None, :]) ** 2).mean() / 2 * (group == g).sum()
+        for g in group.unique()
+    ]
+    assert within_group_mse(err, group).item() == pytest.approx(float(sum(pairs) / 40), rel=1e-12)
+    assert within_group_mse(err + 3.0 * group, group).item() == pytest.approx(
+        within_group_mse(err, group).item(),
+        rel=1e-9,  # an error shared by a logo is ignored
+    )
+
+    train = stats_arrays["train"]
+    ids = torch.as_tensor(np.unique(train.image_id, return_inverse=True)[1].reshape(-1))
+    rows = _Batches(
+        x=torch.zeros(len(ids), 1), y=torch.zeros(len(ids)), size=32, steps=1, group=ids
+    )
+    order = rows.order(torch.Generator().manual_seed(1))
+    assert sorted(order.tolist()) == list(range(len(ids)))
+    runs = torch.unique_consecutive(ids[order]).numel()
+    assert runs == ids.unique().numel()  # each logo's rows are one run: batches of whole logos
+
+    cfg = tcfg(epochs=12, logo_weight=2.0)
+    res = fit(train, stats_arrays["val"], SMALL, cfg, progress=False)
+    assert res.best["val_pearson"] > 0.5
+    with pytest.raises(ValueError, match="logo_weight > 0 needs the rows' image ids"):
+        fit(SimpleNamespace(x=train.x, y=train.y), stats_arrays["val"], SMALL, cfg, progress=False)
 
 
 def test_cosine_schedule_warms_up_then_decays() -> None:

@@ -288,6 +288,9 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     amp: str = "auto"  # auto (bf16/fp16 on CUDA, off on CPU) | off | bf16 | fp16
     resume: bool = False
+    # > 0: batches hold whole logos and the loss adds this weight times the within-logo
+    # variance of the errors (the part of the MSE that ranks one logo's parameter sets)
+    logo_weight: float = 0.0
 
     def __post_init__(self) -> None:
         check_range("train.epochs", self.epochs, 1, 100_000)
@@ -305,6 +308,7 @@ class TrainConfig:
         check_range("train.patience", self.patience, 0)
         check_choice("train.device", self.device, ("auto", "cpu", "cuda"))
         check_choice("train.amp", self.amp, ("auto", "off", "bf16", "fp16"))
+        check_range("train.logo_weight", self.logo_weight, 0.0, 1000.0)
 
 
 @dataclass(frozen=True)

@@ -364,10 +364,22 @@ class _Batches:
     y: torch.Tensor  # [N]
     size: int
     steps: int
+    group: torch.Tensor | None = None  # [N] int64 image index 0..G-1: batches of whole logos
 
     @property
     def n(self) -> int:
         return int(self.x.shape[0])
+
+    def order(self, shuffle: torch.Generator) -> torch.Tensor:
+        """This epoch's row order ``[N]`` (CPU): shuffled rows, or with ``group`` the rows
+        of shuffled logos one logo after another (each batch holds ~size/rows-per-logo
+        whole logos), rows shuffled inside each logo."""
+        if self.group is None:
+            return torch.randperm(self.n, generator=shuffle)
+        group = self.group.cpu()
+        logo_rank = torch.randperm(int(group.max()) + 1, generator=shuffle)[group]  # [N]
+        jitter = torch.rand(self.n, generator=shuffle, dtype=torch.float64)  # [N] in [0, 1)
+        return torch.argsort(logo_rank.double() + jitter)
 
     def sizes(self) -> torch.Tensor:
         """Rows per batch ``[steps]`` (the last one may be short)."""
@@ -391,7 +403,7 @@ def train_epoch(
     (the rate of the epoch's last step). Raises :class:`NonFiniteLossError` on NaN/inf."""
     model.train()
     device = rows.x.device
-    perm = torch.randperm(rows.n, generator=shuffle).to(device)  # [N]
+    perm = rows.order(shuffle).to(device)  # [N]
     losses = torch.zeros(rows.steps, device=device)  # per-batch loss, read once per epoch
     lr = opt.param_groups[0]["lr"]
     for b in range(rows.steps):
@@ -400,6 +412,8 @@ def train_epoch(
         with precision.autocast():
             pred = model(xb)  # [B]
         loss = F.mse_loss(pred.float(), yb)  # fp32 loss whatever autocast chose
+        if rows.group is not None and cfg.logo_weight > 0:
+            loss = loss + cfg.logo_weight * within_group_mse(pred.float() - yb, rows.group[idx])
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if cfg.grad_clip > 0:
@@ -422,6 +436,16 @@ def train_epoch(
     sizes = rows.sizes()
     train_loss = float((losses_h.double() * sizes).sum() / sizes.sum())
     return {"train_loss": train_loss, "lr": float(lr)}
+
+
+def within_group_mse(err: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
+    """Mean over rows of ``(err - mean err of the row's group)^2``: the errors' within-group
+    variance, which ignores an error shared by one logo's rows (ranking is blind to it).
+    Equals the mean over same-group pairs of ``(err_i - err_j)^2 / 2``, weighted per group."""
+    ids, g = torch.unique(group, return_inverse=True)  # [B] -> 0..G-1
+    n = err.new_zeros(ids.numel()).index_add_(0, g, torch.ones_like(err))  # rows per group
+    mean = torch.zeros_like(n).index_add_(0, g, err) / n  # [G]
+    return ((err - mean[g]) ** 2).mean()
 
 
 def fit(
@@ -479,6 +503,7 @@ def fit(
             y=torch.as_tensor(train.y, dtype=torch.float32).to(device),  # [N]
             size=bs,
             steps=batches_per_epoch(n_train, bs),
+            group=_groups(train) if train_cfg.logo_weight > 0 else None,
         )
         x_va = torch.as_tensor(val.x, dtype=torch.float32).to(device)  # [M, D]
         y_va = torch.as_tensor(val.y, dtype=torch.float32).to(device)  # [M]
@@ -553,6 +578,18 @@ def fit(
         device=str(device),
         precision=precision.name,
     )
+
+
+def _groups(data: XY) -> torch.Tensor:
+    """``data.image_id`` as ``int64 [N]`` indices 0..G-1 (train.logo_weight needs them)."""
+    ids = getattr(data, "image_id", None)
+    if ids is None:
+        raise ValueError(
+            "train.logo_weight > 0 needs the rows' image ids (dataset.Arrays has them); "
+            "set train.logo_weight=0 for rows without"
+        )
+    _, inverse = np.unique(np.asarray(ids), return_inverse=True)
+    return torch.as_tensor(inverse.reshape(-1), dtype=torch.int64)
 
 
 def per_image(data: XY, width: int) -> np.ndarray:
