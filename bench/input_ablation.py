@@ -94,6 +94,7 @@ OVERRIDES = {
     "emb": ("embedding", str),  # emb=none | emb=periodic
     "sigma": ("embedding_sigma", float),
     "edim": ("embedding_dim", int),
+    "members": ("members", lambda v: v if v == "auto" else int(v)),  # model.members
 }
 TRAIN_OVERRIDES = {"lw": ("logo_weight", float)}  # lw=1.0: train.logo_weight
 
@@ -111,8 +112,8 @@ def train_overrides(config: str) -> dict[str, Any]:
 
 def parse_config(config: str, base: ModelConfig) -> ModelConfig:
     """``inputs[@input_dropout][,pca=N][,rdrop=P][,hidden=A-B][,dropout=P-Q][,emb=E]
-    [,sigma=S][,edim=D]`` as a model config over ``base`` (a changed ``hidden`` needs a
-    ``dropout`` of the same length)."""
+    [,sigma=S][,edim=D][,members=K|auto]`` as a model config over ``base`` (a changed
+    ``hidden`` needs a ``dropout`` of the same length; ``hidden`` is the members' total)."""
     head, *pairs = config.split(",")
     inputs, _, drop = head.partition("@")
     kw: dict[str, Any] = {"inputs": inputs, "probe": False, "input_dropout": float(drop or 0)}

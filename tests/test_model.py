@@ -302,3 +302,66 @@ def test_periodic_embedding_round_trips_and_its_column_subsets_agree(
     plain = plain_mlp(rmodel).eval()
     assert plain.embed.skip == 2048 and rmodel.embed.skip == 3  # the original is untouched
     torch.testing.assert_close(plain(rx), rmodel(rx), atol=1e-5, rtol=1e-4)
+
+
+def test_members_are_independent_side_by_side_and_fold_into_one_plain_mlp(
+    tmp_path: Path, repo_params: dict
+) -> None:
+    """model.members: K members in one module. Each member's prediction depends on its own
+    weights only, each has exactly one single-member model's parameters, the eval output is
+    the sigmoid of their mean logit, and plain_mlp (what every export holds) is that same
+    function as one plain MLP; the model file rebuilds it."""
+    from svg_quality.model import MaskedLinear, PeriodicEmbedding, load_model, plain_mlp
+
+    base = dict(inputs="resnet", hidden=(12, 6), dropout=(0.0, 0.0), embedding="periodic")
+    base.update(embedding_frequencies=3, embedding_dim=2, resnet_pca=3)
+    spec = spec_for("resnet", repo_params)
+    one = build_model(ModelConfig(**{**base, "hidden": (6, 3)}), spec.width, spec.resnet_width)
+    cfg = ModelConfig(**base, members=2)  # two members of hidden (6, 3)
+    model = build_model(cfg, spec.width, spec.resnet_width)
+    model.resnet.fit(np.random.default_rng(0).normal(size=(20, spec.resnet_width)))
+    assert count_parameters(model) == 2 * count_parameters(one)
+    assert model.net[0].out_features == 12 and isinstance(model.net[0], MaskedLinear)
+
+    x = torch.randn(32, spec.width)
+    model.train()  # dropout 0: the train-mode output is deterministic per batch
+    with torch.no_grad():
+        before = model(x)  # [B, 2], one column per member
+        assert before.shape == (32, 2)
+        for name, p in model.named_parameters():  # scramble member 1's share of everything
+            if name == "embed.freq":  # [n, 2 members x 3 frequencies]
+                p[:, 3:] = 9.0
+            elif name.startswith("embed."):  # weight [n, 2k, 2 x 2] / bias [n, 2 x 2]
+                p[..., 2:] = torch.randn_like(p[..., 2:])
+            else:  # Linear weights [out, in], biases and BatchNorm [out]: member 1's outputs
+                p[p.shape[0] // 2 :] = torch.randn_like(p[p.shape[0] // 2 :])
+        after = model(x)
+    torch.testing.assert_close(after[:, 0], before[:, 0], rtol=0, atol=0)  # member 0 untouched
+    assert (after[:, 1] - before[:, 1]).abs().max() > 1e-3
+
+    model.eval()
+    with torch.no_grad():
+        z = model.net[:-1](model.embed(model.resnet(x)))  # [B, 2] member logits
+        torch.testing.assert_close(model(x), torch.sigmoid(z.mean(dim=1)))
+        plain = plain_mlp(model)
+        assert plain.members == 1 and plain.resnet is None
+        assert not any(isinstance(m, MaskedLinear) for m in plain.modules())
+        assert isinstance(plain.embed, PeriodicEmbedding) and plain.embed.mask is None
+        assert plain.net[-2].out_features == 1
+        torch.testing.assert_close(plain(x), model(x), rtol=0, atol=1e-6)
+
+    save_model(tmp_path / "m.pt", model, model_meta(cfg, spec))
+    back, meta = load_model(tmp_path / "m.pt")
+    assert meta["model"]["members"] == 2
+    with torch.no_grad():
+        torch.testing.assert_close(back(x), model(x), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="model.members"):
+        ModelConfig(**base, members=0)
+    with pytest.raises(ValueError, match=r"model.hidden\[1\] = 6 .*multiple of model.members"):
+        ModelConfig(**base, members=4)
+
+    # auto: two members, but the seed's layout keeps one MLP (the seed's)
+    auto = ModelConfig(**base, members="auto")
+    assert build_model(auto, spec.width).members == 2  # no ResNet block: stats-like rows
+    assert build_model(auto, spec.width, spec.resnet_width).members == 1
+    assert model_meta(auto, spec)["model"]["members"] == 1

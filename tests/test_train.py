@@ -34,6 +34,7 @@ from svg_quality.trainer import (
     fit,
     load_checkpoint,
     lr_factor,
+    predict,
     within_group_mse,
 )
 from tests.conftest import load_stage
@@ -319,6 +320,30 @@ def test_within_logo_loss_is_the_pairwise_error_gap_and_batches_hold_whole_logos
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
     with pytest.raises(ValueError, match="logo_weight > 0 needs the rows' image ids"):
         fit(SimpleNamespace(x=train.x, y=train.y), stats_arrays["val"], SMALL, cfg, progress=False)
+
+
+def test_members_each_learn_on_their_own_loss_and_predict_as_one(
+    stats_arrays: dict[str, Arrays],
+) -> None:
+    """model.members = 2: one fit trains both members (train mode gives [B, 2], each
+    member's MSE averaged); predict gives the ensemble's one value per row."""
+    train, val = stats_arrays["train"], stats_arrays["val"]
+    res = fit(train, val, dataclasses.replace(SMALL, members=2), tcfg(epochs=12), progress=False)
+    losses = [h["train_loss"] for h in res.history]
+    assert losses[-1] < 0.5 * losses[0] and res.best["val_pearson"] > 0.5
+    pred = predict(res.model, val.x)
+    assert pred.shape == val.y.shape
+    rmse = float(np.sqrt(np.mean((pred - val.y) ** 2)))
+    assert rmse == pytest.approx(res.best["val_rmse"], rel=1e-5)  # the best weights are kept
+    res.model.train()
+    with torch.no_grad():
+        both = res.model(torch.as_tensor(val.x))
+    assert both.shape == (len(val.y), 2) and (both[:, 0] - both[:, 1]).abs().max() > 1e-4  # differ
+
+    gen = torch.Generator().manual_seed(0)
+    err, group = torch.randn(40, 2, generator=gen), torch.randint(0, 6, (40,), generator=gen)
+    per_member = [within_group_mse(err[:, k], group) for k in range(2)]
+    assert within_group_mse(err, group).item() == pytest.approx(float(sum(per_member) / 2))
 
 
 def test_cosine_schedule_warms_up_then_decays() -> None:

@@ -214,6 +214,9 @@ class FeaturesConfig:
             raise _fail("features.amp", self.amp, allowed)
 
 
+AUTO_MEMBERS = 2  # model.members: auto, except for the seed's layout (one MLP)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     inputs: str = "resnet"  # auto | groups of resnet, stats, vtracer, probe joined by +
@@ -233,6 +236,10 @@ class ModelConfig:
     embedding_frequencies: int = 16
     embedding_dim: int = 16
     embedding_sigma: float = 0.1
+    # K independent members side by side in one MLP, each trained on its own loss and
+    # predicting the sigmoid of their mean logit: `hidden` is split between them (each
+    # width / K), each has its own embedding. auto = 2, but 1 for the seed's layout
+    members: int | str = 1
 
     def __post_init__(self) -> None:
         from svg_quality.inputgroups import parse_inputs
@@ -257,6 +264,18 @@ class ModelConfig:
         check_range("model.embedding_frequencies", self.embedding_frequencies, 1, 256)
         check_range("model.embedding_dim", self.embedding_dim, 1, 256)
         check_range("model.embedding_sigma", self.embedding_sigma, 1e-4, 100.0)
+        if isinstance(self.members, str):
+            check_choice("model.members", self.members, ("auto",))
+        else:
+            check_range("model.members", self.members, 1, 16)
+        k = AUTO_MEMBERS if self.members == "auto" else int(self.members)
+        for i, w in enumerate(self.hidden):
+            if w % k:
+                raise _fail(
+                    f"model.hidden[{i}]",
+                    w,
+                    f"a multiple of model.members ({self.members!r}: {k} members share it)",
+                )
 
     @property
     def requested_inputs(self) -> str:

@@ -7,6 +7,11 @@ to the predicted SSIM in [0, 1]:
       -> [model.embedding: periodic embedding of every non-ResNet column]
       -> (Linear, BatchNorm1d, ReLU, Dropout) per hidden width -> Linear -> Sigmoid
 
+With ``model.members: K`` the MLP is K independent members side by side in one module
+(each its own embedding and layers; block-diagonal weights, :class:`MaskedLinear`), each
+trained on its own loss; the prediction is the sigmoid of their mean logit. For export,
+:func:`plain_mlp` folds them into one plain MLP of the summed widths, the same function.
+
 The spec (with its parameter ranges and statistics mean/std) travels inside every
 checkpoint, so inference normalizes exactly like training did.
 
@@ -66,6 +71,41 @@ def _cpu_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     u16 = bits.view(torch.int16)[:n].view(x.shape)  # uniform over [-32768, 32767]
     keep = u16 >= round(p * 65536) - 32768  # bool, P(keep) = 1 - p
     return x * keep.to(x.dtype).mul_(1.0 / (1.0 - p))
+
+
+class MaskedLinear(nn.Linear):
+    """A Linear whose weight is multiplied by a fixed 0/1 ``mask`` (``[out, in]``) in every
+    call: the block-diagonal layers of a K-member MLP, whose masked weights never act and
+    never get a gradient. The mask is rebuilt from the config, not saved."""
+
+    def __init__(self, in_features: int, out_features: int, mask: torch.Tensor) -> None:
+        super().__init__(in_features, out_features)
+        if tuple(mask.shape) != (out_features, in_features):
+            raise ValueError(f"mask {tuple(mask.shape)} for a {in_features} -> {out_features}")
+        self.register_buffer("mask", mask.float(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, self.weight * self.mask, self.bias)
+
+    def plain(self) -> nn.Linear:
+        """The same function as a plain ``nn.Linear`` (masked weights zero)."""
+        out = nn.Linear(self.in_features, self.out_features)
+        with torch.no_grad():
+            out.weight.copy_(self.weight * self.mask)
+            out.bias.copy_(self.bias)
+        return out
+
+
+def member_mask(out_owner: torch.Tensor, in_owner: torch.Tensor) -> torch.Tensor:
+    """``[out, in]`` 0/1: output ``i`` reads input ``j`` when both belong to one member
+    (``owner`` = member index per unit; ``-1`` marks an input every member reads)."""
+    same = out_owner[:, None] == in_owner[None, :]
+    return (same | (in_owner[None, :] < 0)).float()
+
+
+def owners(members: int, width: int) -> torch.Tensor:
+    """Member index of each of ``members * width`` units laid out member by member."""
+    return torch.arange(members).repeat_interleave(width)
 
 
 class ResnetBlock(nn.Module):
@@ -141,14 +181,34 @@ class PeriodicEmbedding(nn.Module):
     """
 
     def __init__(
-        self, n_columns: int, frequencies: int, dim: int, sigma: float, skip: int = 0
+        self,
+        n_columns: int,
+        frequencies: int,
+        dim: int,
+        sigma: float,
+        skip: int = 0,
+        members: int = 1,
     ) -> None:
         super().__init__()
-        self.skip, self.dim, self.n_columns = skip, dim, n_columns
-        self.freq = nn.Parameter(torch.randn(n_columns, frequencies) * sigma)  # [n, k]
+        # With members > 1, each column has `members` embeddings side by side: member m
+        # owns frequencies m*k..(m+1)*k-1 and outputs m*dim..(m+1)*dim-1 of the column.
+        k, self.members = frequencies * members, members
+        self.skip, self.dim, self.n_columns = skip, dim * members, n_columns
+        self.freq = nn.Parameter(torch.randn(n_columns, k) * sigma)  # [n, K*k]
         scale = 1.0 / math.sqrt(2 * frequencies)
-        self.weight = nn.Parameter(torch.randn(n_columns, 2 * frequencies, dim) * scale)
-        self.bias = nn.Parameter(torch.zeros(n_columns, dim))  # [n, dim]
+        self.weight = nn.Parameter(torch.randn(n_columns, 2 * k, self.dim) * scale)
+        self.bias = nn.Parameter(torch.zeros(n_columns, self.dim))  # [n, K*dim]
+        mask = None
+        if members > 1:  # [2Kk, K*dim]: sin and cos of a member's frequencies -> its outputs
+            f = owners(members, frequencies)
+            mask = member_mask(torch.cat([f, f]), owners(members, dim))
+        self.mask: torch.Tensor | None
+        self.register_buffer("mask", mask, persistent=False)
+
+    def out_owners(self) -> torch.Tensor:
+        """Member of each output value (``-1``: a skipped column every member reads)."""
+        per_column = owners(self.members, self.dim // self.members)
+        return torch.cat([torch.full((self.skip,), -1), per_column.repeat(self.n_columns)])
 
     def out_width(self) -> int:
         return self.skip + self.n_columns * self.dim
@@ -158,7 +218,8 @@ class PeriodicEmbedding(nn.Module):
         z = (2.0 * math.pi) * t.unsqueeze(-1) * self.freq  # [B, n, k]
         z = torch.cat([torch.sin(z), torch.cos(z)], dim=-1)  # [B, n, 2k]
         # per column: [B, 2k] @ [2k, dim], as one batched matmul over the columns
-        h = torch.matmul(z.transpose(0, 1), self.weight).transpose(0, 1) + self.bias  # [B, n, dim]
+        w = self.weight if self.mask is None else self.weight * self.mask
+        h = torch.matmul(z.transpose(0, 1), w).transpose(0, 1) + self.bias  # [B, n, dim]
         return torch.relu(h).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -176,11 +237,21 @@ class PeriodicEmbedding(nn.Module):
     def columns(self, columns: Sequence[int]) -> PeriodicEmbedding:
         """The embedding of the non-skipped ``columns`` only (its parameters sliced; no skip)."""
         j = torch.tensor([c - self.skip for c in columns], dtype=torch.long)
-        out = PeriodicEmbedding(len(columns), self.freq.shape[1], self.dim, 1.0)
+        k, d = self.freq.shape[1] // self.members, self.dim // self.members
+        out = PeriodicEmbedding(len(columns), k, d, 1.0, members=self.members)
         with torch.no_grad():
             out.freq.copy_(self.freq[j])
             out.weight.copy_(self.weight[j])
             out.bias.copy_(self.bias[j])
+        return out
+
+    def plain(self) -> PeriodicEmbedding:
+        """The same function with one member's layout: the masked weights set to zero."""
+        out = PeriodicEmbedding(self.n_columns, self.freq.shape[1], self.dim, 1.0, self.skip)
+        with torch.no_grad():
+            out.freq.copy_(self.freq)
+            out.weight.copy_(self.weight if self.mask is None else self.weight * self.mask)
+            out.bias.copy_(self.bias)
         return out
 
 
@@ -196,12 +267,29 @@ def resolve_embedding(choice: str, in_features: int, resnet_width: int) -> str:
     return "none" if seed_layout else "periodic"
 
 
+def resolve_members(choice: int | str, in_features: int, resnet_width: int) -> int:
+    """``model.members`` for rows ``in_features`` wide: ``auto`` is 2 members, except one
+    MLP for the seed's layout (``model.inputs: resnet``), whose MLP stays the seed's."""
+    from svg_quality.config import AUTO_MEMBERS
+
+    if choice != "auto":
+        return int(choice)
+    seed_layout = resnet_width > 0 and in_features - resnet_width == len(PARAM_NAMES)
+    return 1 if seed_layout else AUTO_MEMBERS
+
+
 class QualityMLP(nn.Module):
     """``in_features -> hidden... -> 1`` with BatchNorm, ReLU, Dropout per hidden layer.
 
     With ``resnet_width`` (the row's leading ResNet columns) and ``resnet_pca`` or
     ``resnet_dropout``, a :class:`ResnetBlock` maps those columns first; the row layout
     (``in_features``) is unchanged.
+
+    With ``members`` K > 1, the layers are K members side by side, each ``hidden / K``
+    wide (block-diagonal :class:`MaskedLinear` weights) with its own embedding. In training mode ``forward`` returns each
+    member's prediction ``[B, K]`` (each trained on its own loss, so they stay as
+    independent as separately trained models); in eval mode the sigmoid of the members'
+    mean logit ``[B]``.
     """
 
     def __init__(
@@ -218,10 +306,14 @@ class QualityMLP(nn.Module):
         embedding_frequencies: int = 16,
         embedding_dim: int = 16,
         embedding_sigma: float = 0.1,
+        members: int = 1,
     ) -> None:
         super().__init__()
         if len(hidden) != len(dropout):
             raise ValueError(f"{len(hidden)} hidden widths but {len(dropout)} dropout rates")
+        if members < 1 or any(h % members for h in hidden):
+            raise ValueError(f"{members} members cannot share the hidden widths {list(hidden)}")
+        self.members = members
         self.resnet: ResnetBlock | None = None
         width, skip = in_features, resnet_width
         if resnet_width and (resnet_pca or resnet_dropout > 0):
@@ -229,39 +321,60 @@ class QualityMLP(nn.Module):
             width = in_features - resnet_width + self.resnet.out_width
             skip = self.resnet.out_width
         self.embed: PeriodicEmbedding | None = None
+        owner = torch.full((width,), -1)  # member of each first-Linear input (-1: all)
         if resolve_embedding(embedding, in_features, resnet_width) == "periodic":
             self.embed = PeriodicEmbedding(
-                width - skip, embedding_frequencies, embedding_dim, embedding_sigma, skip
+                width - skip, embedding_frequencies, embedding_dim, embedding_sigma, skip, members
             )
             width = self.embed.out_width()
+            owner = self.embed.out_owners()
         layers: list[nn.Module] = []
         if input_dropout > 0:
             # Dropout on the raw inputs regularises the wide, mostly-noise ResNet block.
             layers.append(Dropout(input_dropout))
         for h, p in zip(hidden, dropout, strict=True):
-            layers += [nn.Linear(width, h), nn.BatchNorm1d(h), nn.ReLU(), Dropout(p)]
-            width = h
-        layers += [nn.Linear(width, 1), nn.Sigmoid()]
+            layers += [self._linear(width, h // members, owner), nn.BatchNorm1d(h), nn.ReLU()]
+            layers.append(Dropout(p))
+            width, owner = h, owners(members, h // members)
+        layers += [self._linear(width, 1, owner), nn.Sigmoid()]
         self.net = nn.Sequential(*layers)
         self.in_features = in_features
+
+    def _linear(self, width: int, out: int, owner: torch.Tensor) -> nn.Linear:
+        """``width -> out`` outputs per member: a plain Linear for one member, else masked so
+        each member's outputs read only its own inputs (and the ones every member reads)."""
+        if self.members == 1:
+            return nn.Linear(width, out)
+        mask = member_mask(owners(self.members, out), owner)
+        return MaskedLinear(width, out * self.members, mask)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.resnet is not None:
             x = self.resnet(x)  # [B, in_features] -> [B, pca + rest]
         if self.embed is not None:
             x = self.embed(x)  # [B, skip + rest] -> [B, skip + rest * dim]
-        return self.net(x).squeeze(-1)  # -> [B]
+        if self.members == 1:
+            return self.net(x).squeeze(-1)  # -> [B]
+        logits = self.net[:-1](x)  # [B, K], one per member
+        if self.training:
+            return torch.sigmoid(logits)  # [B, K]: each member's own prediction
+        return torch.sigmoid(logits.mean(dim=-1))  # [B]
 
 
 def plain_mlp(mlp: QualityMLP) -> QualityMLP:
     """``mlp`` as a plain MLP over the same rows: the ResNet block folded into the first
-    Linear (``W_r z = W_r proj^T (x - mean)``), its dropout dropped. The same function in
-    eval mode (to float32 rounding), so every exported graph keeps the plain-MLP shape
-    (with ``inputs: resnet``, the seed's 2056 -> 1024 -> 512 -> 256 -> 1)."""
+    Linear (``W_r z = W_r proj^T (x - mean)``), its dropout dropped; K members as one MLP
+    of the summed widths (masked weights zero, the last Linear averaging their logits).
+    The same function in eval mode (to float32 rounding), so every exported graph keeps
+    the plain-MLP shape (with ``inputs: resnet``, the seed's 2056 -> 1024 -> 512 -> 256 -> 1)."""
     block = mlp.resnet
-    if block is None:
+    if block is None and mlp.members == 1:
         return mlp
     out = copy.deepcopy(mlp)
+    if mlp.members > 1:
+        _fold_members(out)
+    if block is None:
+        return out
     out.resnet = None
     if out.embed is not None:  # it passes the raw ResNet columns through now
         out.embed.skip = block.width
@@ -279,6 +392,24 @@ def plain_mlp(mlp: QualityMLP) -> QualityMLP:
     return out
 
 
+def _fold_members(mlp: QualityMLP) -> None:
+    """In place: masked layers -> plain ones, the last ``[K, width]`` Linear -> ``[1, width]``
+    giving the members' mean logit (each member's row reads only its own units)."""
+    if mlp.embed is not None:
+        mlp.embed = mlp.embed.plain()
+    for i, m in enumerate(mlp.net):
+        if isinstance(m, MaskedLinear):
+            mlp.net[i] = m.plain()
+    last_i = max(j for j, m in enumerate(mlp.net) if isinstance(m, nn.Linear))
+    last: nn.Linear = mlp.net[last_i]
+    mean = nn.Linear(last.in_features, 1)
+    with torch.no_grad():
+        mean.weight.copy_(last.weight.sum(dim=0, keepdim=True) / mlp.members)
+        mean.bias.copy_(last.bias.mean().reshape(1))
+    mlp.net[last_i] = mean
+    mlp.members = 1
+
+
 def build_model(cfg: ModelConfig, in_features: int, resnet_width: int = 0) -> QualityMLP:
     """The MLP of ``cfg`` over rows ``in_features`` wide whose first ``resnet_width`` columns
     are ResNet features (``InputSpec.resnet_width``); fit its projection with ``fit``."""
@@ -294,11 +425,23 @@ def build_model(cfg: ModelConfig, in_features: int, resnet_width: int = 0) -> Qu
         embedding_frequencies=cfg.embedding_frequencies,
         embedding_dim=cfg.embedding_dim,
         embedding_sigma=cfg.embedding_sigma,
+        members=resolve_members(cfg.members, in_features, resnet_width),
     )
 
 
 def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """Trainable values; a masked weight counts only its unmasked entries."""
+    total = 0
+    for m in model.modules():
+        for name, p in m.named_parameters(recurse=False):
+            if not p.requires_grad:
+                continue
+            mask = getattr(m, "mask", None) if name == "weight" else None
+            if isinstance(mask, torch.Tensor):  # broadcast over the weight's leading dims
+                total += int(mask.sum()) * (p.numel() // mask.numel())
+            else:
+                total += p.numel()
+    return total
 
 
 def model_config_meta(cfg: ModelConfig, resolved: str | None = None) -> dict[str, Any]:
@@ -315,6 +458,7 @@ def model_config_meta(cfg: ModelConfig, resolved: str | None = None) -> dict[str
         "embedding_frequencies": int(cfg.embedding_frequencies),
         "embedding_dim": int(cfg.embedding_dim),
         "embedding_sigma": float(cfg.embedding_sigma),
+        "members": cfg.members,
     }
 
 
@@ -330,6 +474,7 @@ def model_config_from_meta(meta: Mapping[str, Any]) -> ModelConfig:
         embedding_frequencies=int(meta.get("embedding_frequencies", 16)),
         embedding_dim=int(meta.get("embedding_dim", 16)),
         embedding_sigma=float(meta.get("embedding_sigma", 0.1)),
+        members=int(meta.get("members", 1)),  # files from before the members
     )
 
 
@@ -347,6 +492,7 @@ def model_meta(
         raise ValueError(f"model.inputs {asked!r} differs from the input spec's {spec.inputs!r}")
     model_cfg = model_config_meta(cfg, spec.inputs)
     model_cfg["embedding"] = resolve_embedding(cfg.embedding, spec.width, spec.resnet_width)
+    model_cfg["members"] = resolve_members(cfg.members, spec.width, spec.resnet_width)
     meta = {
         "format": MODEL_FORMAT,
         "model": model_cfg,

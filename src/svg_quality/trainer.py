@@ -410,10 +410,11 @@ def train_epoch(
         idx = perm[b * rows.size : (b + 1) * rows.size]  # [B]
         xb, yb = rows.x[idx], rows.y[idx]  # [B, D], [B]
         with precision.autocast():
-            pred = model(xb)  # [B]
-        loss = F.mse_loss(pred.float(), yb)  # fp32 loss whatever autocast chose
+            pred = model(xb).float()  # [B], or [B, K]: K members, each on its own loss
+        target = yb if pred.dim() == 1 else yb.unsqueeze(-1).expand_as(pred)
+        loss = F.mse_loss(pred, target)  # fp32 loss whatever autocast chose
         if rows.group is not None and cfg.logo_weight > 0:
-            loss = loss + cfg.logo_weight * within_group_mse(pred.float() - yb, rows.group[idx])
+            loss = loss + cfg.logo_weight * within_group_mse(pred - target, rows.group[idx])
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if cfg.grad_clip > 0:
@@ -443,8 +444,9 @@ def within_group_mse(err: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
     variance, which ignores an error shared by one logo's rows (ranking is blind to it).
     Equals the mean over same-group pairs of ``(err_i - err_j)^2 / 2``, weighted per group."""
     ids, g = torch.unique(group, return_inverse=True)  # [B] -> 0..G-1
-    n = err.new_zeros(ids.numel()).index_add_(0, g, torch.ones_like(err))  # rows per group
-    mean = torch.zeros_like(n).index_add_(0, g, err) / n  # [G]
+    n = err.new_zeros(ids.numel()).index_add_(0, g, torch.ones_like(group, dtype=err.dtype))
+    n = n.reshape(-1, *([1] * (err.dim() - 1)))  # [G, 1...]: err may be [B, K] (members)
+    mean = err.new_zeros(n.shape[0], *err.shape[1:]).index_add_(0, g, err) / n  # [G(, K)]
     return ((err - mean[g]) ** 2).mean()
 
 

@@ -28,6 +28,7 @@ def write_model_card(path: Path, metadata: Mapping[str, Any], report: Mapping[st
         f"- MLP: {' -> '.join(arch['layers'])}; hidden blocks {arch['hidden_block']}; "
         f"{arch['output_activation']} output; {arch['n_parameters']:,} parameters",
         f"- Input embedding: {arch.get('embedding', 'none')}",
+        f"- Members: {arch.get('members', 'one MLP')}",
         f"- ResNet-50 block: {arch.get('resnet_block', 'not recorded')}",
         f"- Backbone: {bb.get('name')} (weights `{weights.get('used')}`, source "
         f"`{weights.get('source')}`, digest `{str(weights.get('digest'))[:16]}`)"

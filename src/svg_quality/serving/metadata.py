@@ -82,6 +82,7 @@ def build_metadata(
             "trained_parameters": count_parameters(mlp),  # fewer with model.resnet_pca
             "resnet_block": resnet_block,
             "embedding": describe_embedding(cfg),
+            "members": describe_members(cfg),
         },
         "input": spec.to_meta(),
         "param_names": list(PARAM_NAMES),
@@ -131,6 +132,19 @@ def build_metadata(
     }
     # JSON round trip: plain types only, so torch.load(weights_only=True) accepts it.
     return json.loads(json.dumps(meta, default=str))
+
+
+def describe_members(cfg: Mapping[str, Any]) -> str:
+    """One line on ``model.members``, for the model card."""
+    k = int(cfg.get("members", 1))
+    if k == 1:
+        return "one MLP"
+    return (
+        f"{k} independent members side by side (hidden {[h // k for h in cfg['hidden']]} and "
+        "an embedding each, trained on their own losses), predicting the sigmoid of their mean "
+        "logit; "
+        "the graphs hold them as one MLP with block-diagonal weights"
+    )
 
 
 def describe_embedding(cfg: Mapping[str, Any]) -> str:
