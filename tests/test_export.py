@@ -112,6 +112,13 @@ EMB: dict[str, dict[str, Any]] = {
         "embedding_dim": 4,
         "embedding_sigma": 0.5,
     },
+    "periodic, 2 members": {  # model.members: block-diagonal layers, folded for export
+        "embedding": "periodic",
+        "embedding_frequencies": 3,
+        "embedding_dim": 4,
+        "embedding_sigma": 0.5,
+        "members": 2,
+    },
 }
 
 
@@ -134,7 +141,9 @@ def torch_out(module: nn.Module, *arrays: np.ndarray) -> np.ndarray:
     return (out[0] if isinstance(out, tuple) else out).reshape(-1).numpy()
 
 
-@pytest.mark.parametrize(("pca", "emb"), [(0, "none"), (4, "none"), (4, "periodic")])
+@pytest.mark.parametrize(
+    ("pca", "emb"), [(0, "none"), (4, "none"), (4, "periodic"), (4, "periodic, 2 members")]
+)
 def test_mlp_formats_load_and_match(tmp_path: Path, pca: int, emb: str) -> None:
     mlp, spec = tiny("resnet+stats", pca=pca, emb=emb)
     x = np.random.default_rng(0).normal(size=(37, spec.width)).astype(np.float32)
@@ -198,6 +207,7 @@ def test_mlp_formats_load_and_match(tmp_path: Path, pca: int, emb: str) -> None:
         ("stats", 0, "none"),
         ("resnet+stats", 4, "none"),
         ("resnet+stats", 4, "periodic"),  # kept ResNet and embedded stats / params
+        ("stats", 0, "periodic, 2 members"),
     ],
 )
 def test_e2e_and_candidates_onnx_match_the_two_step_path(

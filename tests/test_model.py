@@ -341,7 +341,7 @@ def test_members_are_independent_side_by_side_and_fold_into_one_plain_mlp(
 
     model.eval()
     with torch.no_grad():
-        z = model.net[:-1](model.embed(model.resnet(x)))  # [B, 2] member logits
+        z = model.net(model.embed(model.resnet(x)))  # [B, 2] member logits
         torch.testing.assert_close(model(x), torch.sigmoid(z.mean(dim=1)))
         plain = plain_mlp(model)
         assert plain.members == 1 and plain.resnet is None
@@ -349,6 +349,8 @@ def test_members_are_independent_side_by_side_and_fold_into_one_plain_mlp(
         assert isinstance(plain.embed, PeriodicEmbedding) and plain.embed.mask is None
         assert plain.net[-2].out_features == 1
         torch.testing.assert_close(plain(x), model(x), rtol=0, atol=1e-6)
+        scripted = torch.jit.script(plain)  # what the TorchScript export compiles
+        torch.testing.assert_close(scripted(x), model(x), rtol=0, atol=1e-6)
 
     save_model(tmp_path / "m.pt", model, model_meta(cfg, spec))
     back, meta = load_model(tmp_path / "m.pt")

@@ -336,7 +336,9 @@ class QualityMLP(nn.Module):
             layers += [self._linear(width, h // members, owner), nn.BatchNorm1d(h), nn.ReLU()]
             layers.append(Dropout(p))
             width, owner = h, owners(members, h // members)
-        layers += [self._linear(width, 1, owner), nn.Sigmoid()]
+        layers.append(self._linear(width, 1, owner))
+        if members == 1:  # K members: forward applies the sigmoid to each logit or their mean
+            layers.append(nn.Sigmoid())
         self.net = nn.Sequential(*layers)
         self.in_features = in_features
 
@@ -353,9 +355,10 @@ class QualityMLP(nn.Module):
             x = self.resnet(x)  # [B, in_features] -> [B, pca + rest]
         if self.embed is not None:
             x = self.embed(x)  # [B, skip + rest] -> [B, skip + rest * dim]
+        out = self.net(x)  # [B, 1] SSIM, or [B, K] member logits
         if self.members == 1:
-            return self.net(x).squeeze(-1)  # -> [B]
-        logits = self.net[:-1](x)  # [B, K], one per member
+            return out.squeeze(-1)  # -> [B]
+        logits = out
         if self.training:
             return torch.sigmoid(logits)  # [B, K]: each member's own prediction
         return torch.sigmoid(logits.mean(dim=-1))  # [B]
@@ -407,6 +410,7 @@ def _fold_members(mlp: QualityMLP) -> None:
         mean.weight.copy_(last.weight.sum(dim=0, keepdim=True) / mlp.members)
         mean.bias.copy_(last.bias.mean().reshape(1))
     mlp.net[last_i] = mean
+    mlp.net.append(nn.Sigmoid())
     mlp.members = 1
 
 
