@@ -199,6 +199,36 @@ def test_mlp_formats_load_and_match(tmp_path: Path, pca: int, emb: str) -> None:
         assert np.abs(out.reshape(-1) - ref[:n]).max() <= 1e-5
 
 
+def test_size_model_file_keeps_the_trained_layout(tmp_path: Path) -> None:
+    """The size head's model file holds the module as trained (2 members, a ResNet block),
+    not the graphs' plain fold of it, so load_model rebuilds it from its meta."""
+    from svg_quality.serving.graphs import size_output
+
+    emb = "periodic, 2 members"
+    mlp, spec = tiny("resnet+stats", pca=4, emb=emb)
+    size_mlp, _ = tiny("resnet+stats", seed=1, pca=4, emb=emb)
+    smeta = {**model_meta_for(spec, 4, emb), "size_scale": {"log10_low": 2.0, "log10_high": 5.0}}
+    size = size_output(size_mlp, smeta)
+    x = np.random.default_rng(0).normal(size=(9, spec.width)).astype(np.float32)
+    write_formats(
+        tmp_path,
+        mlp,
+        None,
+        spec,
+        meta_for(spec),
+        model_meta=model_meta_for(spec, 4, emb),
+        opset=18,
+        example_rows=x,
+        formats=("state_dict",),
+        size=size,
+        size_meta=smeta,
+    )
+    back = size_output(*load_model(tmp_path / FILES["size_state_dict"]))
+    assert back.trained().members == 2 and back.trained().resnet is not None
+    with torch.no_grad():
+        torch.testing.assert_close(back(torch.from_numpy(x)), size(torch.from_numpy(x)))
+
+
 @pytest.mark.parametrize(
     ("inputs", "pca", "emb"),
     [

@@ -36,8 +36,15 @@ class SizeOutput(nn.Module):
     def __init__(self, mlp: QualityMLP, log10_low: float, log10_high: float) -> None:
         super().__init__()
         self.mlp = plain_mlp(mlp)
+        # The trained module, for the size model file (its meta rebuilds that layout, not
+        # the plain one); a list, so it is no submodule and no graph carries it.
+        self._trained = [mlp]
         self.register_buffer("low", torch.tensor(float(log10_low), dtype=torch.float32))
         self.register_buffer("span", torch.tensor(float(log10_high - log10_low)))
+
+    def trained(self) -> QualityMLP:
+        """The size head as trained (members, ResNet block), as its model file holds it."""
+        return self._trained[0]
 
     def scale(self, unit: torch.Tensor) -> torch.Tensor:
         return self.low + unit * self.span

@@ -174,7 +174,7 @@ def write_formats(
         if size is not None:
             smeta = {**dict(size_meta or {}), "export": dict(metadata)}
             path = out_dir / FILES["size_state_dict"]
-            timed("size_state_dict", lambda: write_state_dict(path, size.mlp, smeta))
+            timed("size_state_dict", lambda: write_state_dict(path, size.trained(), smeta))
     if "torchscript" in formats:
         (x,) = example_inputs(spec, "mlp", example_rows)
         for name, how in (("torchscript_traced", "trace"), ("torchscript_scripted", "script")):
