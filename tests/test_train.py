@@ -328,7 +328,8 @@ def test_members_each_learn_on_their_own_loss_and_predict_as_one(
     """model.members = 2: one fit trains both members (train mode gives [B, 2], each
     member's MSE averaged); predict gives the ensemble's one value per row."""
     train, val = stats_arrays["train"], stats_arrays["val"]
-    res = fit(train, val, dataclasses.replace(SMALL, members=2), tcfg(epochs=12), progress=False)
+    two = dataclasses.replace(SMALL, hidden=(64, 32), members=2)  # two of SMALL's widths
+    res = fit(train, val, two, tcfg(epochs=12), progress=False)
     losses = [h["train_loss"] for h in res.history]
     assert losses[-1] < 0.5 * losses[0] and res.best["val_pearson"] > 0.5
     pred = predict(res.model, val.x)
