@@ -255,6 +255,12 @@ class PeriodicEmbedding(nn.Module):
         return out
 
 
+def is_seed_layout(in_features: int, resnet_width: int) -> bool:
+    """Whether rows ``in_features`` wide are the seed's: the ResNet features and the 8
+    parameters only (``model.inputs: resnet``), whose MLP the ``auto`` choices keep."""
+    return resnet_width > 0 and in_features - resnet_width == len(PARAM_NAMES)
+
+
 def resolve_embedding(choice: str, in_features: int, resnet_width: int) -> str:
     """``model.embedding`` for rows ``in_features`` wide with ``resnet_width`` leading ResNet
     columns: ``auto`` is ``periodic`` except for the seed's layout (ResNet features and the
@@ -263,8 +269,7 @@ def resolve_embedding(choice: str, in_features: int, resnet_width: int) -> str:
         raise ValueError(f"model.embedding = {choice!r} is invalid; allowed: none, periodic, auto")
     if choice != "auto":
         return choice
-    seed_layout = resnet_width > 0 and in_features - resnet_width == len(PARAM_NAMES)
-    return "none" if seed_layout else "periodic"
+    return "none" if is_seed_layout(in_features, resnet_width) else "periodic"
 
 
 def resolve_members(choice: int | str, in_features: int, resnet_width: int) -> int:
@@ -274,8 +279,7 @@ def resolve_members(choice: int | str, in_features: int, resnet_width: int) -> i
 
     if choice != "auto":
         return int(choice)
-    seed_layout = resnet_width > 0 and in_features - resnet_width == len(PARAM_NAMES)
-    return 1 if seed_layout else AUTO_MEMBERS
+    return 1 if is_seed_layout(in_features, resnet_width) else AUTO_MEMBERS
 
 
 class QualityMLP(nn.Module):
@@ -286,10 +290,10 @@ class QualityMLP(nn.Module):
     (``in_features``) is unchanged.
 
     With ``members`` K > 1, the layers are K members side by side, each ``hidden / K``
-    wide (block-diagonal :class:`MaskedLinear` weights) with its own embedding. In training mode ``forward`` returns each
-    member's prediction ``[B, K]`` (each trained on its own loss, so they stay as
-    independent as separately trained models); in eval mode the sigmoid of the members'
-    mean logit ``[B]``.
+    wide (block-diagonal :class:`MaskedLinear` weights) with its own embedding. In
+    training mode ``forward`` returns each member's prediction ``[B, K]`` (each trained
+    on its own loss, so they stay as independent as separately trained models); in eval
+    mode the sigmoid of the members' mean logit ``[B]``.
     """
 
     def __init__(
@@ -355,10 +359,9 @@ class QualityMLP(nn.Module):
             x = self.resnet(x)  # [B, in_features] -> [B, pca + rest]
         if self.embed is not None:
             x = self.embed(x)  # [B, skip + rest] -> [B, skip + rest * dim]
-        out = self.net(x)  # [B, 1] SSIM, or [B, K] member logits
         if self.members == 1:
-            return out.squeeze(-1)  # -> [B]
-        logits = out
+            return self.net(x).squeeze(-1)  # [B, 1] SSIM -> [B]
+        logits = self.net(x)  # [B, K], one per member
         if self.training:
             return torch.sigmoid(logits)  # [B, K]: each member's own prediction
         return torch.sigmoid(logits.mean(dim=-1))  # [B]

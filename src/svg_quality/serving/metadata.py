@@ -142,8 +142,7 @@ def describe_members(cfg: Mapping[str, Any]) -> str:
     return (
         f"{k} independent members side by side (hidden {[h // k for h in cfg['hidden']]} and "
         "an embedding each, trained on their own losses), predicting the sigmoid of their mean "
-        "logit; "
-        "the graphs hold them as one MLP with block-diagonal weights"
+        "logit; the graphs hold them as one MLP with block-diagonal weights"
     )
 
 
