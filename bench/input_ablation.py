@@ -15,7 +15,9 @@ and featurize: ``<dir>/data/{labels.parquet,features,logos.csv}``), standardized
 the synthetic train split's statistics. Beside r / RMSE it reports the within-logo
 ranking that ``suggest`` needs: mean Spearman over logos of predicted vs true SSIM,
 top-1 regret (true SSIM of the best labelled set minus that of the set ranked first)
-and the share of logos whose top-ranked set beats VTracer's defaults.
+and the share of logos whose top-ranked set beats VTracer's defaults; the same Spearman and
+regret over each logo's sets inside ``label.local_box`` (where ``suggest`` picks: close
+sets, the hard part of the ranking).
 The test split is reported, never used to choose: choose on val / CV / the real folder.
 """
 
@@ -35,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from svg_quality.config import ModelConfig, load_params
 from svg_quality.dataset import build_arrays, load_labeled, split_arrays
+from svg_quality.metrics import in_box
 from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS
 
 DEFAULT_CONFIGS = ("stats", "vtracer", "stats+vtracer", "stats+vtracer+probe", "stats+probe")
@@ -67,9 +70,19 @@ def defaults_mask(rows) -> np.ndarray:
     return m
 
 
-def scores(y: np.ndarray, pred: np.ndarray, image_id: np.ndarray, rows) -> dict[str, float]:
+def scores(
+    y: np.ndarray, pred: np.ndarray, image_id: np.ndarray, rows, box: dict | None = None
+) -> dict[str, float]:
+    """r, RMSE and the within-logo ranking; with ``box`` also the ranking of each logo's
+    sets inside it (``spearman_in_box``, ``box_regret``)."""
     rho, regret, beats = ranking(image_id, y, pred, defaults_mask(rows))
+    extra = {}
+    if box:
+        m = in_box(rows, box)
+        rho_b, regret_b, _ = ranking(image_id[m], y[m], pred[m], defaults_mask(rows)[m])
+        extra = {"spearman_in_box": rho_b, "box_regret": regret_b}
     return {
+        **extra,
         "r": float(np.corrcoef(y, pred)[0, 1]),
         "rmse": float(np.sqrt(np.mean((y - pred) ** 2))),
         "spearman_in_logo": rho,
@@ -96,11 +109,15 @@ OVERRIDES = {
     "edim": ("embedding_dim", int),
     "members": ("members", lambda v: v if v == "auto" else int(v)),  # model.members
 }
-TRAIN_OVERRIDES = {"lw": ("logo_weight", float)}  # lw=1.0: train.logo_weight
+TRAIN_OVERRIDES = {  # train.* overrides: lw=1.0 (logo_weight), rw=0.3 (rank_weight), rt=0.03
+    "lw": ("logo_weight", float),
+    "rw": ("rank_weight", float),
+    "rt": ("rank_tau", float),
+}
 
 
 def train_overrides(config: str) -> dict[str, Any]:
-    """The ``train.*`` overrides of ``config`` (its ``lw=`` pairs)."""
+    """The ``train.*`` overrides of ``config`` (its ``lw=``, ``rw=``, ``rt=`` pairs)."""
     out: dict[str, Any] = {}
     for pair in config.split(",")[1:]:
         key, _, value = pair.partition("=")
@@ -156,6 +173,7 @@ def main() -> None:
         r = args.real / "data"
         real = load_labeled(r / "labels.parquet", r / "features", r / "logos.csv", probe=True)
     ranges = params.vtracer.ranges
+    box = {n: tuple(v) for n, v in params.label.local_box.items()}
     results = []
     for config in args.configs:
         model_cfg = parse_config(config, params.model)
@@ -186,7 +204,7 @@ def main() -> None:
                 sets["real"] = (build_arrays(real, spec), real.rows)
             for name, (a, rows) in sets.items():
                 preds.setdefault(name, []).append(predict(res.model, a.x))
-                out[name] = scores(a.y, preds[name][-1], a.image_id, rows)
+                out[name] = scores(a.y, preds[name][-1], a.image_id, rows, box)
             if not args.no_hgb and seed == args.seeds[0]:
                 from sklearn.ensemble import HistGradientBoostingRegressor
 
@@ -195,7 +213,7 @@ def main() -> None:
                 hgb.fit(arrays["train"].x[:, keep], arrays["train"].y)
                 for name, (a, rows) in sets.items():
                     p = np.clip(hgb.predict(a.x[:, keep]), 0, 1)
-                    out[f"hgb_{name}"] = scores(a.y, p, a.image_id, rows)
+                    out[f"hgb_{name}"] = scores(a.y, p, a.image_id, rows, box)
             if args.cv:
                 vcfg = dataclasses.replace(params.validate, cv_folds=args.cv, seed=seed)
                 cv = cross_validate(data, model_cfg, train_cfg, vcfg, ranges, progress=False)
@@ -211,7 +229,7 @@ def main() -> None:
         if len(args.seeds) > 1:  # the seeds' mean prediction: an ensemble of them
             ens: dict[str, Any] = {"config": config, "inputs": inputs, "seed": "mean"}
             for name, (a, rows) in sets.items():
-                ens[name] = scores(a.y, np.mean(preds[name], axis=0), a.image_id, rows)
+                ens[name] = scores(a.y, np.mean(preds[name], axis=0), a.image_id, rows, box)
             results.append(ens)
             print(json.dumps(ens), flush=True)
 
@@ -228,6 +246,8 @@ def main() -> None:
             cell = f"{m['r']:.3f} / {m['rmse']:.4f}"
             if "spearman_in_logo" in m:
                 cell += f" · ρ {m['spearman_in_logo']:.2f} · reg {m['top1_regret']:.4f}"
+            if "spearman_in_box" in m:
+                cell += f" · box ρ {m['spearman_in_box']:.2f} · reg {m['box_regret']:.4f}"
             cells.append(cell)
         print(f"| {out['config']} | {out['seed']} | " + " | ".join(cells) + " |")
     if args.json:

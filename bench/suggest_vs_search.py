@@ -14,8 +14,10 @@ label contract, and its pick is made by ``objectives.best`` over the sets it con
 
 Reported per strategy: mean actual SSIM, median bytes / defaults' bytes, share of logos
 better than the defaults by the objective, share with SSIM >= defaults - 0.002, and wall
-ms per logo (model loading excluded, logo decoding included). Prints the ratio LAST:
-wall time of random-32 over predictor+verify-4 (quality objective).
+ms per logo (model loading excluded, logo decoding included). Then the predictor's time
+split into its parts (conversions, decode + statistics + tables, scoring) and the ratio
+the conversions alone would allow. Prints the ratio LAST: wall time of random-32 over
+predictor+verify-4 (quality objective).
 
     python bench/suggest_vs_search.py                        # the default run's test logos
     python bench/suggest_vs_search.py --folder /work/real-icons --limit 60
@@ -231,6 +233,8 @@ def main() -> None:
         rows.setdefault((obj, name), []).append((*res, *dflt, ms))
         meta[f"{obj}/{name}"] = {"ssim": res[0], "bytes": 10 ** res[1], "ms": ms}
 
+    # (objective, K) -> per logo (probe ms, rest of prepare ms, scoring ms, verification ms)
+    parts: dict[tuple[str, int], list[tuple[float, float, float, float]]] = {}
     t_start = time.perf_counter()
     for n_done, (name, logo_type, path) in enumerate(logos, 1):
         meta: dict[str, Any] = {"logo": str(name), "type": logo_type}
@@ -259,11 +263,13 @@ def main() -> None:
                 res, ms = timed(optuna_search, scorer, ranges, n, obj, args.seed)
                 add(obj, f"optuna-{n}", res, dflt, ms, meta)
             for k in (1, 4):
-                # the whole path a user runs: decode + features + scoring + K+1 conversions
+                # the whole path a user runs: decode + features + scoring + K+1 conversions,
+                # prepare timed apart to split the time into its parts
+                prepared, ms_prep = timed(predictor.prepare, path)
                 out, ms = timed(
                     suggest,
                     predictor,
-                    path,
+                    prepared,
                     objective=obj,
                     top_k=1,
                     candidates=args.candidates,
@@ -273,7 +279,11 @@ def main() -> None:
                     vtracer_cfg=cfg,
                 )
                 c = out.chosen
+                ms += ms_prep
                 add(obj, f"predictor+verify-{k}", (c.ssim, math.log10(c.svg_bytes)), dflt, ms, meta)
+                parts.setdefault((obj, k), []).append(
+                    (prepared.probe_ms, ms_prep - prepared.probe_ms, out.score_ms, out.verify_ms)
+                )
         per_logo.append(meta)
         if n_done % 10 == 0 or n_done == len(logos):
             print(
@@ -318,6 +328,14 @@ def main() -> None:
     ratio = (
         summary[f"{obj}/random-32"]["ms_per_logo"]
         / summary[f"{obj}/predictor+verify-4"]["ms_per_logo"]
+    )
+    probe, rest, scoring, verification = np.mean(parts[(obj, 4)], axis=0)
+    conversions = probe + verification  # the defaults (the probe's) + the 4 verified sets
+    print(
+        f"\npredictor+verify-4 ({obj}) per logo: conversions {conversions:.0f} ms (the probe's "
+        f"defaults {probe:.0f} + 4 verified sets {verification:.0f}), decode + statistics + "
+        f"tables {rest:.0f} ms, scoring {scoring:.0f} ms; with the rest free, the conversions "
+        f"alone cap the ratio at {summary[f'{obj}/random-32']['ms_per_logo'] / conversions:.2f}x"
     )
     print(f"\nwall time per logo, random-32 / predictor+verify-4 ({obj}):")
     print(f"ratio {ratio:.2f}x")

@@ -105,7 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     history = pd.read_csv(args.history)
     vcfg = params.validate
     run_id = tracking.read_run_json(args.run)["run_id"]
-    res = validate_model(data, model, meta, history, params.model, params.train, vcfg, run_id)
+    box = params.label.local_box
+    res = validate_model(
+        data, model, meta, history, params.model, params.train, vcfg, run_id, box=box
+    )
 
     files = write_reports(res, args.out, vcfg)
     size_flat = {}

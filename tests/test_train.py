@@ -36,6 +36,7 @@ from svg_quality.trainer import (
     lr_factor,
     predict,
     within_group_mse,
+    within_group_rank,
 )
 from tests.conftest import load_stage
 
@@ -318,8 +319,51 @@ def test_within_logo_loss_is_the_pairwise_error_gap_and_batches_hold_whole_logos
     res = fit(train, stats_arrays["val"], SMALL, cfg, progress=False)
     losses = [h["train_loss"] for h in res.history]
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
-    with pytest.raises(ValueError, match="logo_weight > 0 needs the rows' image ids"):
+    with pytest.raises(ValueError, match="logo_weight > 0 or train.rank_weight > 0 needs"):
         fit(SimpleNamespace(x=train.x, y=train.y), stats_arrays["val"], SMALL, cfg, progress=False)
+
+
+def test_ranking_loss_is_the_mean_over_ordered_pairs_and_trains(
+    stats_arrays: dict[str, Arrays],
+) -> None:
+    """train.rank_weight: RankNet over each logo's pairs, checked against a direct loop."""
+    gen = torch.Generator().manual_seed(0)
+    pred = torch.rand(30, 2, generator=gen, dtype=torch.float64)  # 2 members
+    target = torch.rand(30, generator=gen, dtype=torch.float64)
+    group = torch.randint(3, 7, (30,), generator=gen)
+    tau = 0.05
+    terms = [
+        tau * math.log1p(math.exp(-(pred[i, k] - pred[j, k]).item() / tau))
+        for i in range(30)
+        for j in range(30)
+        for k in range(2)
+        if group[i] == group[j] and target[i] > target[j]
+    ]
+    got = within_group_rank(pred, target, group, tau)
+    assert got.item() == pytest.approx(sum(terms) / len(terms), rel=1e-12)
+    shifted = pred + 5.0 * group[:, None]  # a shift shared by a logo changes no order
+    assert within_group_rank(shifted, target, group, tau).item() == pytest.approx(got.item())
+    # ranked right by wide gaps costs ~0; the same gaps reversed cost about the gaps
+    rank = target.argsort().argsort().double().unsqueeze(-1)  # gaps >= 1 = 20 tau
+    assert within_group_rank(rank, target, group, tau).item() < 1e-6
+    assert within_group_rank(-rank, target, group, tau).item() > 1.0
+    none = within_group_rank(pred[:, 0], torch.zeros(30, dtype=torch.float64), group, tau)
+    assert none.item() == 0.0  # no ordered pair: zero
+    with pytest.raises(ValueError, match="train.rank_weight"):
+        tcfg(rank_weight=-1.0)
+
+    train, val = stats_arrays["train"], stats_arrays["val"]
+    res = fit(train, val, SMALL, tcfg(epochs=3, rank_weight=1.0), progress=False)
+    losses = [h["train_loss"] for h in res.history]
+    assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
+    with pytest.raises(ValueError, match="train.rank_weight > 0 needs the rows' image ids"):
+        fit(
+            SimpleNamespace(x=train.x, y=train.y),
+            val,
+            SMALL,
+            tcfg(epochs=1, rank_weight=1.0),
+            progress=False,
+        )
 
 
 def test_members_each_learn_on_their_own_loss_and_predict_as_one(

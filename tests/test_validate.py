@@ -392,6 +392,17 @@ def test_stage_reports_a_tiny_run_and_logs_into_its_mlflow_run(
     assert rank["defaults_logos"] == m["test/rank/defaults_logos"] == 0
     assert m["test/rank/beats_defaults_share"] is None
     assert "## Ranking within a logo" in report
+    # the same over each logo's sets inside label.local_box only
+    from svg_quality.config import load_params
+    from svg_quality.metrics import in_box
+
+    box = load_params(params_path).label.local_box
+    inside = pred.loc[in_box(pred, box)]
+    assert 0 < len(inside) < len(pred)  # the tiny design draws sets on both sides
+    rank_box = ranking_metrics(inside, VTRACER_DEFAULTS)
+    assert m["test/rank_box/logos"] == rank_box["logos"]
+    assert m["test/rank_box/regret_mean"] == pytest.approx(rank_box["regret_mean"], abs=1e-6)
+    assert "sets inside label.local_box" in report
 
     cv = json.loads((out / "cv.json").read_text())
     assert cv["n_folds"] == 3 == len(cv["folds"]) and m["cv/folds"] == 3

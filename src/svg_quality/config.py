@@ -310,6 +310,11 @@ class TrainConfig:
     # > 0: batches hold whole logos and the loss adds this weight times the within-logo
     # variance of the errors (the part of the MSE that ranks one logo's parameter sets)
     logo_weight: float = 0.0
+    # > 0: batches hold whole logos and the loss adds this weight times a pairwise ranking
+    # loss over each logo's sets (softplus of the wrongly ordered prediction gaps / rank_tau,
+    # trainer.within_group_rank); SSIM head only
+    rank_weight: float = 0.0
+    rank_tau: float = 0.03  # SSIM units: gaps much wider than this count as ranked
 
     def __post_init__(self) -> None:
         check_range("train.epochs", self.epochs, 1, 100_000)
@@ -328,6 +333,13 @@ class TrainConfig:
         check_choice("train.device", self.device, ("auto", "cpu", "cuda"))
         check_choice("train.amp", self.amp, ("auto", "off", "bf16", "fp16"))
         check_range("train.logo_weight", self.logo_weight, 0.0, 1000.0)
+        check_range("train.rank_weight", self.rank_weight, 0.0, 1000.0)
+        check_range("train.rank_tau", self.rank_tau, 1e-6, 1.0)
+
+    @property
+    def logo_batches(self) -> bool:
+        """Whether batches hold whole logos (a within-logo loss term is on)."""
+        return self.logo_weight > 0 or self.rank_weight > 0
 
 
 @dataclass(frozen=True)

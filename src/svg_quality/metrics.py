@@ -6,7 +6,7 @@ Kept free of torch so reports and validate can use them on plain arrays.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -167,6 +167,19 @@ def _defaults_mask(rows: pd.DataFrame, defaults: Mapping[str, float]) -> np.ndar
     m = np.ones(len(rows), dtype=bool)
     for k, v in defaults.items():
         m &= np.isclose(rows[k].to_numpy(dtype=np.float64), float(v), rtol=1e-6, atol=1e-6)
+    return m
+
+
+def in_box(rows: pd.DataFrame, box: Mapping[str, Sequence[float]]) -> np.ndarray:
+    """True for the rows whose parameters lie inside ``box`` (name -> [low, high]; names
+    left out are free), e.g. ``label.local_box``: the region ``suggest`` picks from."""
+    missing = [k for k in box if k not in rows.columns]
+    if missing:
+        raise ValueError(f"in_box: the table lacks parameter column(s) {missing}")
+    m = np.ones(len(rows), dtype=bool)
+    for k, (lo, hi) in box.items():
+        v = rows[k].to_numpy(dtype=np.float64)
+        m &= (v >= float(lo)) & (v <= float(hi))
     return m
 
 

@@ -113,6 +113,12 @@ def size_meta(ssim_meta: Mapping[str, Any], scale: SizeScale) -> dict[str, Any]:
     return meta
 
 
+def size_train_config(train_cfg: TrainConfig) -> TrainConfig:
+    """The size head's training settings: the SSIM head's without its ranking loss
+    (``train.rank_weight`` was chosen on the SSIM ranking only)."""
+    return dataclasses.replace(train_cfg, rank_weight=0.0)
+
+
 def train_size_head(
     data: LabeledData,
     spec: InputSpec,
@@ -126,7 +132,7 @@ def train_size_head(
 
     train_mask, val_mask = data.mask("train"), data.mask("val")
     scale = SizeScale.fit(svg_bytes_of(data, train_mask))
-    cfg = dataclasses.replace(train_cfg, resume=False)
+    cfg = dataclasses.replace(size_train_config(train_cfg), resume=False)
     res = fit(
         size_arrays(data, spec, scale, train_mask),
         size_arrays(data, spec, scale, val_mask),
@@ -208,7 +214,7 @@ def cross_validate_size(
     from svg_quality.validation import cv_folds, cv_train_config
 
     folds = cv_folds(data, vcfg)
-    cfg = cv_train_config(train_cfg, vcfg)
+    cfg = cv_train_config(size_train_config(train_cfg), vcfg)
     results = []
     for i, fold in enumerate(folds):
         fit_mask, stop_mask, held_mask = fold.fit, fold.stop, fold.held

@@ -415,6 +415,9 @@ def train_epoch(
         loss = F.mse_loss(pred, target)  # fp32 loss whatever autocast chose
         if rows.group is not None and cfg.logo_weight > 0:
             loss = loss + cfg.logo_weight * within_group_mse(pred - target, rows.group[idx])
+        if rows.group is not None and cfg.rank_weight > 0:
+            rank = within_group_rank(pred, yb, rows.group[idx], cfg.rank_tau)
+            loss = loss + cfg.rank_weight * rank
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if cfg.grad_clip > 0:
@@ -448,6 +451,27 @@ def within_group_mse(err: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
     n = n.reshape(-1, *([1] * (err.dim() - 1)))  # [G, 1...]: err may be [B, K] (members)
     mean = err.new_zeros(n.shape[0], *err.shape[1:]).index_add_(0, g, err) / n  # [G(, K)]
     return ((err - mean[g]) ** 2).mean()
+
+
+def within_group_rank(
+    pred: torch.Tensor, target: torch.Tensor, group: torch.Tensor, tau: float
+) -> torch.Tensor:
+    """Pairwise ranking loss inside each group (RankNet, Burges et al. 2005):
+    mean over same-group pairs with ``target_i > target_j`` of
+    ``tau * softplus(-(pred_i - pred_j) / tau)``.
+
+    A pair ordered right by a gap much wider than ``tau`` costs ~0, a tie ``tau * ln 2``,
+    a wrong order ~ its gap; every pair weighs the same however close their targets,
+    which is what the within-logo Spearman counts. ``pred`` ``[B]`` or ``[B, K]``
+    (members, each ranked on its own), ``target`` and ``group`` ``[B]``. Blind to a shift
+    shared by a group's predictions. Zero (with a gradient) when no pair is ordered.
+    """
+    better = (group[:, None] == group[None, :]) & (target[:, None] > target[None, :])  # [B, B]
+    p = pred if pred.dim() == 2 else pred.unsqueeze(-1)  # [B, K]
+    i, j = better.nonzero(as_tuple=True)  # [P] pairs: i ranks above j
+    if i.numel() == 0:
+        return pred.sum() * 0.0
+    return (tau * F.softplus(-(p[i] - p[j]) / tau)).mean()
 
 
 def fit(
@@ -505,7 +529,7 @@ def fit(
             y=torch.as_tensor(train.y, dtype=torch.float32).to(device),  # [N]
             size=bs,
             steps=batches_per_epoch(n_train, bs),
-            group=_groups(train) if train_cfg.logo_weight > 0 else None,
+            group=_groups(train) if train_cfg.logo_batches else None,
         )
         x_va = torch.as_tensor(val.x, dtype=torch.float32).to(device)  # [M, D]
         y_va = torch.as_tensor(val.y, dtype=torch.float32).to(device)  # [M]
@@ -583,12 +607,13 @@ def fit(
 
 
 def _groups(data: XY) -> torch.Tensor:
-    """``data.image_id`` as ``int64 [N]`` indices 0..G-1 (train.logo_weight needs them)."""
+    """``data.image_id`` as ``int64 [N]`` indices 0..G-1 (train.logo_weight and
+    train.rank_weight need them)."""
     ids = getattr(data, "image_id", None)
     if ids is None:
         raise ValueError(
-            "train.logo_weight > 0 needs the rows' image ids (dataset.Arrays has them); "
-            "set train.logo_weight=0 for rows without"
+            "train.logo_weight > 0 or train.rank_weight > 0 needs the rows' image ids "
+            "(dataset.Arrays has them); set both to 0 for rows without"
         )
     _, inverse = np.unique(np.asarray(ids), return_inverse=True)
     return torch.as_tensor(inverse.reshape(-1), dtype=torch.int64)

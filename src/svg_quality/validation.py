@@ -31,6 +31,7 @@ from svg_quality.metrics import (
     METRIC_NAMES,
     RANK_METRIC_NAMES,
     full_metrics,
+    in_box,
     ranking_metrics,
 )
 from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS, normalize
@@ -485,6 +486,8 @@ class ValidationResult:
     convergence: dict[str, Any]
     model_info: dict[str, Any]
     ranking: dict[str, float] = dataclasses.field(default_factory=dict)  # within-logo, test
+    # the same over each test logo's sets inside label.local_box (close sets: suggest's region)
+    ranking_box: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def validate_model(
@@ -497,8 +500,10 @@ def validate_model(
     vcfg: ValidateConfig,
     run_id: str | None = None,
     progress: bool = True,
+    box: Mapping[str, Sequence[float]] | None = None,
 ) -> ValidationResult:
-    """Run every check on a trained model; nothing is written. ``run_id``: the MLflow run."""
+    """Run every check on a trained model; nothing is written. ``run_id``: the MLflow run;
+    ``box`` (label.local_box): also rank each logo's sets inside it."""
     from svg_quality.dataset import weights_used
     from svg_quality.inputgroups import resolve_inputs
 
@@ -533,7 +538,14 @@ def validate_model(
         "run_id": run_id or meta.get("mlflow_run_id"),
     }
     ranking = ranking_metrics(predictions, VTRACER_DEFAULTS)
-    return ValidationResult(predictions, overall, per_type, cv, base, gates, conv, info, ranking)
+    ranking_box = {}
+    if box:
+        inside = predictions.loc[in_box(predictions, box)]
+        if len(inside):
+            ranking_box = ranking_metrics(inside, VTRACER_DEFAULTS)
+    return ValidationResult(
+        predictions, overall, per_type, cv, base, gates, conv, info, ranking, ranking_box
+    )
 
 
 # --------------------------------------------------------------------------- reporting
@@ -548,6 +560,7 @@ def flat_metrics(res: ValidationResult) -> dict[str, Any]:
         if r["status"] == "reported":
             out.update({f"test/type/{t}/{m}": float(r[m]) for m in METRIC_NAMES})
     out.update({f"test/rank/{k}": v for k, v in res.ranking.items()})
+    out.update({f"test/rank_box/{k}": v for k, v in res.ranking_box.items()})
     if res.cv is not None:
         out.update({f"cv/{k}": v for k, v in res.cv["summary"].items()})
         out["cv/folds"] = res.cv["n_folds"]
@@ -616,6 +629,17 @@ def _ranking_lines(res: ValidationResult) -> list[str]:
             _f(r["beats_defaults_share"], 3),
         ]
     ]
+    b = res.ranking_box
+    if b:
+        rows.append(
+            [
+                "test, sets inside label.local_box",
+                b["logos"],
+                _f(b["spearman_mean"]),
+                _f(b["regret_mean"], 5),
+                _f(b["beats_defaults_share"], 3),
+            ]
+        )
     if res.cv is not None:
         s = res.cv["summary"]
         rows.append(
@@ -634,7 +658,8 @@ def _ranking_lines(res: ValidationResult) -> list[str]:
         "Per logo, the labelled parameter sets ranked by predicted SSIM: Spearman rho (mean "
         "over logos with 2+ distinct rows), top-1 regret (best true SSIM minus the true SSIM "
         "of the top-ranked set; ties count the worst), and the share of logos whose top-ranked "
-        "set beats VTracer's defaults row.",
+        "set beats VTracer's defaults row. The `label.local_box` row ranks only each logo's "
+        "sets inside that box (VTracer's defaults included): close sets, where `suggest` picks.",
         "",
         *_table(["split", "logos", "Spearman", "top-1 regret", "beats defaults"], rows),
     ]
