@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from svg_quality.paramspace import VTRACER_DEFAULTS
-from svg_quality.verify import Candidate, choose, convert_all, vtracer_config
+from svg_quality.verify import FALLBACK_PRECISIONS, Candidate, choose, convert_all, vtracer_config
 
 CLI = [sys.executable, "-m", "svg_quality.cli"]
 
@@ -70,8 +70,12 @@ def test_verification_falls_back_to_the_defaults_when_no_candidate_beats_them(ex
     assert fell_back and chosen is d  # higher predicted SSIM, but the real one is worse
     chosen, fell_back = choose(verified, "size", min_ssim=0.999)  # nobody reaches the bar
     assert fell_back and chosen is d
-    chosen, fell_back = choose(verified, "size", min_ssim=0.0)  # any SSIM: the smaller wins
+    # any SSIM: the smaller wins by luma alone, but one colour bit per channel changes the
+    # colours (mean CIEDE2000 far above the defaults'), so the colour check refuses it
+    assert c.delta_e > d.delta_e + 0.5
+    chosen, fell_back = choose(verified, "size", min_ssim=0.0, colour_tolerance=None)
     assert not fell_back and chosen is c
+    assert choose(verified, "size", min_ssim=0.0) == (d, True)
     # a failed conversion never wins
     broken = convert_all(
         logo.rgb, [default, Candidate({**crude, "color_precision": 0}, 1, 1, 0)], cfg
@@ -112,7 +116,9 @@ def test_each_objective_ranks_by_its_rule_and_its_verified_choice_is_never_worse
         front = [(c.predicted_bytes, c.predicted_ssim) for c in res.pareto]
         assert front == sorted(front) and all(a[1] < b_[1] for a, b_ in itertools.pairwise(front))
         v0, ch = res.verified[0], res.chosen
-        assert v0.candidate.is_default and len(res.verified) == 4
+        # the defaults, their path_precision fallbacks, then the 3 model candidates
+        assert v0.candidate.is_default and len(res.verified) == 1 + len(FALLBACK_PRECISIONS) + 3
+        assert [v.candidate.origin for v in res.verified[1:3]] == ["fallback"] * 2
         if objective == "quality":
             assert ch.ssim >= v0.ssim
         elif objective == "size":
@@ -120,7 +126,7 @@ def test_each_objective_ranks_by_its_rule_and_its_verified_choice_is_never_worse
         else:
             gain = ch.ssim - 0.01 * math.log2(ch.svg_bytes / v0.svg_bytes)
             assert gain >= v0.ssim
-        assert res.fell_back == ch.candidate.is_default
+        assert res.fell_back == (ch.candidate.origin != "model")
     # an explicit bar nobody reaches: the size objective falls back to the defaults
     res = suggest(p, path, objective="size", min_ssim=1.0, candidates=64, verify=3)
     assert res.fell_back and res.chosen.candidate.is_default
@@ -136,10 +142,11 @@ def test_suggest_quality_with_verify_is_never_worse_than_the_defaults(export_dir
         assert len(res.ranked) == 3 and res.n_candidates <= 65
         preds = [c.predicted_ssim for c in res.ranked]
         assert preds == sorted(preds, reverse=True)
-        assert res.verified[0].candidate.is_default and len(res.verified) == 3
+        assert res.verified[0].candidate.is_default
+        assert len(res.verified) == 1 + len(FALLBACK_PRECISIONS) + 2
         assert res.chosen.ssim >= res.verified[0].ssim
         assert res.chosen.ssim == max(v.ssim for v in res.verified)
-        assert res.fell_back == res.chosen.candidate.is_default
+        assert res.fell_back == (res.chosen.candidate.origin != "model")
 
 
 # --------------------------------------------------------------------------- convert

@@ -1,15 +1,22 @@
-"""`svg-quality convert`: logos in, the chosen (verified) SVG out, one per logo.
+"""`svg-quality convert`: logos in, the chosen (verified) SVG out, one per logo, at its size.
 
     INPUT... (files, or folders searched recursively) --find_jobs--> (source, out/rel.svg)
-      --workers: Predictor + verify.suggest(objective, verify=K)--> chosen SVG + figures
-      --main process: atomic write, journal line, progress bar, per-logo line--> report
+      --workers: Predictor + verify.suggest(objective, verify=K) at the input's own size
+        --> chosen SVG + the defaults' SVG + figures
+      --main process: atomic writes, journal line, progress bar, per-logo line
+        --> convert-report.json and index.html (the page: original, defaults, chosen)
 
 Each worker process loads the exported model once. Only the main process writes: the
-SVG (atomically), then one line of the journal ``OUT/.svg-quality-convert.jsonl``. An
-interrupted batch rerun with the same OUT converts only the logos without a journal
-line; an output that exists but is not in the journal (not written by a convert into
-this folder) is never overwritten without ``force``. A file that cannot be read as an
-image is reported (status ``bad``) and the rest go on.
+SVG (atomically), its side files under ``OUT/.svg-quality/`` (the traced pixels as PNG
+and the defaults' SVG, for the page), then one line of the journal
+``OUT/.svg-quality-convert.jsonl``. A rerun into the same OUT keeps a logo only when its
+journal line matches the input's content (SHA-256), the settings that decide the output
+and the SVG on disk; anything else is converted again. An output that exists but that no
+convert into this folder wrote (or that was edited since) is never overwritten without
+``force``, nor is anything written through a symlink out of OUT. One convert at a time
+writes into an OUT (a lock file); a second one stops with a message. A file that cannot
+be read as an image is reported (status ``bad``) and the rest go on; files that are not
+images are listed as skipped.
 """
 
 from __future__ import annotations
@@ -26,7 +33,10 @@ from typing import Any
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 JOURNAL = ".svg-quality-convert.jsonl"
+LOCK = ".svg-quality-convert.lock"
 REPORT = "convert-report.json"
+PAGE = "index.html"
+SIDE = ".svg-quality"  # OUT/SIDE/<rel>.png (traced pixels), <rel>.defaults.svg: the page's
 
 
 @dataclass(frozen=True)
@@ -45,21 +55,41 @@ class Settings:
     min_ssim: float | None
     tolerance: float
     seed: int
+    max_side: int = 2048
+    colour_tolerance: float = 0.5
+
+    def key(self) -> str:
+        """What decides the output besides the input: these settings and the model's
+        metadata (its digests name every model file)."""
+        from svg_quality.io import file_digest, json_digest
+
+        meta = Path(self.model) / "metadata.json"
+        model = file_digest(meta) if meta.is_file() else self.model
+        return json_digest(
+            {**{k: v for k, v in self.__dict__.items() if k != "model"}, "model": model}
+        )
 
 
-def find_jobs(inputs: Sequence[str | Path]) -> list[Job]:
+def find_jobs(inputs: Sequence[str | Path], skipped: list[str] | None = None) -> list[Job]:
     """Files as given, folders searched recursively for image files (relative paths kept).
 
     A folder's files keep their path below it; a file given directly lands at OUT's top.
-    Two inputs that would write the same output path fail before any work.
+    Two inputs that would write the same output path fail before any work. Files of a
+    folder that are not images (by suffix), and links that lead nowhere or in a loop, are
+    appended to ``skipped`` (``"path: why"``). Linked folders are not followed.
     """
     jobs: list[Job] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            files = sorted(
-                f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
-            )
+            files = []
+            for f in sorted(p.rglob("*")):
+                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
+                    files.append(f)
+                elif skipped is not None and f.is_file():
+                    skipped.append(f"{f}: not an image file ({', '.join(IMAGE_SUFFIXES)})")
+                elif skipped is not None and f.is_symlink() and not f.exists():
+                    skipped.append(f"{f}: a link that leads nowhere (or in a loop)")
             jobs += [Job(f, f.relative_to(p).with_suffix(".svg").as_posix()) for f in files]
         elif p.is_file():
             jobs.append(Job(p, p.with_suffix(".svg").name))
@@ -91,9 +121,27 @@ def read_journal(out: Path) -> dict[str, dict[str, Any]]:
                 rec = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if rec.get("status") == "ok" and (out / rec["output"]).is_file():
-                records[rec["output"]] = rec
+            if isinstance(rec, dict) and rec.get("status") == "ok" and "output" in rec:
+                records[rec["output"]] = rec  # the last line of an output wins
     return records
+
+
+def _digest(path: Path) -> str | None:
+    from svg_quality.io import file_digest
+
+    try:
+        return file_digest(path)
+    except OSError:
+        return None
+
+
+def _inside(out: Path, rel: str) -> bool:
+    """Whether writing ``out/rel`` stays inside ``out``: no linked folder on the way and
+    the file itself not a link."""
+    target = out / rel
+    if target.is_symlink():
+        return False
+    return target.parent.resolve().is_relative_to(out.resolve())
 
 
 # --------------------------------------------------------------------------- the work per logo
@@ -109,9 +157,36 @@ def _init_worker(settings: Settings) -> None:
     _PREDICTOR = Predictor.load(settings.model, runtime=settings.runtime)
 
 
-def convert_one(job: Job, settings: Settings) -> tuple[dict[str, Any], str]:
-    """Suggest, verify and pick one logo's SVG -> (record, svg text); never raises for a
-    bad image (status ``bad``) or a failed conversion (status ``failed``)."""
+@dataclass(frozen=True)
+class Output:
+    """What one logo's conversion writes: the chosen SVG, and the page's side files."""
+
+    svg: str = ""
+    defaults_svg: str = ""
+    png: bytes = b""  # the pixels VTracer traced
+
+
+def sized_svg(svg: str, size: tuple[int, int], traced: tuple[int, int]) -> str:
+    """VTracer's SVG (``width``/``height`` of the ``traced`` pixels) shown at the input's
+    own ``size``: when they differ (a resampled input), a viewBox of the traced size and
+    the input's width and height on the root element."""
+    import re
+
+    if tuple(size) == tuple(traced):
+        return svg
+    root = re.search(r"<svg\b[^>]*>", svg)
+    if root is None:
+        raise ValueError("VTracer's output has no <svg> element")
+    tag = re.sub(r'\s(width|height|viewBox)="[^"]*"', "", root.group(0))
+    tag = tag[:-1].rstrip("/") + (
+        f' width="{size[0]}" height="{size[1]}" viewBox="0 0 {traced[0]} {traced[1]}">'
+    )
+    return svg[: root.start()] + tag + svg[root.end() :]
+
+
+def convert_one(job: Job, settings: Settings) -> tuple[dict[str, Any], Output]:
+    """Suggest, verify and pick one logo's SVG at its own size -> (record, output); never
+    raises for a bad image (status ``bad``) or a failed conversion (status ``failed``)."""
     from svg_quality.verify import suggest
 
     rec: dict[str, Any] = {"source": str(job.source), "output": job.rel}
@@ -127,36 +202,66 @@ def convert_one(job: Job, settings: Settings) -> tuple[dict[str, Any], str]:
             min_ssim=settings.min_ssim,
             tolerance=settings.tolerance,
             verify=settings.verify,
+            max_side=settings.max_side,
+            colour_tolerance=settings.colour_tolerance,
         )
     except (ValueError, FileNotFoundError) as exc:  # unreadable image, named by load_logo
         rec.update(status="bad", error=str(exc), ms=(time.perf_counter() - t0) * 1e3)
-        return rec, ""
+        return rec, Output()
     except RuntimeError as exc:  # VTracer failed on every candidate
         rec.update(status="failed", error=str(exc), ms=(time.perf_counter() - t0) * 1e3)
-        return rec, ""
+        return rec, Output()
     chosen, default = res.chosen, res.verified[0]
+    size, traced = res.input_size, res.size
     rec.update(
         status="ok",
         objective=res.objective,
         params=chosen.candidate.params,
+        origin=chosen.candidate.origin,
         is_default=chosen.candidate.is_default,
         fell_back=res.fell_back,
+        width=size[0],
+        height=size[1],
+        traced_width=traced[0],
+        traced_height=traced[1],
+        resampled=tuple(size) != tuple(traced),
+        scale=res.scale,
         predicted_ssim=chosen.candidate.predicted_ssim,
         predicted_bytes=chosen.candidate.predicted_bytes,
         ssim=chosen.ssim,
         svg_bytes=chosen.svg_bytes,
+        delta_e=chosen.delta_e,
         n_paths=chosen.n_paths,
         default_predicted_ssim=default.candidate.predicted_ssim,
         default_predicted_bytes=default.candidate.predicted_bytes,
         default_ssim=default.ssim,
         default_svg_bytes=default.svg_bytes,
+        default_delta_e=default.delta_e,
         verified=len(res.verified),
+        colour_refused=res.colour_refused,
         ms=(time.perf_counter() - t0) * 1e3,
     )
-    return rec, chosen.svg
+    return rec, Output(
+        svg=sized_svg(chosen.svg, size, traced),
+        defaults_svg="" if default.error else sized_svg(default.svg, size, traced),
+        png=_traced_png(job.source, settings.max_side),
+    )
 
 
-def _convert_in_worker(job: Job, settings: Settings) -> tuple[dict[str, Any], str]:
+def _traced_png(source: Path, max_side: int) -> bytes:
+    """The pixels VTracer traced (the input on white, long side at most ``max_side``) as PNG."""
+    import io
+
+    from PIL import Image
+
+    from svg_quality.preprocess import load_full
+
+    buf = io.BytesIO()
+    Image.fromarray(load_full(source, max_side)[0]).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _convert_in_worker(job: Job, settings: Settings) -> tuple[dict[str, Any], Output]:
     return convert_one(job, settings)
 
 
@@ -173,6 +278,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "bad": sum(r["status"] == "bad" for r in records),
         "failed": sum(r["status"] == "failed" for r in records),
         "exists": sum(r["status"] == "exists" for r in records),
+        "refused": sum(r["status"] == "refused" for r in records),
     }
     with_default = [r for r in ok if r.get("default_ssim") is not None]
     if ok:
@@ -184,23 +290,41 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         out["total_bytes_defaults"] = total_default
         out["bytes_vs_defaults"] = sum(r["svg_bytes"] for r in with_default) / total_default
         out["kept_defaults"] = sum(bool(r["is_default"]) for r in with_default)
+        out["colour_refused"] = sum(int(r.get("colour_refused") or 0) for r in with_default)
     return out
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (a newline in a file name) escaped, so one logo
+    stays one line."""
+    return text if text.isprintable() else repr(text)[1:-1]
 
 
 def logo_line(rec: dict[str, Any]) -> str:
     """One human line per logo."""
+    out, src = printable(rec["output"]), printable(rec["source"])
     if rec["status"] == "exists":
-        return f"exists  {rec['output']}  (not overwritten; --force to replace)"
+        return f"exists  {out}  (not overwritten; --force to replace)"
+    if rec["status"] == "refused":
+        return f"refused {out}  ({rec['error']})"
     if rec["status"] != "ok":
-        err = rec["error"]
-        return f"{rec['status']:<7} {err if rec['source'] in err else rec['source'] + ': ' + err}"
-    tag = " (VTracer defaults)" if rec["is_default"] else ""
+        err = printable(rec["error"])
+        return f"{rec['status']:<7} {err if src in err else src + ': ' + err}"
+    tag = {"defaults": " (VTracer defaults)", "fallback": " (defaults, path_precision "}.get(
+        rec.get("origin") or ("defaults" if rec["is_default"] else "model"), ""
+    )
+    if tag.startswith(" (defaults,"):
+        tag += f"{rec['params']['path_precision']:g})"
     resumed = " [done before]" if rec.get("resumed") else ""
     change = rec["svg_bytes"] / rec["default_svg_bytes"] - 1.0
+    size = f"  {rec['width']}x{rec['height']}" if "width" in rec else ""
+    if rec.get("resampled"):
+        size += f" (traced at {rec['traced_width']}x{rec['traced_height']})"
+    colour = f"  dE {rec['delta_e']:.2f}" if rec.get("delta_e") is not None else ""
     return (
-        f"ok      {rec['output']}  SSIM {rec['ssim']:.4f} (defaults {rec['default_ssim']:.4f})  "
-        f"{rec['svg_bytes']:,} B (defaults {rec['default_svg_bytes']:,} B, {change:+.0%}){tag}"
-        f"{resumed}"
+        f"ok      {out}{size}  SSIM {rec['ssim']:.4f} (defaults {rec['default_ssim']:.4f})"
+        f"{colour}  {rec['svg_bytes']:,} B (defaults {rec['default_svg_bytes']:,} B, "
+        f"{change:+.0%}){tag}{resumed}"
     )
 
 
@@ -217,7 +341,9 @@ def summary_line(s: dict[str, Any]) -> str:
             f"{s['total_bytes']:,} B vs defaults {s['total_bytes_defaults']:,} B "
             f"({s['bytes_vs_defaults'] - 1:+.1%})"
         )
-    for k in ("bad", "failed", "exists"):
+    for k in ("bad", "failed", "exists", "refused", "skipped"):
+        if k not in s:
+            continue
         if s[k]:
             parts.append(f"{s[k]} {k}")
     return "; ".join(parts)
@@ -241,6 +367,55 @@ def _no_interrupt() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)  # a held SIGINT arrives here
 
 
+@contextlib.contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """Hold ``out``'s convert lock (an advisory ``flock``, released when the process ends,
+    however it ends); a second convert into the same folder stops here."""
+    import fcntl
+
+    fh = (out / LOCK).open("a")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(
+                f"{out}: another svg-quality convert is writing into this folder; wait for it "
+                "to finish, or convert into another folder with -o"
+            ) from None
+        yield
+    finally:
+        fh.close()
+
+
+def _plan(
+    jobs: Sequence[Job], out: Path, done: dict[str, dict[str, Any]], key: str, force: bool
+) -> tuple[dict[str, dict[str, Any]], list[tuple[Job, str | None]]]:
+    """Per job: a record already final (resumed, exists, refused), or work to do with the
+    input's digest."""
+    records: dict[str, dict[str, Any]] = {}
+    todo: list[tuple[Job, str | None]] = []
+    for j in jobs:
+        target = out / j.rel
+        if not (_inside(out, j.rel) and _inside(out, f"{SIDE}/{j.rel}")):
+            records[j.rel] = {
+                "source": str(j.source),
+                "output": j.rel,
+                "status": "refused",
+                "error": "the output path leads out of the output folder through a link",
+            }
+            continue
+        rec = done.get(j.rel)
+        digest = _digest(j.source)
+        ours = rec is not None and target.is_file() and _digest(target) == rec.get("svg_sha256")
+        if ours and rec.get("input_sha256") == digest and rec.get("settings") == key and not force:
+            records[j.rel] = {**rec, "resumed": True}
+        elif target.exists() and not ours and not force:
+            records[j.rel] = {"source": str(j.source), "output": j.rel, "status": "exists"}
+        else:
+            todo.append((j, digest))
+    return records, todo
+
+
 def run_batch(
     inputs: Sequence[str | Path],
     out: str | Path,
@@ -252,75 +427,93 @@ def run_batch(
     on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Convert every logo of ``inputs`` into ``out``; returns ``{"summary", "logos"}`` and
-    writes it to ``out/convert-report.json``."""
+    writes it to ``out/convert-report.json``, and the page ``out/index.html``."""
     from tqdm import tqdm
 
-    from svg_quality.io import write_json, write_text
+    from svg_quality.io import sha256_hex, write_bytes, write_json, write_text
 
     if settings.verify < 1:
         raise ValueError(
             f"--verify {settings.verify} is invalid for convert; allowed: at least 1 (the SVG "
             "written is a verified conversion, compared with VTracer's defaults)"
         )
-    jobs = find_jobs(inputs)
+    if settings.max_side < 16:
+        raise ValueError(f"--max-side {settings.max_side} is invalid; allowed: at least 16 px")
+    skipped: list[str] = []
+    jobs = find_jobs(inputs, skipped)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a folder; give an output folder with -o")
     out.mkdir(parents=True, exist_ok=True)
-    done = read_journal(out)
-    records: dict[str, dict[str, Any]] = {}
-    todo: list[Job] = []
-    for j in jobs:
-        if j.rel in done and not force:
-            records[j.rel] = {**done[j.rel], "resumed": True}
-        elif (out / j.rel).exists() and not force:
-            records[j.rel] = {"source": str(j.source), "output": j.rel, "status": "exists"}
-        else:
-            todo.append(j)
-    for rec in records.values():
-        if on_record is not None:
-            on_record(rec)
+    with _locked(out):
+        key = settings.key()
+        records, todo = _plan(jobs, out, read_journal(out), key, force)
+        for rec in records.values():
+            if on_record is not None:
+                on_record(rec)
 
-    journal = (out / JOURNAL).open("a")
-    bar = tqdm(total=len(todo), desc="convert", unit="logo", disable=not progress)
+        journal = (out / JOURNAL).open("a")
+        bar = tqdm(total=len(todo), desc="convert", unit="logo", disable=not progress)
+        digests = {j.rel: d for j, d in todo}
 
-    def finish(rec: dict[str, Any], svg: str) -> None:
-        if rec["status"] == "ok":
-            with _no_interrupt():  # the SVG and its journal line, or neither
-                write_text(out / rec["output"], svg)  # atomic: never half an SVG
-                journal.write(json.dumps(rec) + "\n")
-                journal.flush()
-        records[rec["output"]] = rec
-        bar.update(1)
-        if on_record is not None:
-            on_record(rec)
+        def finish(rec: dict[str, Any], result: Output) -> None:
+            if rec["status"] == "ok":
+                rec.update(
+                    input_sha256=digests[rec["output"]],
+                    settings=key,
+                    svg_sha256=sha256_hex(result.svg.encode()),
+                )
+                side = out / SIDE / rec["output"]
+                with _no_interrupt():  # the SVG and its journal line, or neither
+                    write_bytes(side.with_suffix(".png"), result.png)
+                    write_text(side.with_suffix(".defaults.svg"), result.defaults_svg)
+                    write_text(out / rec["output"], result.svg)  # atomic: never half an SVG
+                    journal.write(json.dumps(rec) + "\n")
+                    journal.flush()
+            records[rec["output"]] = rec
+            bar.update(1)
+            if on_record is not None:
+                on_record(rec)
 
-    try:
-        if workers <= 1 or len(todo) <= 1:
-            _init_worker(settings)
-            for j in todo:
-                finish(*convert_one(j, settings))
-        else:
-            with ProcessPoolExecutor(
-                max_workers=workers, initializer=_init_worker, initargs=(settings,)
-            ) as pool:
-                futures = [pool.submit(_convert_in_worker, j, settings) for j in todo]
-                try:
-                    for f in as_completed(futures):
-                        finish(*f.result())
-                except KeyboardInterrupt:  # what is journaled is kept; a rerun resumes
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise
-    finally:
-        bar.close()
-        journal.close()
-    ordered = [records[j.rel] for j in jobs]
-    report = {"summary": summarize(ordered), "settings": settings.__dict__, "logos": ordered}
-    write_json(out / REPORT, report)
+        try:
+            n = max(1, min(workers, os.cpu_count() or 1, len(todo)))
+            if n == 1:
+                if todo:
+                    _init_worker(settings)
+                for j, _ in todo:
+                    finish(*convert_one(j, settings))
+            else:
+                with ProcessPoolExecutor(
+                    max_workers=n, initializer=_init_worker, initargs=(settings,)
+                ) as pool:
+                    futures = [pool.submit(_convert_in_worker, j, settings) for j, _ in todo]
+                    try:
+                        for f in as_completed(futures):
+                            finish(*f.result())
+                    except KeyboardInterrupt:  # what is journaled is kept; a rerun resumes
+                        pool.shutdown(wait=False, cancel_futures=True)
+                        raise
+        finally:
+            bar.close()
+            journal.close()
+        ordered = [records[j.rel] for j in jobs]
+        summary = {**summarize(ordered), "skipped": len(skipped)}
+        report = {
+            "summary": summary,
+            "settings": settings.__dict__,
+            "skipped": skipped,
+            "logos": ordered,
+        }
+        write_json(out / REPORT, report)
+        from svg_quality.convertpage import page
+
+        write_text(out / PAGE, page(report))
     return report
 
 
 def iter_lines(report: dict[str, Any]) -> Iterator[str]:
     for rec in report["logos"]:
         yield logo_line(rec)
+    for line in report.get("skipped", []):
+        yield f"skipped {printable(line)}"
     yield summary_line(report["summary"])

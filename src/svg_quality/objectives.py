@@ -62,10 +62,10 @@ def _check(ssim: np.ndarray, log10_bytes: np.ndarray | None, objective: str, def
 
 def size_threshold(default_ssim: float, min_ssim: float | None, tolerance: float) -> float:
     """The SSIM bar of the size objective: ``min_ssim``, else the defaults' minus ``tolerance``."""
-    if tolerance < 0:
-        raise ValueError(f"tolerance = {tolerance:g} is invalid; allowed: >= 0")
+    if not np.isfinite(tolerance) or tolerance < 0:
+        raise ValueError(f"tolerance = {tolerance:g} is invalid; allowed: a number >= 0")
     if min_ssim is not None:
-        if not 0.0 <= min_ssim <= 1.0:
+        if not 0.0 <= min_ssim <= 1.0:  # false for nan too
             raise ValueError(f"min_ssim = {min_ssim:g} is invalid; allowed: [0, 1]")
         return float(min_ssim)
     return float(default_ssim) - float(tolerance)
@@ -100,6 +100,40 @@ def rank(
         score = s - BALANCE_PER_DOUBLING * (b - b[default]) / np.log10(2.0)
         order = np.lexsort((np.arange(n), b, -score))
     return Ranking(order=order, eligible=eligible, threshold=threshold, score=np.asarray(score))
+
+
+def verify_order(
+    ssim: np.ndarray,
+    log10_bytes: np.ndarray | None,
+    objective: str = "quality",
+    *,
+    default: int = 0,
+    min_ssim: float | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> np.ndarray:
+    """The order in which to *verify* candidates (convert them for real), best first.
+
+    For ``quality`` and ``balanced`` it is :func:`rank`'s order. For ``size`` the verified
+    choice must be smaller than the defaults *and* reach the SSIM bar for real, and the
+    smallest predicted sets are exactly the ones whose real SSIM most often misses it; so
+    the order alternates between :func:`rank`'s (the smallest predicted above the bar) and
+    the sets predicted smaller than the defaults ranked by predicted SSIM (the likeliest
+    to clear the bar), each index once.
+    """
+    r = rank(ssim, log10_bytes, objective, default=default, min_ssim=min_ssim, tolerance=tolerance)
+    if objective != "size":
+        return r.order
+    s, b = _check(ssim, log10_bytes, objective, default)
+    smaller = np.flatnonzero(b < b[default])
+    safe = smaller[np.lexsort((smaller, b[smaller], -s[smaller]))]
+    out: list[int] = []
+    seen: set[int] = set()
+    for pair in zip(r.order, np.concatenate([safe, r.order]), strict=False):
+        for i in map(int, pair):
+            if i not in seen:
+                seen.add(i)
+                out.append(i)
+    return np.asarray(out, dtype=np.int64)
 
 
 def best(

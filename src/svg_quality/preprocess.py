@@ -31,16 +31,11 @@ _RESAMPLE = {
 MAX_PIXELS = 50_000_000  # decompression-bomb guard when a user hands us a file
 
 
-def load_logo(
-    image: str | Path | Image.Image | np.ndarray, image_size: int, min_size: int = 1
-) -> np.ndarray:
-    """A logo as the pipeline sees it: ``uint8 [H, W, 3]``, RGB on white, longest side
-    ``image_size`` (prepare's normalization; a no-op for the pipeline's own PNGs).
-
-    ``image`` is a file path, a PIL image (any mode) or an ``uint8 [H, W, 3]`` array.
-    Raises ``ValueError`` naming the file when it cannot be read as an image, or when a
-    side is under ``min_size`` (prepare's ``data.min_size``: such a logo was never trained on).
-    """
+def open_logo(image: str | Path | Image.Image | np.ndarray, min_size: int = 1) -> Image.Image:
+    """A user's logo as a PIL image, checked: ``image`` is a file path, a PIL image (any
+    mode) or an ``uint8 [H, W, 3]`` array. Raises ``ValueError`` naming the file when it
+    cannot be read as an image, or when a side is under ``min_size`` (prepare's
+    ``data.min_size``: such a logo was never trained on)."""
     if isinstance(image, str | Path):
         path = Path(image)
         if not path.is_file():
@@ -66,11 +61,38 @@ def load_logo(
             "px, which prepare rejects (data.min_size), so the model never saw such a logo; "
             "use a larger image"
         )
+    return im
+
+
+def _normalized(im: Image.Image, size: int) -> np.ndarray:
     try:
-        rgb = normalize(im, image_size)
+        rgb = normalize(im, size)
     except ImageRejected as exc:
         raise ValueError(f"cannot use the image: {exc}") from exc
     return np.asarray(rgb, dtype=np.uint8).copy()
+
+
+def load_logo(
+    image: str | Path | Image.Image | np.ndarray, image_size: int, min_size: int = 1
+) -> np.ndarray:
+    """A logo as the pipeline sees it: ``uint8 [H, W, 3]``, RGB on white, longest side
+    ``image_size`` (prepare's normalization; a no-op for the pipeline's own PNGs).
+    ``image`` and the errors as :func:`open_logo`.
+    """
+    return _normalized(open_logo(image, min_size), image_size)
+
+
+def load_full(
+    image: str | Path | Image.Image | np.ndarray, max_side: int, min_size: int = 1
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """A logo at its own size, as VTracer should trace it: ``(uint8 [H, W, 3] RGB on
+    white, (width, height) of the input)``; a long side above ``max_side`` is resampled
+    down to it (compare the two sizes to tell). ``image`` and the errors as
+    :func:`open_logo`."""
+    if max_side < 1:
+        raise ValueError(f"max_side = {max_side} is invalid; allowed: at least 1 px")
+    im = open_logo(image, min_size)
+    return _normalized(im, min(max(im.size), max_side)), (im.width, im.height)
 
 
 def letterbox(

@@ -27,6 +27,7 @@ from svg_quality.paramspace import PARAM_NAMES, SPECS
 from svg_quality.ssim import SSIMReference
 
 if TYPE_CHECKING:
+    from svg_quality.colour import ColourReference
     from svg_quality.config import VtracerConfig
 
 
@@ -124,6 +125,7 @@ class Score:
     render_ms: float
     ssim_ms: float
     svg: str
+    delta_e: float | None = None  # mean CIEDE2000 vs the logo (svg_quality.colour), if asked
 
 
 def score(
@@ -133,12 +135,14 @@ def score(
     *,
     png_bytes: bytes | None = None,
     reference: SSIMReference | None = None,
+    colour: ColourReference | None = None,
 ) -> Score:
     """Convert the logo with ``params``, render the SVG and compare it with the logo.
 
     ``png_bytes`` (the logo's PNG file) and ``reference`` (its precomputed SSIM side)
     save work when one logo is scored many times; both are derived from ``logo_rgb``
-    when omitted.
+    when omitted. With ``colour`` (the logo's :class:`svg_quality.colour.ColourReference`)
+    the score also holds the rendering's mean CIEDE2000 colour error.
     """
     logo_rgb = np.asarray(logo_rgb)
     height, width = logo_rgb.shape[:2]
@@ -158,6 +162,7 @@ def score(
     t2 = time.perf_counter()
     value = reference.score(rendering)
     t3 = time.perf_counter()
+    delta_e = None if colour is None else colour.delta_e(rendering)
     return Score(
         ssim=float(np.clip(value, 0.0, 1.0)),
         svg_bytes=len(svg.encode()),
@@ -166,4 +171,5 @@ def score(
         render_ms=(t2 - t1) * 1e3,
         ssim_ms=(t3 - t2) * 1e3,
         svg=svg,
+        delta_e=delta_e,
     )

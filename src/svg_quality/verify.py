@@ -1,14 +1,25 @@
 """Suggest by an objective, then verify with real VTracer so the answer is never worse.
 
-    logo --predictor--> SSIM and bytes predicted for VTracer's defaults + N Sobol sets
-         --objectives.rank--> the K best by the objective
-         --vectorize.score (the label contract)--> actual SSIM and bytes of those K + defaults
-         --objectives.best on the actual figures--> the verified choice (else the defaults)
+    logo --the model's view (prepare: long side image_size)--> SSIM and bytes predicted
+         for VTracer's defaults + N Sobol sets
+         --objectives.verify_order--> the K best to verify
+         --at the input's own size: vectorize.score--> actual SSIM, bytes and colour error
+           of those K (pixel parameters scaled to the size), VTracer's defaults, and the
+           defaults at path_precision 2 and 0 (the one-line tweaks)
+         --choose: colour within bound, then objectives.best--> the verified choice
 
-The label contract: the logo normalized as prepare does, its PNG converted by VTracer
-with the 8 parameters (plus ``vtracer`` colormode/hierarchical/mode from the export's
-metadata), the SVG rendered by resvg at the logo's size on white, SSIM against the logo,
-clipped to [0, 1]; exactly what the label stage measures.
+Verification is at the size the person looks at: the input's own pixels (a long side
+above ``max_side`` is resampled down to it), traced, rendered at that size and compared
+by the label contract's SSIM (luma, Gaussian window; :mod:`svg_quality.ssim`) and by the
+mean CIEDE2000 colour error (:mod:`svg_quality.colour`), which luma SSIM cannot see. A
+candidate whose colour error exceeds the defaults' by more than ``colour_tolerance`` is
+refused, whatever its SSIM.
+
+The model was trained on logos with a long side of ``image_size`` (256 px), where a
+``filter_speckle`` of 4 px is 1.6% of the logo; the same set at 1024 px means a 16 px
+speck. :func:`scale_params` maps a candidate to the input's size (``filter_speckle`` and
+``length_threshold`` times long side / image_size) so it means there what the model
+scored (docs/serving.md has the measurements behind that choice).
 """
 
 from __future__ import annotations
@@ -27,6 +38,12 @@ from svg_quality import objectives
 from svg_quality.paramspace import PARAM_NAMES, SPECS, VTRACER_DEFAULTS
 from svg_quality.probe import SETTINGS
 
+MAX_SIDE = 2048  # px: a longer input is traced at this long side (and the output says so)
+COLOUR_TOLERANCE = 0.5  # mean CIEDE2000 a candidate may add to the defaults' colour error
+FALLBACK_PRECISIONS = (2, 0)  # VTracer's defaults are also verified at these path_precision
+PIXEL_PARAMS = ("filter_speckle", "length_threshold")  # lengths in px, scaled by size
+SCALINGS = ("scaled", "unscaled")
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -37,6 +54,12 @@ class Candidate:
     predicted_ssim: float
     predicted_bytes: float | None
     is_default: bool
+    fallback: bool = False  # VTracer's defaults at another path_precision
+
+    @property
+    def origin(self) -> str:
+        """Where the set comes from: ``defaults``, ``fallback`` or ``model``."""
+        return "defaults" if self.is_default else "fallback" if self.fallback else "model"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +67,7 @@ class Candidate:
             "predicted_ssim": self.predicted_ssim,
             "predicted_bytes": self.predicted_bytes,
             "is_default": self.is_default,
+            "origin": self.origin,
         }
 
 
@@ -52,13 +76,14 @@ class Verified:
     """A candidate converted for real; ``error`` set (and figures None) when VTracer or
     resvg failed on it."""
 
-    candidate: Candidate
+    candidate: Candidate  # its params are the ones VTracer got (at the verified size)
     ssim: float | None
     svg_bytes: int | None
     n_paths: int | None
     convert_ms: float
     svg: str = field(repr=False, default="")
     error: str | None = None
+    delta_e: float | None = None  # mean CIEDE2000 vs the logo (None: not measured)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +91,7 @@ class Verified:
             "ssim": self.ssim,
             "svg_bytes": self.svg_bytes,
             "n_paths": self.n_paths,
+            "delta_e": self.delta_e,
             "convert_ms": self.convert_ms,
             "error": self.error,
         }
@@ -84,8 +110,12 @@ class Suggestions:
     score_ms: float
     verified: list[Verified] | None = None  # defaults first, then the K verified candidates
     chosen: Verified | None = None
-    fell_back: bool = False  # True when no verified candidate beat the defaults
+    fell_back: bool = False  # True when no model candidate won (defaults or a fallback did)
     verify_ms: float = 0.0
+    size: tuple[int, int] | None = None  # (width, height) verified at; None: the model's view
+    input_size: tuple[int, int] | None = None  # the input's own (width, height)
+    scale: float = 1.0  # verified long side / the model's view's: pixel parameters' factor
+    colour_refused: int = 0  # candidates better by the objective but refused for colour
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -103,6 +133,10 @@ class Suggestions:
             out["chosen"] = self.chosen.to_dict() if self.chosen else None
             out["fell_back"] = self.fell_back
             out["verify_ms"] = self.verify_ms
+            out["size"] = self.size
+            out["input_size"] = self.input_size
+            out["scale"] = self.scale
+            out["colour_refused"] = self.colour_refused
         return out
 
 
@@ -154,6 +188,34 @@ def candidate_matrix(ranges: tuple, n: int, seed: int) -> np.ndarray:
     return raw
 
 
+def scale_params(params: Mapping[str, float], factor: float) -> dict[str, float]:
+    """``params`` as the model scored them on its view, for a logo ``factor`` times as large
+    (long side / the view's): ``filter_speckle`` (px, an integer >= 1) and
+    ``length_threshold`` (px, >= 3.5, VTracer's documented minimum) times ``factor``; the
+    other six are not lengths and stay."""
+    if not np.isfinite(factor) or factor <= 0:
+        raise ValueError(f"scale factor {factor!r} is invalid; allowed: a number > 0")
+    out = dict(params)
+    out["filter_speckle"] = max(1, round(params["filter_speckle"] * factor))
+    out["length_threshold"] = round(max(3.5, params["length_threshold"] * factor), 4)
+    return out
+
+
+def fallbacks(default: Candidate, ssim: np.ndarray, lg: np.ndarray | None) -> list[Candidate]:
+    """VTracer's defaults at each of :data:`FALLBACK_PRECISIONS` (``ssim``/``lg``: the
+    model's predictions for them, in that order)."""
+    return [
+        Candidate(
+            params={**default.params, "path_precision": p},
+            predicted_ssim=float(ssim[i]),
+            predicted_bytes=None if lg is None else float(10 ** lg[i]),
+            is_default=False,
+            fallback=True,
+        )
+        for i, p in enumerate(FALLBACK_PRECISIONS)
+    ]
+
+
 def suggest(
     predictor: Any,
     image: Any,
@@ -167,18 +229,37 @@ def suggest(
     pareto: bool = False,
     verify: int = 0,
     vtracer_cfg: Any = None,
+    max_side: int = MAX_SIDE,
+    colour_tolerance: float = COLOUR_TOLERANCE,
+    scaling: str = "scaled",
 ) -> Suggestions:
     """Rank VTracer's defaults and ``candidates`` Sobol sets by ``objective``; with
-    ``verify`` = K > 0 convert the K best and the defaults and choose on the real figures.
+    ``verify`` = K > 0 convert the K best, VTracer's defaults and their path_precision
+    fallbacks and choose on the real figures.
 
-    ``predictor`` is a :class:`svg_quality.serving.predictor.Predictor` (anything with ``prepare``,
-    ``ranges`` and ``score_candidates(logo, raw) -> (ssim [N], log10 bytes [N] | None)``).
+    ``image`` is a path, PIL image or uint8 array (verified at its own size, a long side
+    above ``max_side`` resampled to it), or a prepared ``Logo`` (verified at the model's
+    view). ``predictor`` is a :class:`svg_quality.serving.predictor.Predictor` (anything
+    with ``prepare``, ``ranges``, ``min_size`` and ``score_candidates(logo, raw) -> (ssim
+    [N], log10 bytes [N] | None)``). ``scaling``: ``scaled`` maps the pixel parameters to
+    the verified size (:func:`scale_params`), ``unscaled`` gives VTracer the model's values.
     """
     if top_k < 1:
         raise ValueError(f"top_k = {top_k} is invalid; allowed: at least 1")
     if verify < 0:
         raise ValueError(f"verify = {verify} is invalid; allowed: 0 (off) or at least 1")
-    logo = predictor.prepare(image)
+    if scaling not in SCALINGS:
+        raise ValueError(f"scaling {scaling!r} is invalid; allowed: {', '.join(SCALINGS)}")
+    if not np.isfinite(colour_tolerance) or colour_tolerance < 0:
+        raise ValueError(f"colour tolerance = {colour_tolerance:g} is invalid; allowed: >= 0")
+    full = input_size = None
+    if _is_image(image):
+        from svg_quality.preprocess import load_full
+
+        full, input_size = load_full(image, max_side, getattr(predictor, "min_size", 1))
+        logo = predictor.prepare(full)
+    else:
+        logo = predictor.prepare(image)
     t0 = time.perf_counter()
     key = tuple((n, *map(float, predictor.ranges[n])) for n in PARAM_NAMES)
     raw = candidate_matrix(key, candidates, seed)
@@ -199,19 +280,45 @@ def suggest(
         n_candidates=int(raw.shape[0]),
         score_ms=(time.perf_counter() - t0) * 1e3,
     )
-    if verify:
-        picks = [_candidate(raw, ssim, lg, i) for i in _distinct(raw, r.order, verify)]
-        cfg = vtracer_cfg if vtracer_cfg is not None else vtracer_config(predictor.metadata)
-        res = verify_choice(
-            res,
-            logo.rgb,
-            picks,
-            cfg,
-            min_ssim=min_ssim,
-            tolerance=tolerance,
-            defaults_score=_probe_conversion(logo, cfg),
-        )
-    return res
+    if not verify:
+        return res
+    order = objectives.verify_order(
+        ssim, lg, objective, default=0, min_ssim=min_ssim, tolerance=tolerance
+    )
+    picks = [_candidate(raw, ssim, lg, i) for i in _distinct(raw, order, verify)]
+    fb_raw = np.repeat(raw[:1], len(FALLBACK_PRECISIONS), axis=0)
+    fb_raw[:, PARAM_NAMES.index("path_precision")] = FALLBACK_PRECISIONS
+    extra = fallbacks(res.default, *predictor.score_candidates(logo, fb_raw))
+    cfg = vtracer_cfg if vtracer_cfg is not None else vtracer_config(predictor.metadata)
+    rgb, factor = logo.rgb, 1.0
+    if full is not None:
+        rgb, factor = full, max(full.shape[:2]) / max(logo.rgb.shape[:2])
+        if scaling == "scaled":
+            picks = [dataclasses.replace(c, params=scale_params(c.params, factor)) for c in picks]
+    same_pixels = rgb.shape == logo.rgb.shape and np.array_equal(rgb, logo.rgb)
+    res = verify_choice(
+        res,
+        rgb,
+        [*extra, *picks],
+        cfg,
+        min_ssim=min_ssim,
+        tolerance=tolerance,
+        colour_tolerance=colour_tolerance,
+        defaults_score=_probe_conversion(logo, cfg) if same_pixels else None,
+    )
+    h, w = rgb.shape[:2]
+    return dataclasses.replace(
+        res, size=(w, h) if full is not None else None, input_size=input_size, scale=factor
+    )
+
+
+def _is_image(image: Any) -> bool:
+    """A path, PIL image or array (verified at its own size), not a prepared Logo."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    return isinstance(image, str | Path | Image.Image | np.ndarray)
 
 
 def _probe_conversion(logo: Any, cfg: Any) -> Any:
@@ -237,32 +344,49 @@ def vtracer_config(metadata: Mapping[str, Any]) -> Any:
 def convert_all(
     rgb: np.ndarray, cands: list[Candidate], vtracer_cfg: Any, done: Mapping[int, Any] | None = None
 ) -> list[Verified]:
-    """Convert and score each candidate with the label contract; failures are kept.
-    ``done``: candidate index -> a vectorize.Score already made of it (not redone)."""
+    """Convert and score each candidate with the label contract, and measure its colour
+    error; failures are kept. ``done``: candidate index -> a vectorize.Score already made
+    of it (its conversion is not redone; its colour error is measured if missing)."""
     from PIL import Image
 
+    from svg_quality.colour import ColourReference
     from svg_quality.ssim import SSIMReference
-    from svg_quality.vectorize import ConversionFailed, RenderFailed, score
+    from svg_quality.vectorize import ConversionFailed, RenderFailed, render, score
 
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG")
-    png, ref = buf.getvalue(), SSIMReference(rgb)
+    png, ref, colour = buf.getvalue(), SSIMReference(rgb), ColourReference(rgb)
     out, done = [], done or {}
     for j, c in enumerate(cands):
-        if j in done:
-            s = done[j]
-            out.append(Verified(c, s.ssim, s.svg_bytes, s.n_paths, s.convert_ms, s.svg))
-            continue
         t0 = time.perf_counter()
         try:
-            s = score(rgb, c.params, vtracer_cfg, png_bytes=png, reference=ref)
+            if j in done:
+                s = done[j]
+                de = s.delta_e
+                if de is None:
+                    de = colour.delta_e(render(s.svg, rgb.shape[1], rgb.shape[0]))
+                s = dataclasses.replace(s, delta_e=de)
+            else:
+                s = score(rgb, c.params, vtracer_cfg, png_bytes=png, reference=ref, colour=colour)
         except (ConversionFailed, RenderFailed) as exc:
             out.append(
                 Verified(c, None, None, None, (time.perf_counter() - t0) * 1e3, "", str(exc))
             )
             continue
-        out.append(Verified(c, s.ssim, s.svg_bytes, s.n_paths, s.convert_ms, s.svg))
+        out.append(
+            Verified(c, s.ssim, s.svg_bytes, s.n_paths, s.convert_ms, s.svg, delta_e=s.delta_e)
+        )
     return out
+
+
+def colour_ok(verified: list[Verified], colour_tolerance: float = COLOUR_TOLERANCE) -> list[bool]:
+    """Per verified set: its colour error is at most the defaults' (``verified[0]``) plus
+    ``colour_tolerance``; True where either was not measured, and for the defaults."""
+    base = verified[0].delta_e
+    return [
+        i == 0 or v.delta_e is None or base is None or v.delta_e <= base + colour_tolerance
+        for i, v in enumerate(verified)
+    ]
 
 
 def choose(
@@ -271,11 +395,19 @@ def choose(
     *,
     min_ssim: float | None = None,
     tolerance: float = objectives.DEFAULT_TOLERANCE,
+    colour_tolerance: float | None = COLOUR_TOLERANCE,
 ) -> tuple[Verified, bool]:
-    """The best verified set by ``objective`` (``verified[0]`` is the defaults) and whether
-    it fell back to the defaults. Failed conversions never win; if the defaults themselves
-    failed, the best successful candidate is returned (a conversion beats none)."""
-    ok = [v for v in verified if v.error is None]
+    """The best verified set by ``objective`` (``verified[0]`` is the defaults) among those
+    whose colour error stays within ``colour_tolerance`` of the defaults' (None: colour not
+    checked), and whether no model candidate won (the defaults or a fallback did). Failed
+    conversions never win; if the defaults themselves failed, the best successful
+    candidate is returned (a conversion beats none)."""
+    keep = (
+        [True] * len(verified)
+        if colour_tolerance is None
+        else colour_ok(verified, colour_tolerance)
+    )
+    ok = [v for v, k in zip(verified, keep, strict=True) if v.error is None and k]
     if not ok:
         raise RuntimeError(
             "VTracer failed on the defaults and on every candidate: "
@@ -285,9 +417,10 @@ def choose(
     b = np.log10(np.array([v.svg_bytes for v in ok], dtype=np.float64))
     if verified[0].error is not None:
         # No defaults to measure against: the highest actual SSIM (a conversion beats none).
-        return ok[int(objectives.rank(s, b, "quality").order[0])], False
+        pick = ok[int(objectives.rank(s, b, "quality").order[0])]
+        return pick, pick.candidate.origin != "model"
     i = objectives.best(s, b, objective, default=0, min_ssim=min_ssim, tolerance=tolerance)
-    return ok[i], i == 0
+    return ok[i], ok[i].candidate.origin != "model"
 
 
 def verify_choice(
@@ -298,6 +431,7 @@ def verify_choice(
     *,
     min_ssim: float | None = None,
     tolerance: float = objectives.DEFAULT_TOLERANCE,
+    colour_tolerance: float = COLOUR_TOLERANCE,
     defaults_score: Any = None,
 ) -> Suggestions:
     """``res`` with the defaults and ``picks`` converted and the verified choice made;
@@ -305,11 +439,14 @@ def verify_choice(
     t0 = time.perf_counter()
     done = {} if defaults_score is None else {0: defaults_score}
     verified = convert_all(rgb, [res.default, *picks], vtracer_cfg, done)
-    chosen, fell_back = choose(verified, res.objective, min_ssim=min_ssim, tolerance=tolerance)
+    kw = {"min_ssim": min_ssim, "tolerance": tolerance}
+    chosen, fell_back = choose(verified, res.objective, colour_tolerance=colour_tolerance, **kw)
+    luma_only = choose(verified, res.objective, colour_tolerance=None, **kw)[0]
     return dataclasses.replace(
         res,
         verified=verified,
         chosen=chosen,
         fell_back=fell_back,
         verify_ms=(time.perf_counter() - t0) * 1e3,
+        colour_refused=int(luma_only is not chosen),
     )
