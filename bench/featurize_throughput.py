@@ -12,6 +12,7 @@ Needs only torch, torchvision, numpy, pillow and tqdm (no install: src/ is put o
     python bench/featurize_throughput.py                      # CPU, 96 generated logos
     python bench/featurize_throughput.py --device cuda --n 4096 --baseline-n 512
     python bench/featurize_throughput.py --data-dir data/logos --n 128
+    python bench/featurize_throughput.py --smoke              # seconds: 4 images, batch 2
 """
 
 from __future__ import annotations
@@ -90,7 +91,12 @@ def main() -> None:
     ap.add_argument("--workers", default="auto", help="DataLoader workers (auto = cores, max 8)")
     ap.add_argument("--amp", default="auto", choices=("auto", "off", "bf16", "fp16"))
     ap.add_argument("--no-stats", action="store_true", help="leave out the logo statistics")
+    ap.add_argument(
+        "--smoke", action="store_true", help="seconds: --n 4 --baseline-n 2 --batch-size 2"
+    )
     args = ap.parse_args()
+    if args.smoke:
+        args.n, args.baseline_n, args.batch_size = 4, 2, 2
 
     device = choose_device(args.device)
     precision = choose_inference_precision(device, args.amp)

@@ -12,14 +12,20 @@ Parts, each timed against the seed's naive baseline in the same run:
   autocast bf16 and fp16, batch sizes 64/128/256/512, with and without the logo statistics
   computed in the DataLoader workers); images/s, ratio, peak GPU memory per run
 - train: the seed's Dataset/DataLoader loop vs ``trainer.fit`` (rows resident on the
-  device), AMP off, bf16, fp16; samples/s, ratio, peak GPU memory
+  device, the stage's whole-logo batches and ranking loss), both on the seed's MLP
+  (``train_throughput.seed_model_config``), AMP off, bf16, fp16; samples/s, ratio, peak
+  GPU memory
 
 Writes one JSON (``--out``) and prints a table. Without CUDA it runs a tiny CPU smoke of
-each part, says "CUDA is not available: GPU figures not measured", writes the JSON with
-``"status": "cuda_unavailable"`` and exits 0. Exit 1 if a part fails (tests included).
+each part (the tests part collects the gpu tests, which skip), says "CUDA is not
+available: GPU figures not measured", writes the JSON with ``"status":
+"cuda_unavailable"`` and exits 0. ``--smoke`` runs the same tiny sizes on any device and
+writes the JSON to a temporary file unless ``--out`` is given, so a smoke run never
+replaces a measured gpu_check.json. Exit 1 if a part fails (tests included).
 
     python bench/gpu_check.py                 # full (<= 8 min on one GPU)
     python bench/gpu_check.py --quick         # fewer images/rows (~2 min on one GPU)
+    python bench/gpu_check.py --smoke         # seconds: tiny sizes, every part
 """
 
 from __future__ import annotations
@@ -37,7 +43,6 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,13 +53,29 @@ import featurize_throughput as fb  # noqa: E402
 import train_throughput as tb  # noqa: E402
 from svg_quality.accel import choose_precision  # noqa: E402
 from svg_quality.backbone import load_backbone, prepare_for_inference  # noqa: E402
-from svg_quality.config import LOGO_TYPES, ModelConfig, TrainConfig  # noqa: E402
+from svg_quality.config import LOGO_TYPES, LabelConfig, ModelConfig, TrainConfig  # noqa: E402
 from svg_quality.features import extract, resolve_workers  # noqa: E402
 from svg_quality.synthetic import generate  # noqa: E402
 
 NO_CUDA = "CUDA is not available: GPU figures not measured"
 BATCH_SIZES = (64, 128, 256, 512)
-SEED_WIDTH = 2056  # the seed's MLP input: 2048 ResNet features + 8 VTracer params
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    """How much each part does: images (all, seed loop), train rows, batches, precisions."""
+
+    images: int
+    seed_images: int
+    rows: int
+    batch_sizes: tuple[int, ...]
+    featurize_amps: tuple[str, ...]
+    train_amps: tuple[str, ...]
+
+
+FULL = Sizes(4096, 256, 100_000, BATCH_SIZES, ("bf16", "fp16"), ("off", "bf16", "fp16"))
+QUICK = dataclasses.replace(FULL, images=1024, seed_images=128, rows=20_000)
+SMOKE = Sizes(4, 2, 1024, (2,), ("off",), ("off",))  # seconds, on CPU too
 
 
 def make_synthetic_logos(n: int, out: Path, unique: int = 256, seed: int = 0) -> list[Path]:
@@ -175,22 +196,22 @@ def run_featurize(
 
 
 def run_train(device: torch.device, rows: int, amps: tuple[str, ...]) -> dict[str, Any]:
-    model_cfg = ModelConfig()
     try:
         params = tb.load_params(ROOT / "params.yaml")
-        model_cfg, base_cfg = params.model, params.train
+        model_cfg, base_cfg, sets = params.model, params.train, params.label.samples_per_image
     except ImportError:  # no pyyaml on the box: the dataclass defaults
-        base_cfg = TrainConfig()
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((rows, SEED_WIDTH), dtype=np.float32)  # [N, 2056]
-    y = rng.random(rows, dtype=np.float32)  # [N]
+        model_cfg, base_cfg, sets = ModelConfig(), TrainConfig(), LabelConfig().samples_per_image
+    # The seed's MLP (the stage's default model is 2 members with an embedding; the naive
+    # loop and the trainer must train the same one, and the ratios stay comparable).
+    model_cfg = tb.seed_model_config(model_cfg)
+    data = tb.synthetic_rows(rows, tb.SEED_WIDTH, sets)  # x [N, 2056], y [N]
     val_rows = min(1024, rows)
     reset_peak(device)
-    naive_s = tb.naive_epoch(x, y, model_cfg, device, 64)
+    naive_s = tb.naive_epoch(data, model_cfg, device, 64)
     naive_sps = rows / naive_s
     out: dict[str, Any] = {
         "rows": rows,
-        "width": SEED_WIDTH,
+        "width": tb.SEED_WIDTH,
         "naive": {"samples_per_s": round(naive_sps, 1), "peak_gpu_mem_mb": peak_mb(device)},
         "runs": [],
     }
@@ -200,7 +221,7 @@ def run_train(device: torch.device, rows: int, amps: tuple[str, ...]) -> dict[st
             device=device.type, amp=amp,
         )  # fmt: skip
         reset_peak(device)
-        s = tb.trainer_epoch(x, y, model_cfg, cfg, val_rows)
+        s = tb.trainer_epoch(data, model_cfg, cfg, val_rows)
         sps = rows / s
         out["runs"].append(
             {
@@ -254,8 +275,9 @@ def table(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--out", type=Path, default=Path("gpu_check.json"))
+    ap.add_argument("--out", type=Path, default=None, help="default: gpu_check.json")
     ap.add_argument("--quick", action="store_true", help="fewer images and rows")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes on any device (seconds)")
     ap.add_argument("--skip-tests", action="store_true", help="leave out the pytest run")
     ap.add_argument("--tests-timeout", type=int, default=240)
     args = ap.parse_args(argv)
@@ -264,24 +286,42 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda" if cuda else "cpu")
     if cuda:
         torch.backends.cudnn.benchmark = True
-        n, base_n, rows = (1024, 128, 20_000) if args.quick else (4096, 256, 100_000)
-        batch_sizes, f_amps, t_amps = BATCH_SIZES, ("bf16", "fp16"), ("off", "bf16", "fp16")
+        sizes = SMOKE if args.smoke else QUICK if args.quick else FULL
     else:
         print(NO_CUDA + "; running a tiny CPU smoke of each part", flush=True)
-        n, base_n, rows = 8, 4, 2048
-        batch_sizes, f_amps, t_amps = (4,), ("off",), ("off",)
+        sizes = SMOKE
+        # It checks code paths, not speed: on a loaded 2-core box two OpenMP threads spin
+        # against the other work (the featurize part took 27 s with them, 8 s with one).
+        torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
+        out = args.out or (Path(tmp) / "gpu_check.json" if args.smoke else Path("gpu_check.json"))
+        return run(args, device, sizes, out)
+
+
+def run(args: argparse.Namespace, device: torch.device, sizes: Sizes, out: Path) -> int:
+    """Every part on ``device`` at ``sizes``; the report to ``out``; the exit status."""
+    cuda = device.type == "cuda"
     report: dict[str, Any] = {
         "status": "measured" if cuda else "cuda_unavailable",
         "message": None if cuda else NO_CUDA,
-        "device_name": torch.cuda.get_device_name() if cuda else f"cpu ({platform.processor()})",
+        "device_name": torch.cuda.get_device_name()
+        if cuda
+        else f"cpu ({platform.processor() or platform.machine()})",
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "quick": args.quick,
+        "smoke": sizes == SMOKE,
         "parts": {},
     }
     t_all = time.perf_counter()
-    parts = [("featurize", lambda: run_featurize(device, n, base_n, batch_sizes, f_amps))]
-    parts.append(("train", lambda: run_train(device, rows, t_amps)))
+    s = sizes
+    parts = [
+        (
+            "featurize",
+            lambda: run_featurize(device, s.images, s.seed_images, s.batch_sizes, s.featurize_amps),
+        ),
+        ("train", lambda: run_train(device, s.rows, s.train_amps)),
+    ]
     if not args.skip_tests:
         parts.insert(0, ("tests", lambda: run_tests(args.tests_timeout)))
     failed = False
@@ -297,13 +337,13 @@ def main(argv: list[str] | None = None) -> int:
         failed |= "error" in report["parts"][name] or report["parts"][name].get("ok") is False
     report["seconds"] = round(time.perf_counter() - t_all, 1)
     report["ok"] = not failed
-    tmp = args.out.with_name(args.out.name + ".tmp")
+    tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, args.out)  # atomic: no half-written report
+    os.replace(tmp, out)  # atomic: no half-written report
     print(table(report))
     if not cuda:
         print(NO_CUDA)
-    print(f"wrote {args.out} in {report['seconds']} s")
+    print(f"wrote {out} in {report['seconds']} s")
     best = report["parts"].get("featurize", {}).get("best")
     if best:  # the bench convention: the headline ratio last (featurize, best run)
         print(f"ratio {best['ratio']:.2f}x")

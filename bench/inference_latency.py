@@ -1,7 +1,14 @@
 """Inference latency of the exported predictor, per format and runtime, in one run.
 
-    python bench/inference_latency.py                       # random-init model, real shapes
+    python bench/inference_latency.py                       # random-init default model
     python bench/inference_latency.py --export models/export
+    python bench/inference_latency.py --smoke               # seconds: a few repeats of each
+
+Without ``--export``, a randomly initialised model of params.yaml's architecture (its
+``model.inputs`` resolved as on the default data, whose trunk is random-init offline:
+stats+vtracer+probe, 2 members, periodic embedding) is exported with every served graph
+and sealed as the export stage seals it (self-test record, SHA-256 of each file), so the
+predictor loads it as it loads a real export.
 
 1. MLP at batch 1: eager PyTorch, TorchScript (traced, scripted), ONNX Runtime.
 2. ``suggest`` after the backbone pass: VTracer's defaults + 2,048 Sobol candidates,
@@ -11,7 +18,8 @@
 
 Targets: ONNX Runtime MLP batch-1 p50 <= 0.1 ms; suggest <= 150 ms on CPU. Prints
 ``ratio X.XXx`` last = naive per-candidate loop / ONNX Runtime suggest. Needs torch,
-onnxruntime, onnxscript and scipy; not dvc, mlflow or vtracer.
+onnxruntime, onnxscript, scipy and (for the probe of one logo, outside the timings)
+vtracer; not dvc or mlflow.
 """
 
 from __future__ import annotations
@@ -25,8 +33,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from svg_quality.config import load_params
+from svg_quality.images import to_rgb_on_white
 from svg_quality.model import InputSpec, QualityMLP, load_model
-from svg_quality.paramspace import PARAM_NAMES, PARAM_SPECS, VTRACER_DEFAULTS, sobol_candidates
+from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS, sobol_candidates
 from svg_quality.serving.graphs import MLPForExport
 from svg_quality.serving.latency import latency
 from svg_quality.serving.parity import torch_rows_fn
@@ -34,51 +44,52 @@ from svg_quality.serving.predictor import Predictor
 from svg_quality.serving.runtime import FILES, ort_session
 from svg_quality.serving.writers import load_torchscript, write_formats
 from svg_quality.synthetic import generate
+from train_throughput import default_layout
 
 TARGET_MLP_MS, TARGET_SUGGEST_MS = 0.1, 150.0
+OPSET = 18
 
 
 def random_export(out: Path, params_file: Path) -> None:
-    """A randomly initialised model of the real shapes (2056 -> 1024 -> 512 -> 256 -> 1),
-    exported without the ResNet-50 end-to-end file (not needed after features)."""
-    from svg_quality.backbone import PREPROCESSING
-    from svg_quality.config import ModelConfig
+    """Export a randomly initialised model of ``params_file``'s architecture (BatchNorm
+    statistics warmed on random rows) into ``out``, every served graph, sealed."""
+    from svg_quality.backbone import PREPROCESSING, load_backbone
+    from svg_quality.model import build_model
     from svg_quality.model import model_meta as build_model_meta
+    from svg_quality.serving.export import seal
     from svg_quality.serving.metadata import build_metadata
 
-    if params_file.is_file():
-        from svg_quality.config import load_params
-
-        params = load_params(params_file)
-        ranges, cfg = params.vtracer.ranges, params.model
-        hidden, dropout, size = cfg.hidden, cfg.dropout, params.data.image_size
-    else:  # VTracer's own limits, seed architecture
-        ranges = {s.name: s.limit for s in PARAM_SPECS}
-        hidden, dropout, size = (1024, 512, 256), (0.3, 0.2, 0.1), 256
-    spec = InputSpec("resnet", 2048, (), (), (), {n: tuple(ranges[n]) for n in PARAM_NAMES})
+    params = load_params(params_file)
+    spec = default_layout(params)
     torch.manual_seed(0)
-    mlp = QualityMLP(spec.width, hidden, dropout)
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(256, spec.width)).astype(np.float32)  # [256, width]
+    mlp = build_model(params.model, spec.width, spec.resnet_width)
+    if mlp.resnet is not None:  # a fixed projection, fitted as trainer.fit does
+        mlp.resnet.fit(rows[:, : spec.resnet_width])
     with torch.no_grad():  # realistic BatchNorm statistics
         mlp.train()
         for _ in range(5):
-            mlp(torch.randn(256, spec.width))
+            mlp(torch.from_numpy(rows))
     mlp.eval()
+    # The end-to-end graph holds the trunk only when the inputs use its features.
+    backbone = load_backbone("random", seed=0)[0] if spec.uses_resnet else None
     features = {
         "backbone": "torchvision.resnet50",
-        "feature_dim": 2048,
+        "feature_dim": spec.resnet_dim,
         "input_size": 224,
         "preprocessing": PREPROCESSING,
         "weights": {"used": "random", "seed": 0},
     }
-    cfg = ModelConfig(inputs="resnet", hidden=tuple(hidden), dropout=tuple(dropout))
-    model_meta = build_model_meta(cfg, spec, {"features": features})
+    model_meta = build_model_meta(params.model, spec, {"features": features})
+    vt = params.vtracer
     meta = build_metadata(
         mlp,
         model_meta,
         spec,
-        vtracer={},
-        image_size=size,
-        opset=18,
+        vtracer={"colormode": vt.colormode, "hierarchical": vt.hierarchical, "mode": vt.mode},
+        image_size=params.data.image_size,
+        opset=OPSET,
         metrics={},
         git_commit=None,
         source={"path": "random-init"},
@@ -86,17 +97,14 @@ def random_export(out: Path, params_file: Path) -> None:
     write_formats(
         out,
         mlp,
-        None,
+        backbone,
         spec,
         meta,
         model_meta=model_meta,
-        opset=18,
-        example_rows=np.random.default_rng(0).normal(size=(4, spec.width)).astype(np.float32),
-        formats=("state_dict", "torchscript", "onnx_mlp", "onnx_candidates"),
+        opset=OPSET,
+        example_rows=rows[:4],
     )
-    from svg_quality.io import write_json
-
-    write_json(out / FILES["metadata"], meta)
+    seal(out, meta)
 
 
 class EagerScorer:
@@ -126,13 +134,20 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=500, help="batch-1 timings per format")
     ap.add_argument("--suggest-repeats", type=int, default=30)
     ap.add_argument("--naive-repeats", type=int, default=3)
+    ap.add_argument(
+        "--smoke", action="store_true", help="seconds: 64 candidates, a few repeats of each"
+    )
     args = ap.parse_args()
+    if args.smoke:
+        args.candidates, args.repeats, args.suggest_repeats, args.naive_repeats = 64, 5, 2, 1
 
     tmp = None
     if args.export is None:
         tmp = tempfile.TemporaryDirectory(prefix="svgq-bench-")
         export_dir = Path(tmp.name)
-        print("exporting a randomly initialised model of the real shapes ...", flush=True)
+        print(
+            "exporting a randomly initialised model of params.yaml's architecture ...", flush=True
+        )
         random_export(export_dir, args.params)
     else:
         export_dir = args.export
@@ -147,8 +162,10 @@ def main() -> None:
     # predictor computes them; ReLU-pooled-like random features stand in for the backbone.
     rng = np.random.default_rng(0)
     feats = np.abs(rng.normal(size=(1, spec.resnet_dim))).astype(np.float32)
-    logo = Predictor.load(export_dir).prepare(np.asarray(generate("complex", 0, 0, 256)))
-    blocks = Predictor.load(export_dir).logo_blocks(logo, feats if spec.uses_resnet else None)
+    predictor = Predictor.load(export_dir)
+    # generate() draws RGBA; the predictor takes RGB, as prepare's logos are (on white)
+    logo = predictor.prepare(np.asarray(to_rgb_on_white(generate("complex", 0, 0, 256))))
+    blocks = predictor.logo_blocks(logo, feats if spec.uses_resnet else None)
     x1 = spec.rows(
         {**blocks, "params": np.array([[VTRACER_DEFAULTS[n] for n in PARAM_NAMES]])},
         broadcast=True,

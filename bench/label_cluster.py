@@ -7,6 +7,7 @@ with N sandboxes, then a LocalCluster of N worker processes with one thread each
 non-timing column, and prints samples/s and the per-sample time split for each.
 
     python bench/label_cluster.py [--per-type 10] [--samples 12] [--workers 2] [--size 256]
+    python bench/label_cluster.py --smoke    # seconds: 1 logo per type, 1 worker, 1 round
 
 Cluster start-up (workers importing the stack, sandboxes starting) is outside the timed
 part: the cluster first labels a few warm-up logos, as a long-lived cluster would be warm.
@@ -65,7 +66,14 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256, help="logo side, px")
     ap.add_argument("--rounds", type=int, default=2, help="alternating runs of each path")
     ap.add_argument("--params", default="params.yaml")
+    ap.add_argument(
+        "--smoke",
+        action="store_true",
+        help="seconds: --per-type 1 --samples 2 --workers 1 --size 96 --rounds 1",
+    )
     args = ap.parse_args()
+    if args.smoke:
+        args.per_type, args.samples, args.workers, args.size, args.rounds = 1, 2, 1, 96, 1
 
     from distributed import LocalCluster
 

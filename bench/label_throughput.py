@@ -9,6 +9,7 @@ interleaved logo by logo so background load hits both alike.
             skimage structural_similarity on RGB with default arguments (channel_axis)
 
     python bench/label_throughput.py [--per-type 3] [--samples 6] [--params params.yaml]
+    python bench/label_throughput.py --smoke     # seconds: 1 logo per type, 2 sets each
 
 Prints samples/s both ways, the per-sample time split, and the ratio last.
 """
@@ -71,7 +72,10 @@ def main() -> None:
     ap.add_argument("--per-type", type=int, default=3, help="synthetic logos per logo type")
     ap.add_argument("--samples", type=int, default=6, help="parameter sets per logo")
     ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--smoke", action="store_true", help="seconds: --per-type 1 --samples 2")
     args = ap.parse_args()
+    if args.smoke:
+        args.per_type, args.samples = 1, 2
     p = load_params(args.params)
 
     logos = []  # (image_id, png bytes)

@@ -2,6 +2,7 @@
 
     python bench/learning_curve.py                      # the default run's data, 2 seeds
     python bench/learning_curve.py --logos 0.25 0.5 1 --samples 4 8 16 --seeds 0 1 2
+    python bench/learning_curve.py --smoke     # seconds: a tiny labelled project, 2 epochs
 
 The train split is thinned two ways, with the val and test splits untouched:
 
@@ -14,6 +15,8 @@ Each point trains the MLP with params.yaml's model/train settings (``model.input
 resolved as the pipeline does; early stopping on val) and reports val r / RMSE and the
 within-logo Spearman. Choose on val; the test split is not reported. The last line is
 the RMSE ratio of the smallest to the full training set (how much the data buys).
+``--smoke`` builds a tiny labelled project (``bench/smokedata``) in a temporary directory
+and trains 2 epochs per point: ``--logos 0.5 1 --samples 2 --seeds 0``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from svg_quality.config import load_params
+from svg_quality.config import Params, load_params
 from svg_quality.dataset import LabeledData, load_labeled, split_arrays
 from svg_quality.metrics import ranking_metrics
 from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS
@@ -54,16 +59,34 @@ def main() -> None:
     ap.add_argument("--samples", nargs="+", type=int, default=[4, 8])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--epochs", type=int, default=0, help="override train.epochs (0: keep)")
+    ap.add_argument("--smoke", action="store_true", help="seconds: a tiny project, 2 epochs")
     args = ap.parse_args()
+    if args.smoke:
+        args.logos, args.samples, args.seeds = [0.5, 1.0], [2], [0]
+        args.epochs = args.epochs or 2
 
-    import pandas as pd
     import torch
+
+    if "OMP_NUM_THREADS" not in os.environ:  # else as the caller set it
+        torch.set_num_threads(2)
+    params = load_params(args.root / "params.yaml")
+    with tempfile.TemporaryDirectory(prefix="learning-curve-") as tmp:
+        if args.smoke:
+            from smokedata import tiny_project
+
+            data_dir = tiny_project(Path(tmp), params)
+        else:
+            data_dir = args.root / "data"
+        run(args, params, data_dir)
+
+
+def run(args: argparse.Namespace, params: Params, d: Path) -> None:
+    """Every point and seed on the project data in ``d``; the table and the ratio line."""
+    import pandas as pd
 
     from svg_quality.trainer import fit, predict
 
-    torch.set_num_threads(2)
-    params = load_params(args.root / "params.yaml")
-    d = args.root / "data"
     data = load_labeled(d / "labels.parquet", d / "features", d / "logos.csv")
     points = [(f, 0) for f in args.logos] + [(1.0, n) for n in args.samples]
     results = []
@@ -73,6 +96,10 @@ def main() -> None:
             sub = thinned(data, logos, samples, seed)
             spec, arrays = split_arrays(sub, params.model.requested_inputs, params.vtracer.ranges)
             cfg = dataclasses.replace(params.train, seed=seed, resume=False)
+            if args.epochs:
+                cfg = dataclasses.replace(
+                    cfg, epochs=args.epochs, warmup_epochs=min(2, args.epochs)
+                )
             res = fit(
                 arrays["train"],
                 arrays["val"],

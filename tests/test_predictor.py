@@ -241,7 +241,7 @@ def test_cli_predict_and_suggest(pipeline: dict, onnx_predictor, capsys) -> None
     assert [r[0] for r in ranked] == ["1", "2", "3"]
     assert "65 parameter sets scored" in out
     verified = re.search(
-        r"suggestion SSIM (\d\.\d+) \(([\d,]+) bytes SVG\), defaults SSIM "
+        r"chosen SSIM (\d\.\d+) \(([\d,]+) bytes SVG\), defaults SSIM "
         r"(\d\.\d+) \(([\d,]+) bytes SVG\)",
         out,
     )

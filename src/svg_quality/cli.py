@@ -159,16 +159,28 @@ def _row(rank: str, c, tag: str = "") -> str:
     )
 
 
+def _check_candidates(n: int) -> None:
+    """``--candidates``: 1 to MAX_CANDIDATES, refused before anything loads (memory grows
+    with it: ~2 GB at the maximum; 2,000,000 was killed by the kernel at 22.8 GB)."""
+    from svg_quality.paramspace import MAX_CANDIDATES
+
+    if not 1 <= n <= MAX_CANDIDATES:
+        raise ValueError(
+            f"--candidates {n:,} is invalid; allowed: 1 to {MAX_CANDIDATES:,} (scoring "
+            f"{MAX_CANDIDATES:,} sets takes about 2 GB of memory)"
+        )
+
+
 def _suggest(args: argparse.Namespace) -> int:
     from svg_quality.verify import suggest
 
+    if args.top_k < 1:
+        raise ValueError(f"--top-k {args.top_k} is invalid; allowed: at least 1")
+    _check_candidates(args.candidates)
     predictor = _load_predictor(args)
-    if args.top_k < 1 or args.candidates < 1:
-        raise ValueError("--top-k and --candidates must be at least 1")
-    logo = predictor.prepare(args.logo)
     res = suggest(
         predictor,
-        logo,
+        args.logo,
         objective=args.objective,
         top_k=args.top_k,
         candidates=args.candidates,
@@ -177,6 +189,8 @@ def _suggest(args: argparse.Namespace) -> int:
         tolerance=args.tolerance,
         pareto=args.pareto,
         verify=args.verify,
+        max_side=args.max_side,
+        colour_tolerance=args.colour_tolerance,
     )
     if args.json:
         print(json.dumps({"logo": str(args.logo), **res.to_dict()}, indent=2))
@@ -203,38 +217,57 @@ def _suggest(args: argparse.Namespace) -> int:
 
 
 def _print_verified(res) -> None:
-    """Actual SSIM, bytes and paths of each verified set, then the choice."""
-    print(f"verified with VTracer ({len(res.verified)} conversions, {res.verify_ms:.0f} ms):")
+    """Actual SSIM, bytes, colour error and paths of each verified set, then the choice."""
+    where = "the model's view"
+    if res.size is not None:
+        where = f"{res.size[0]}x{res.size[1]} px"
+        if tuple(res.size) != tuple(res.input_size):
+            where += f" (the input, {res.input_size[0]}x{res.input_size[1]}, resampled)"
+    print(
+        f"verified with VTracer at {where} ({len(res.verified)} conversions, "
+        f"{res.verify_ms:.0f} ms; pixel parameters x{res.scale:.2f}):"
+    )
+    names = {"defaults": "defaults ", "fallback": "fallback "}
     for v in res.verified:
-        name = "defaults " if v.candidate.is_default else "candidate"
+        name = names.get(v.candidate.origin, "candidate")
         if v.error:
             print(f"  {name} failed: {v.error}")
             continue
+        de = "   n/a" if v.delta_e is None else f"{v.delta_e:6.2f}"
         print(
-            f"  {name} actual SSIM {v.ssim:.4f}  {v.svg_bytes:>9,} bytes  {v.n_paths:>5} paths"
-            f"  (predicted {v.candidate.predicted_ssim:.4f}, "
+            f"  {name} actual SSIM {v.ssim:.4f}  dE {de}  {v.svg_bytes:>9,} bytes"
+            f"  {v.n_paths:>5} paths  (predicted {v.candidate.predicted_ssim:.4f}, "
             f"{_fmt_bytes(v.candidate.predicted_bytes).strip()} bytes)"
         )
     best, default = res.chosen, res.verified[0]
     if default.error is None:
         print(
-            f"verified with VTracer: suggestion SSIM {best.ssim:.4f} ({best.svg_bytes:,} bytes "
+            f"verified with VTracer: chosen SSIM {best.ssim:.4f} ({best.svg_bytes:,} bytes "
             f"SVG), defaults SSIM {default.ssim:.4f} ({default.svg_bytes:,} bytes SVG), "
             f"uplift {best.ssim - default.ssim:+.4f}"
-            + ("; no candidate beat the defaults: keeping them" if res.fell_back else "")
+            + ("; no model candidate won: keeping VTracer's defaults" if res.fell_back else "")
+            + (
+                f"; {res.colour_refused} better candidate refused for its colour error"
+                if res.colour_refused
+                else ""
+            )
         )
     values = " ".join(f"{k}={v:g}" for k, v in best.candidate.params.items())
     print(f"chosen by {res.objective}: {values}")
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from svg_quality.convert import Settings, logo_line, run_batch, summary_line
+    from svg_quality.convert import PAGE, Settings, logo_line, printable, run_batch, summary_line
 
     if args.workers < 1:
         raise ValueError(f"--workers {args.workers} is invalid; allowed: at least 1")
+    _check_candidates(args.candidates)
+    # The export checked (digests, signatures, self-test) before OUT or its journal exist.
+    predictor = _load_predictor(args)
+    predictor.backend.warm()
     objective = args.objective
     if objective is None:  # the smallest SVG as good as the defaults, when the model can
-        objective = "size" if _load_predictor(args).has_size_head else "quality"
+        objective = "size" if predictor.has_size_head else "quality"
     settings = Settings(
         model=args.model,
         runtime=args.runtime,
@@ -244,6 +277,8 @@ def _convert(args: argparse.Namespace) -> int:
         min_ssim=args.min_ssim,
         tolerance=args.tolerance,
         seed=args.seed,
+        max_side=args.max_side,
+        colour_tolerance=args.colour_tolerance,
     )
     on_record = None if args.json else (lambda rec: print(logo_line(rec), flush=True))
     try:
@@ -266,7 +301,10 @@ def _convert(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
+        for line in report["skipped"]:
+            print(f"skipped {printable(line)}")
         print(summary_line(report["summary"]))
+        print(f"side by side: {Path(args.output) / PAGE}")
     s = report["summary"]
     return 1 if (s["bad"] or s["failed"]) else 0
 
@@ -314,8 +352,31 @@ def _add_objective_args(p: argparse.ArgumentParser, default: str | None) -> None
         default=DEFAULT_TOLERANCE,
         help=f"size: SSIM allowed below the defaults' (default {DEFAULT_TOLERANCE})",
     )
-    p.add_argument("--candidates", type=int, default=2048, help="Sobol parameter sets to score")
+    p.add_argument(
+        "--candidates",
+        type=int,
+        default=2048,
+        help="Sobol parameter sets to score (1 to 65,536; memory grows with it: ~2 GB at the most)",
+    )
     p.add_argument("--seed", type=int, default=0, help="Sobol scrambling seed")
+
+
+def _add_native_args(p: argparse.ArgumentParser) -> None:
+    from svg_quality.verify import COLOUR_TOLERANCE, MAX_SIDE
+
+    p.add_argument(
+        "--max-side",
+        type=int,
+        default=MAX_SIDE,
+        help=f"verify at the input's own size, a long side above this resampled (default {MAX_SIDE} px)",
+    )
+    p.add_argument(
+        "--colour-tolerance",
+        type=float,
+        default=COLOUR_TOLERANCE,
+        help="refuse a candidate whose mean CIEDE2000 colour error exceeds the defaults' by "
+        f"more than this (default {COLOUR_TOLERANCE})",
+    )
 
 
 def _register_suggest(sub: argparse._SubParsersAction) -> None:
@@ -334,6 +395,7 @@ def _register_suggest(sub: argparse._SubParsersAction) -> None:
         help="convert the K best (default 1) and VTracer's defaults with VTracer and return "
         "the best verified set (the defaults when none beats them)",
     )
+    _add_native_args(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_suggest)
 
@@ -350,7 +412,13 @@ def _register_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--verify", type=int, default=4, metavar="K", help="candidates converted per logo (4)"
     )
-    p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+    _add_native_args(p)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="parallel worker processes (at least 1; at most the cores and the logos to convert)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite existing SVGs")
     p.add_argument("--json", action="store_true", help="print the JSON report instead of lines")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -380,6 +448,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             timeout_s=args.timeout,
             design=design,
             progress=not args.no_progress,
+            force=args.force,
         )
     except KeyboardInterrupt:
         print(
@@ -402,10 +471,23 @@ def _register_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("folder", help="logos laid out as <logo_type>/<image file>")
     p.add_argument("--model", default="models/export", help="export directory (dvc repro export)")
     p.add_argument("--runtime", choices=("onnx", "torch"), default="onnx")
-    p.add_argument("--out", default=None, help="report folder (reports/evaluate/<folder name>)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="report folder (reports/evaluate/<folder name>): new, empty or an earlier "
+        "evaluate's; never the input folder or one holding it, the model or the working dir",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into an existing --out evaluate did not write (only its own file names "
+        "are replaced; nothing is deleted)",
+    )
     p.add_argument("--samples", type=int, default=8, help="parameter sets per logo (8)")
     p.add_argument("--seed", type=int, default=0, help="parameter sampling seed")
-    p.add_argument("--workers", type=int, default=0, help="VTracer processes (0: all cores)")
+    p.add_argument(
+        "--workers", type=int, default=0, help="VTracer processes (0: all cores; at most the cores)"
+    )
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per conversion (60)")
     p.add_argument(
         "--params", default=None, help="params.yaml whose label design to use (./params.yaml)"
@@ -441,10 +523,26 @@ def _user_error(args: argparse.Namespace, exc: BaseException) -> str | None:
     return None
 
 
+def _warning_line(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
+    """A warning as the CLI's one line (``svg-quality: warning: ...``), not Python's two."""
+    print(f"svg-quality: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_line
+            return args.func(args)
     except KeyboardInterrupt:
         print("svg-quality: interrupted", file=sys.stderr)
         return 130

@@ -8,8 +8,11 @@ computes it; sRGB, D65) between the logo and the rendering.
 
 Both images are area-averaged to a view of at most ``VIEW`` px on the long side before
 the comparison: colour is a property of regions, not of edges, so the mean changes
-little (checked on real icons: docs/serving.md), and CIEDE2000 over a 1024 px image costs
-about a second while the 256 px view costs ~60 ms. The logo's side is computed once per
+little, and CIEDE2000 over a 1024 px image costs about a second while the 256 px view
+costs ~60 ms. Checked on 20 real icons at 1024 px, VTracer's defaults and
+color_precision 3 (40 renderings): the view's mean against the full image's, r 0.99996,
+mean |difference| 0.022 (max 0.18); the increase from the defaults agreed on the 0.5
+bound for all 20. The logo's side is computed once per
 logo (:class:`ColourReference`) and reused for every candidate.
 """
 

@@ -19,13 +19,31 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 LOGO_TYPES = ("simple", "text", "gradient", "complex")
+# Limits on a params file, so a hostile one is refused in milliseconds: the repository's
+# is ~15 kB and a few levels deep; PyYAML's pure-Python reader is slow on megabytes
+# (a 50 MB value took 42 s), and an alias bomb expands a few lines into gigabytes.
+MAX_PARAMS_BYTES = 1 << 20
+MAX_YAML_DEPTH = 32
+SHOWN_CHARS = 80  # the most of a value (or key) an error message renders
 
 
 # --------------------------------------------------------------------------- helpers
 
 
+def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
+    """``repr(value)`` cut to ``limit`` characters for an error message: a megabyte value
+    must not become a megabyte message."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}... ({len(text):,} chars)"
+
+
+def _key(key: str) -> str:
+    """A dotted key for a message; cut like :func:`shown` (mapping keys come from the file)."""
+    return key if len(key) <= SHOWN_CHARS else f"{key[: SHOWN_CHARS - 3]}..."
+
+
 def _fail(key: str, value: Any, allowed: str) -> ValueError:
-    return ValueError(f"params.yaml: {key} = {value!r} is invalid; allowed: {allowed}")
+    return ValueError(f"params.yaml: {_key(key)} = {shown(value)} is invalid; allowed: {allowed}")
 
 
 def check_range(key: str, value: float, lo: float | None = None, hi: float | None = None) -> None:
@@ -100,8 +118,8 @@ def build(cls: type[T], section: str, raw: Mapping[str, Any] | None) -> T:
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(raw) - set(names))
     if unknown:
-        key = f"{section}.{unknown[0]}"
-        raise ValueError(f"params.yaml: unknown key {key!r}; {section} accepts: {', '.join(names)}")
+        key = shown(f"{section}.{unknown[0]}")
+        raise ValueError(f"params.yaml: unknown key {key}; {section} accepts: {', '.join(names)}")
     values = {k: _coerce(f"{section}.{k}", v, hints[k]) for k, v in raw.items()}
     return cls(**values)
 
@@ -372,7 +390,9 @@ class ValidateConfig:
                 raise _fail(key, folder, "an existing folder laid out as <logo_type>/<image file>")
             name = Path(folder).resolve().name
             if name in names:
-                raise _fail(key, folder, f"a folder not named {name!r} like {names[name]!r}")
+                raise _fail(
+                    key, folder, f"a folder not named {shown(name)} like {shown(names[name])}"
+                )
             names[name] = folder
         check_range("validate.min_type_examples", self.min_type_examples, 1)
         check_range("validate.cv_folds", self.cv_folds, 0, 100)
@@ -404,7 +424,9 @@ class ExportConfig:
         check_range("export.opset", self.opset, 18, 30)  # the dynamo exporter emits >= 18
         check_range("export.parity_batch", self.parity_batch, 2)
         check_range("export.latency_repeats", self.latency_repeats, 1)
-        check_range("export.suggest_candidates", self.suggest_candidates, 1, 1_000_000)
+        from svg_quality.paramspace import MAX_CANDIDATES
+
+        check_range("export.suggest_candidates", self.suggest_candidates, 1, MAX_CANDIDATES)
         check_range("export.suggest_logos", self.suggest_logos, 0)
         check_range("export.e2e_batch", self.e2e_batch, 2, 1024)
         check_range("export.e2e_repeats", self.e2e_repeats, 1)
@@ -419,7 +441,7 @@ class TrackingConfig:
     def __post_init__(self) -> None:
         if self.uri is not None and (not self.uri.strip() or ":" not in self.uri):
             raise ValueError(
-                f"tracking.uri = {self.uri!r} is invalid; allowed: null or a URI such as "
+                f"tracking.uri = {shown(self.uri)} is invalid; allowed: null or a URI such as "
                 "http://host:5000 or sqlite:///mlflow.db"
             )
         if not self.experiment.strip():
@@ -467,11 +489,11 @@ class Params:
 def parse_params(raw: Mapping[str, Any]) -> Params:
     """Validate a whole params mapping (as read from params.yaml)."""
     if not isinstance(raw, Mapping):
-        raise ValueError(f"params.yaml: expected a mapping at the top level, got {raw!r}")
+        raise ValueError(f"params.yaml: expected a mapping at the top level, got {shown(raw)}")
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
         raise ValueError(
-            f"params.yaml: unknown section {unknown[0]!r}; sections: {', '.join(SECTIONS)}"
+            f"params.yaml: unknown section {shown(unknown[0])}; sections: {', '.join(SECTIONS)}"
         )
     return Params(**{name: build(cls, name, raw.get(name)) for name, cls in SECTIONS.items()})
 
@@ -486,26 +508,62 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 def read_yaml(path: str | Path) -> Any:
     """Parse a YAML file strictly: a syntax error or a key given twice in one mapping
     raises ``ValueError`` naming the file, the line and the fix (PyYAML would raise a
-    multi-line error, and silently keep the last of two equal keys)."""
+    multi-line error, and silently keep the last of two equal keys). A file over
+    ``MAX_PARAMS_BYTES``, an alias (``*name``: the "billion laughs" expands a few lines
+    into gigabytes) and nesting deeper than ``MAX_YAML_DEPTH`` are refused before any
+    value is built."""
     import yaml  # lazy: the trainer (and its benchmark) import config without needing PyYAML
 
     class StrictLoader(yaml.SafeLoader):
+        depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise ValueError(
+                    f"{path}: line {event.start_mark.line + 1}: YAML aliases "
+                    f"(*{event.anchor[:40]}) are not accepted; write the value out"
+                )
+            self.depth += 1
+            if self.depth > MAX_YAML_DEPTH:
+                line = self.peek_event().start_mark.line + 1
+                raise ValueError(
+                    f"{path}: line {line}: nested more than {MAX_YAML_DEPTH} levels deep; "
+                    "a params file is a few levels of mappings"
+                )
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
             seen: dict[Any, int] = {}
             for key_node, _ in node.value:
                 key = self.construct_object(key_node, deep=deep)
                 line = key_node.start_mark.line + 1
-                if key in seen:
+                try:
+                    given = key in seen
+                except TypeError:  # a list or mapping as a key
                     raise ValueError(
-                        f"{path}: line {line}: key {key!r} is given twice (first on line "
+                        f"{path}: line {line}: a {type(key).__name__} as a key; keys are names"
+                    ) from None
+                if given:
+                    raise ValueError(
+                        f"{path}: line {line}: key {shown(key)} is given twice (first on line "
                         f"{seen[key]}); keep one"
                     )
                 seen[key] = line
             return super().construct_mapping(node, deep=deep)
 
+    with Path(path).open("rb") as fh:
+        data = fh.read(MAX_PARAMS_BYTES + 1)
+    if len(data) > MAX_PARAMS_BYTES:
+        raise ValueError(
+            f"{path}: larger than {MAX_PARAMS_BYTES >> 20} MB, the most a params file may be "
+            "(the repository's is ~15 kB); check the path, or trim the file"
+        )
     try:
-        with Path(path).open() as fh:
-            return yaml.load(fh, Loader=StrictLoader) or {}
+        return yaml.load(data, Loader=StrictLoader) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

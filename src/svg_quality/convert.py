@@ -149,8 +149,12 @@ def _inside(out: Path, rel: str) -> bool:
 _PREDICTOR: Any = None
 
 
-def _init_worker(settings: Settings) -> None:
+def _init_worker(settings: Settings, parent_pid: int | None = None) -> None:
     global _PREDICTOR
+    if parent_pid is not None:  # a pool worker: end with the batch, however it ends
+        from svg_quality.workers import die_with_parent
+
+        die_with_parent(parent_pid)
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # workers are the parallelism
     from svg_quality.serving.predictor import Predictor
 
@@ -484,7 +488,7 @@ def run_batch(
                     finish(*convert_one(j, settings))
             else:
                 with ProcessPoolExecutor(
-                    max_workers=n, initializer=_init_worker, initargs=(settings,)
+                    max_workers=n, initializer=_init_worker, initargs=(settings, os.getpid())
                 ) as pool:
                     futures = [pool.submit(_convert_in_worker, j, settings) for j, _ in todo]
                     try:

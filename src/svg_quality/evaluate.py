@@ -29,6 +29,13 @@ from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS
 # (normalized logo PNG, raw parameter sets [N, 8]) -> predicted SSIM [N], log10 bytes [N] or None
 Scorer = Callable[[Path, np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 LAYOUT = f"<logo_type>/<image file> (types such as {', '.join(LOGO_TYPES)})"
+# What evaluate writes into its report folder, and nothing else: the report files, the
+# label cache and the manifest that marks the folder as evaluate's own. A rerun replaces
+# these names only; a folder without the manifest is someone else's and is refused.
+REPORT_FILES = ("metrics.json", "per_type.csv", "predictions.csv", "rejects.csv", "report.md")
+WORK_DIR = ".work"
+MANIFEST = "evaluate-manifest.json"
+WRITTEN_BY = "svg-quality evaluate"
 
 
 @dataclass(frozen=True)
@@ -141,7 +148,9 @@ def evaluate(
     from svg_quality.labeling import label_dataset
 
     folder, work = Path(folder), Path(work_dir)
-    logos, prep = read_folder(folder, info, workers or len(os.sched_getaffinity(0)))
+    cores = len(os.sched_getaffinity(0))
+    workers = min(workers, cores) if workers > 0 else 0  # never more processes than cores
+    logos, prep = read_folder(folder, info, workers or cores)
     with io.atomic_dir(work / "logos") as tmp:  # label reads <image_id>.png from here
         for image_id, png in prep.pngs.items():
             (tmp / f"{image_id}.png").write_bytes(png)
@@ -189,20 +198,98 @@ def evaluate_folder(
     *,
     runtime: str = "onnx",
     work_dir: str | Path | None = None,
+    force: bool = False,
     **kw: Any,
 ) -> EvalResult:
     """:func:`evaluate` with the exported predictor, written to ``out`` (default
-    ``reports/evaluate/<folder name>``); labels cached in ``work_dir`` (``<out>/.work``)."""
+    ``reports/evaluate/<folder name>``); labels cached in ``work_dir`` (``<out>/.work``).
+
+    ``out`` is checked before any work (:func:`check_out`): only a new or empty folder, or
+    one an earlier evaluate wrote (its manifest), is written to, unless ``force``; and
+    never the input folder, the model's, the working directory or a folder holding them."""
     folder = Path(folder)
     out = Path(out) if out is not None else Path("reports/evaluate") / folder.resolve().name
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out}: exists and is not a folder; give --out a folder path")
-    work = Path(work_dir) if work_dir is not None else out / ".work"
+    check_out(out, folder, export_dir, force=force)
+    work = Path(work_dir) if work_dir is not None else out / WORK_DIR
     scorer, info = predictor_scorer(export_dir, runtime)
+    claim(out, folder)  # before the label cache goes in: an interrupted run stays ours
     res = evaluate(folder, scorer, info, work, **kw)
     res.metrics["model"] = {"export_dir": str(export_dir), "runtime": runtime}
-    write(res, out, keep=work if work.parent == out else None)
+    write(res, out)
     return res
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_out(
+    out: Path, folder: Path, export_dir: str | Path | None = None, *, force: bool = False
+) -> None:
+    """Refuse a report folder evaluate must not write into: a file; the input folder, a
+    folder inside it or holding it; a folder holding the model or the working directory
+    (all refused even with ``force``); an existing non-empty folder evaluate did not
+    write (no manifest), unless ``force``. With ``force`` evaluate still writes only its
+    own file names (:data:`REPORT_FILES`, ``.work``, the manifest) and deletes nothing."""
+    target = out.resolve()
+    src = folder.resolve()
+    if _inside(target, src) or _inside(src, target):
+        raise ValueError(
+            f"{out}: is or overlaps the input folder {folder}; give --out a folder outside it "
+            f"(default reports/evaluate/{src.name})"
+        )
+    guarded = [(Path.cwd().resolve(), "the working directory")]
+    if export_dir is not None:
+        guarded.append((Path(export_dir).resolve(), f"the model {export_dir}"))
+    for path, what in guarded:
+        if _inside(path, target):
+            raise ValueError(
+                f"{out}: holds {what}; give --out a new folder of its own, e.g. "
+                f"reports/evaluate/{src.name}"
+            )
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a folder; give --out a folder path")
+    if force or not out.is_dir() or owned(out) or not any(out.iterdir()):
+        return
+    raise ValueError(
+        f"{out}: exists, is not empty and was not written by evaluate (no {MANIFEST}); give "
+        "--out a new or empty folder, or add --force to write evaluate's files into it "
+        "(nothing else there is touched)"
+    )
+
+
+def _has_manifest(out: Path) -> bool:
+    import json
+
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("written_by") == WRITTEN_BY
+
+
+def owned(out: Path) -> bool:
+    """Whether an earlier evaluate wrote ``out``: its manifest, or (a report from before
+    the manifest) all five report files and nothing but evaluate's names."""
+    if _has_manifest(out):
+        return True
+    names = {p.name for p in out.iterdir()}
+    return set(REPORT_FILES) <= names <= {*REPORT_FILES, WORK_DIR, MANIFEST}
+
+
+def claim(out: Path, folder: Path) -> None:
+    """Create ``out`` and mark it as evaluate's (the manifest), before anything else is
+    written there."""
+    out.mkdir(parents=True, exist_ok=True)
+    if not _has_manifest(out):
+        _write_manifest(out, folder, files=[])
+
+
+def _write_manifest(out: Path, folder: Path | str, files: list[str]) -> None:
+    io.write_json(
+        out / MANIFEST,
+        {"written_by": WRITTEN_BY, "folder": str(folder), "files": [*files, WORK_DIR]},
+    )
 
 
 def compute_metrics(pred: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -239,19 +326,18 @@ def flat(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
     return out
 
 
-def write(res: EvalResult, out: Path, keep: Path | None = None) -> list[Path]:
-    """metrics.json, per_type.csv, predictions.csv, rejects.csv, report.md, atomically:
-    ``out`` is replaced whole only when all are written; ``keep`` (the work dir, when it
-    sits inside ``out``) moves into the new folder so the next run still resumes."""
-    names = ["metrics.json", "per_type.csv", "predictions.csv", "rejects.csv", "report.md"]
-    with io.atomic_dir(out) as tmp:
-        io.write_json(tmp / names[0], {"folder": res.folder, **res.metrics})
-        res.per_type.to_csv(tmp / names[1], index=False)
-        res.predictions.to_csv(tmp / names[2], index=False)
-        res.rejects.to_csv(tmp / names[3], index=False)
-        io.write_text(tmp / names[4], report(res))
-        if keep is not None and keep.is_dir():
-            os.replace(keep, tmp / keep.name)
+def write(res: EvalResult, out: Path) -> list[Path]:
+    """metrics.json, per_type.csv, predictions.csv, rejects.csv, report.md into ``out``,
+    each atomically (a temporary sibling renamed over the old one), then the manifest.
+    Only these names are replaced: whatever else ``out`` holds stays."""
+    names = REPORT_FILES
+    out.mkdir(parents=True, exist_ok=True)
+    io.write_json(out / names[0], {"folder": res.folder, **res.metrics})
+    for name, frame in zip(names[1:4], (res.per_type, res.predictions, res.rejects), strict=True):
+        with io.atomic_path(out / name) as tmp:
+            frame.to_csv(tmp, index=False)
+    io.write_text(out / names[4], report(res))
+    _write_manifest(out, res.folder, list(names))
     res.files = [out / n for n in names]
     return res.files
 

@@ -55,14 +55,19 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
 PARAM_NAMES: tuple[str, ...] = tuple(s.name for s in PARAM_SPECS)
 SPECS: dict[str, ParamSpec] = {s.name: s for s in PARAM_SPECS}
 VTRACER_DEFAULTS: dict[str, float] = {s.name: s.default for s in PARAM_SPECS}
+# The most Sobol sets one suggestion scores: 65,536 peak at ~2.1 GB (RSS of `suggest` on a
+# stats+vtracer+probe model, ~16 s on 2 cores); 2,000,000 would need ~60 GB.
+MAX_CANDIDATES = 1 << 16
 
 
 def validate_ranges(ranges: Mapping[str, Sequence[float]]) -> None:
     """Check a ``vtracer.ranges`` mapping: all 8 names, ``[low, high]``, inside VTracer's limits."""
+    from svg_quality.config import shown  # values in messages cut short
+
     unknown = sorted(set(ranges) - set(PARAM_NAMES))
     if unknown:
         raise ValueError(
-            f"params.yaml: unknown VTracer parameter 'vtracer.ranges.{unknown[0]}'; "
+            f"params.yaml: unknown VTracer parameter {shown('vtracer.ranges.' + unknown[0])}; "
             f"known: {', '.join(PARAM_NAMES)}"
         )
     missing = [n for n in PARAM_NAMES if n not in ranges]
@@ -75,21 +80,27 @@ def validate_ranges(ranges: Mapping[str, Sequence[float]]) -> None:
         key = f"vtracer.ranges.{name}"
         rng = ranges[name]
         if len(rng) != 2:
-            raise ValueError(f"params.yaml: {key} = {list(rng)!r} is invalid; allowed: [low, high]")
+            raise ValueError(
+                f"params.yaml: {key} = {shown(list(rng))} is invalid; allowed: [low, high]"
+            )
         lo, hi = rng
         spec = SPECS[name]
         if not lo < hi:
-            raise ValueError(f"params.yaml: {key} = {list(rng)!r} is invalid; low must be < high")
+            raise ValueError(
+                f"params.yaml: {key} = {shown(list(rng))} is invalid; low must be < high"
+            )
         if lo < spec.limit[0] or hi > spec.limit[1]:
             raise ValueError(
-                f"params.yaml: {key} = {list(rng)!r} is outside what VTracer accepts; "
+                f"params.yaml: {key} = {shown(list(rng))} is outside what VTracer accepts; "
                 f"allowed: within [{spec.limit[0]}, {spec.limit[1]}]"
             )
         if spec.kind is int and (lo != int(lo) or hi != int(hi)):
-            raise ValueError(f"params.yaml: {key} = {list(rng)!r} is invalid; allowed: integers")
+            raise ValueError(
+                f"params.yaml: {key} = {shown(list(rng))} is invalid; allowed: integers"
+            )
         if not lo <= spec.default <= hi:
             raise ValueError(
-                f"params.yaml: {key} = {list(rng)!r} must contain VTracer's default "
+                f"params.yaml: {key} = {shown(list(rng))} must contain VTracer's default "
                 f"{spec.default} (label always samples the defaults)"
             )
 
@@ -185,9 +196,12 @@ def sample_params(
 def sobol_candidates(ranges: Mapping[str, Sequence[float]], n: int, seed: int = 0) -> np.ndarray:
     """``n`` raw parameter sets ``[n, 8]`` float32 spread over ``ranges`` by a scrambled Sobol
     sequence (what ``suggest`` scores); integer parameters take each value in ``[low, high]``
-    with equal share."""
-    if n < 1:
-        raise ValueError(f"candidates = {n} is invalid; allowed: at least 1")
+    with equal share. ``n`` is at most ``MAX_CANDIDATES``."""
+    if not 1 <= n <= MAX_CANDIDATES:
+        raise ValueError(
+            f"candidates = {n} is invalid; allowed: 1 to {MAX_CANDIDATES:,} (scoring "
+            f"{MAX_CANDIDATES:,} sets of one logo takes about 2 GB of memory)"
+        )
     return from_unit(sobol_unit(n, np.random.default_rng(seed)), ranges).astype(np.float32)
 
 

@@ -250,8 +250,10 @@ def suggest(
         raise ValueError(f"verify = {verify} is invalid; allowed: 0 (off) or at least 1")
     if scaling not in SCALINGS:
         raise ValueError(f"scaling {scaling!r} is invalid; allowed: {', '.join(SCALINGS)}")
-    if not np.isfinite(colour_tolerance) or colour_tolerance < 0:
-        raise ValueError(f"colour tolerance = {colour_tolerance:g} is invalid; allowed: >= 0")
+    if np.isnan(colour_tolerance) or colour_tolerance < 0:
+        raise ValueError(
+            f"colour tolerance = {colour_tolerance:g} is invalid; allowed: >= 0 (inf: no check)"
+        )
     full = input_size = None
     if _is_image(image):
         from svg_quality.preprocess import load_full

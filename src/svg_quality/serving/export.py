@@ -63,8 +63,10 @@ def run_export(
     ``size_model_path`` (the train stage's size head) every graph also predicts
     log10(SVG bytes).
 
-    metadata.json is rewritten last with the SHA-256 of every other file, which the
-    predictor checks before it loads one."""
+    Once the formats pass parity, metadata.json records the served graphs' self-test and
+    the SHA-256 of every model file (:func:`seal`), so the suggestion check loads the
+    export as any consumer does; it is rewritten last with the SHA-256 of every other file
+    too. The predictor checks both before it serves a file."""
     from svg_quality.dataset import load_labeled
     from svg_quality.io import atomic_dir, file_digest, write_json
     from svg_quality.model import load_model
@@ -128,6 +130,7 @@ def run_export(
                 tmp, size, spec, test, parity_batch=cfg.parity_batch
             )
         parity.check_parity(cases)
+        seal(tmp, metadata)
         clock("parity")
         lat = latency.measure_latencies(
             tmp,
@@ -169,6 +172,26 @@ def run_export(
         }
         write_json(tmp / FILES["metadata"], metadata)
     return report
+
+
+def seal(out_dir: Path, metadata: dict[str, Any]) -> None:
+    """Record in ``metadata`` the served ONNX graphs' outputs on the fixed self-test input
+    and the SHA-256 of every file it lists, then write it as ``out_dir/metadata.json``:
+    what the predictor checks before it serves a graph."""
+    from svg_quality.io import file_digest, write_json
+    from svg_quality.serving.metadata import self_test_record
+    from svg_quality.serving.runtime import GRAPH_FILES
+
+    def run(graph: str, feed: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
+        return ort_session(out_dir / metadata["files"][GRAPH_FILES[graph]]).run(names, feed)
+
+    metadata["self_test"] = self_test_record(metadata, run)
+    metadata["sha256"] = {
+        name: file_digest(out_dir / name)
+        for name in sorted(metadata["files"].values())
+        if name != FILES["metadata"]
+    }
+    write_json(out_dir / FILES["metadata"], metadata)
 
 
 def _size_head(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,12 @@ import numpy as np
 from svg_quality.inputspec import SIZE_HEAD, InputSpec
 from svg_quality.paramspace import PARAM_NAMES, SPECS, VTRACER_DEFAULTS, sobol_candidates
 from svg_quality.preprocess import backbone_input, load_logo
+from svg_quality.serving.metadata import (
+    check_metadata,
+    self_test_inputs,
+    self_test_mismatch,
+    self_test_outputs,
+)
 from svg_quality.serving.runtime import FILES, GRAPH_FILES, ort_session
 
 RUNTIMES = ("onnx", "torch")
@@ -107,22 +114,39 @@ class Predictor:
                 f"{list(PARAM_NAMES)}; use the svg-quality version that exported it"
             )
         try:
-            return cls(d, metadata, runtime)
-        except (KeyError, TypeError, ValueError) as exc:
+            check_metadata(metadata)  # names, digests, ranges, signatures: nothing trusted
+            predictor = cls(d, metadata, runtime)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}; {REEXPORT}") from None
+        except (KeyError, TypeError, AttributeError) as exc:
+            from svg_quality.config import shown
+
             raise ValueError(
-                f"{path}: incomplete or damaged ({type(exc).__name__}: {exc}); {REEXPORT}"
+                f"{path}: incomplete or damaged ({type(exc).__name__}: {shown(str(exc))}); "
+                f"{REEXPORT}"
             ) from None
+        if "self_test" not in metadata:
+            warnings.warn(
+                f"{d}: this export records no self-test, so its graphs are served unchecked; "
+                "re-export with `dvc repro export`",
+                stacklevel=2,
+            )
+        return predictor
 
     def model_file(self, key: str) -> Path:
-        """The export's file ``key`` (metadata ``files``), checked against the SHA-256
-        recorded in metadata.json (exports without digests are taken as they are)."""
+        """The export's file ``key`` (metadata ``files``: a plain name inside the export
+        folder), checked against the SHA-256 metadata.json records for it."""
         from svg_quality.io import file_digest
 
+        if key not in self.metadata["files"]:
+            raise ValueError(f"{self.export_dir}: this export has no {key} file; {REEXPORT}")
         path = self.export_dir / self.metadata["files"][key]
         if not path.is_file():
             raise FileNotFoundError(f"{path}: missing from the export; {REEXPORT}")
         want = (self.metadata.get("sha256") or {}).get(path.name)
-        if want is not None and file_digest(path) != want:
+        if want is None:  # check_metadata refuses this at load; a hand-built Predictor too
+            raise ValueError(f"{path}: metadata.json records no SHA-256 for it; {REEXPORT}")
+        if file_digest(path) != want:
             raise ValueError(
                 f"{path}: its SHA-256 differs from the one metadata.json records (truncated "
                 f"or changed since the export); {REEXPORT}"
@@ -384,21 +408,41 @@ class _OnnxBackend:
 
     def __init__(self, predictor: Predictor) -> None:
         self.model_file = predictor.model_file
+        self.metadata = predictor.metadata
         self.spec = predictor.spec
         self.sessions: dict[str, Any] = {}
+        self.paths: dict[str, Path] = {}
 
     def session(self, graph: str) -> Any:
+        """``graph``'s session, opened on first use: its inputs checked against the
+        signature metadata.json records, then its self-test run (refused on a mismatch)."""
         if graph not in self.sessions:
-            path = self.model_file(GRAPH_FILES[graph])
+            path = self.paths[graph] = self.model_file(GRAPH_FILES[graph])
             try:
-                self.sessions[graph] = ort_session(path)
+                session = ort_session(path)
             except Exception as exc:  # InvalidProtobuf and kin: the file, not the code
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 raise ValueError(
-                    f"{path}: ONNX Runtime cannot load it ({type(exc).__name__}: {reason}); "
-                    f"{REEXPORT}"
+                    f"{path}: ONNX Runtime cannot load it ({_reason(exc)}); {REEXPORT}"
                 ) from None
+            _check_signature(path, session, self.metadata["signatures"][graph])
+            record = self.metadata.get("self_test")  # None: an export from before it
+            if record is not None and graph in record["graphs"]:
+                names = self_test_outputs(self.metadata, graph)
+                outs = self._run(path, session, names, self_test_inputs(self.metadata, graph))
+                _self_test(path, self.metadata, graph, dict(zip(names, outs, strict=True)))
+            self.sessions[graph] = session
         return self.sessions[graph]
+
+    @staticmethod
+    def _run(path: Path, session: Any, names: list[str], feed: dict[str, np.ndarray]) -> Any:
+        try:
+            return session.run(names, feed)
+        except Exception as exc:
+            if not type(exc).__module__.startswith("onnxruntime"):
+                raise  # ours, not the file's: keep the traceback
+            raise ValueError(
+                f"{path}: ONNX Runtime cannot run it ({_reason(exc)}); {REEXPORT}"
+            ) from None
 
     def warm(self) -> None:
         self.session("candidates")
@@ -408,7 +452,8 @@ class _OnnxBackend:
     def run(self, graph: str, arrays: Mapping[str, np.ndarray | None]) -> list[np.ndarray]:
         """``graph``'s outputs (``spec.graph_outputs`` order) for the raw input ``arrays``."""
         feed = _feed(self.spec.input_names(graph), arrays)
-        return self.session(graph).run(self.spec.output_names(graph), feed)
+        session = self.session(graph)
+        return self._run(self.paths[graph], session, self.spec.output_names(graph), feed)
 
 
 class _TorchBackend:
@@ -432,10 +477,8 @@ class _TorchBackend:
             try:
                 return load_model(path)
             except Exception as exc:  # a truncated or foreign file: unpickling errors and kin
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 raise ValueError(
-                    f"{path}: cannot load the model file ({type(exc).__name__}: {reason}); "
-                    f"{REEXPORT}"
+                    f"{path}: cannot load the model file ({_reason(exc)}); {REEXPORT}"
                 ) from None
 
         mlp, meta = load("state_dict")
@@ -447,6 +490,12 @@ class _TorchBackend:
             "e2e": end_to_end(backbone, mlp, spec, size),
             "candidates": candidate_scorer(mlp, spec, size),
         }
+        if "self_test" in predictor.metadata:  # the model files' maths, as the ONNX files'
+            path = predictor.model_file("state_dict")
+            for graph in predictor.metadata["self_test"]["graphs"]:
+                outs = self.run(graph, self_test_inputs(predictor.metadata, graph))
+                named = dict(zip(spec.output_names(graph), outs, strict=True))
+                _self_test(path, predictor.metadata, graph, named)
 
     def warm(self) -> None:
         pass  # everything was built in __init__
@@ -456,6 +505,54 @@ class _TorchBackend:
         with self.torch.inference_mode():
             out = self.modules[graph](*(self.torch.from_numpy(a) for a in feed.values()))
         return [t.numpy() for t in (out if isinstance(out, tuple) else (out,))]
+
+
+def _reason(exc: BaseException) -> str:
+    """``Type: first line`` of an exception from a model file's loader, cut short."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text[:200]}"
+
+
+def _check_signature(path: Path, session: Any, signature: Mapping[str, Any]) -> None:
+    """The ONNX file's inputs and outputs against the layout metadata.json records: names
+    in order, float32, fixed sizes equal and dynamic ones dynamic."""
+    got = [(i.name, i.type, list(i.shape)) for i in session.get_inputs()]
+    want = [(p["name"], "tensor(float)", p["shape"]) for p in signature["inputs"]]
+    if [g[0] for g in got] != [w[0] for w in want]:
+        raise ValueError(
+            f"{path}: takes inputs {[g[0] for g in got]}, but metadata.json records "
+            f"{[w[0] for w in want]} (a model of another layout); {REEXPORT}"
+        )
+    for (name, dtype, shape), (_, want_type, want_shape) in zip(got, want, strict=True):
+        same = dtype == want_type and len(shape) == len(want_shape)
+        same = same and all(
+            (isinstance(g, int) and g == w) if isinstance(w, int) else not isinstance(g, int)
+            for g, w in zip(shape, want_shape, strict=False)
+        )
+        if not same:
+            raise ValueError(
+                f"{path}: input {name!r} is {dtype} {shape}, but metadata.json records "
+                f"float32 {want_shape} (a model of another layout); {REEXPORT}"
+            )
+    outputs = [o.name for o in session.get_outputs()]
+    missing = [p["name"] for p in signature["outputs"] if p["name"] not in outputs]
+    if missing:
+        raise ValueError(
+            f"{path}: has no output {missing[0]!r} (outputs {outputs}; a model of another "
+            f"layout); {REEXPORT}"
+        )
+
+
+def _self_test(
+    path: Path, metadata: Mapping[str, Any], graph: str, outputs: Mapping[str, np.ndarray]
+) -> None:
+    """Refuse to serve a graph whose outputs on the fixed input are not the recorded ones."""
+    problem = self_test_mismatch(metadata, graph, outputs)
+    if problem is not None:
+        raise ValueError(
+            f"{path}: fails its self-test ({graph} graph): {problem}; the file is not the "
+            f"model that was exported; {REEXPORT}"
+        )
 
 
 def _feed(names: Sequence[str], arrays: Mapping[str, np.ndarray | None]) -> dict[str, np.ndarray]:

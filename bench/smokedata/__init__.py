@@ -1,0 +1,85 @@
+"""A tiny labelled project for the benchmarks' ``--smoke`` runs (input_ablation,
+learning_curve): the pipeline's data layout in seconds, no ``dvc repro`` needed.
+
+A package, not a module, so ``make bench`` (which runs every ``bench/*.py``) skips it.
+
+    <root>/data/logos/<image_id>.png   synthetic logos (svg_quality.synthetic), normalized
+    <root>/data/logos.csv              image_id, logo_type, split (train/val/test in turn)
+    <root>/data/labels.parquet         real labels: the label stage's own label_dataset
+    <root>/data/features/              the real logo statistics and VTracer tables; random
+                                       stand-ins for the ResNet-50 features
+
+The ResNet-50 block is random because a random-init trunk's features carry no signal
+either (the default data's ``auto`` inputs leave them out) and running the trunk would
+cost more than the rest of a smoke run together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from svg_quality.backbone import FEATURE_DIM, WeightsInfo
+from svg_quality.config import LOGO_TYPES, Params
+from svg_quality.dataset import SPLITS
+from svg_quality.features import fingerprints, write_outputs
+from svg_quality.images import normalize, png_bytes
+from svg_quality.io import image_id_for
+from svg_quality.labeling import label_dataset
+from svg_quality.logostats import compute_stats
+from svg_quality.synthetic import generate
+from svg_quality.vtables import compute_tables
+
+
+def tiny_project(
+    root: Path, params: Params, per_type: int = 3, samples: int = 6, size: int = 96
+) -> Path:
+    """Write a labelled project of ``per_type`` logos per logo type (``size`` px, logo
+    ``i`` of each type in split ``i % 3``), ``samples`` parameter sets each, under
+    ``root``; return its data directory (``root / "data"``)."""
+    data = root / "data"
+    logos_dir = data / "logos"
+    logos_dir.mkdir(parents=True)
+    rows, rgbs = [], []
+    for t in LOGO_TYPES:
+        for i in range(per_type):
+            im = normalize(generate(t, params.data.seed, i, size), size)
+            png = png_bytes(im)
+            image_id = image_id_for(png)
+            (logos_dir / f"{image_id}.png").write_bytes(png)
+            rows.append(
+                {
+                    "image_id": image_id,
+                    "path": f"{image_id}.png",
+                    "logo_type": t,
+                    "source": "synthetic",
+                    "width": im.width,
+                    "height": im.height,
+                    "split": SPLITS[i % len(SPLITS)],
+                }
+            )
+            rgbs.append(np.asarray(im))  # [H, W, 3] uint8
+    logos = pd.DataFrame(rows)
+    logos.to_csv(data / "logos.csv", index=False)
+
+    label_cfg = dataclasses.replace(params.label, samples_per_image=samples, workers=1)
+    labels, _ = label_dataset(
+        logos, logos_dir, root / "label_work", params.vtracer, label_cfg, progress=False
+    )
+    labels.to_parquet(data / "labels.parquet", index=False)
+
+    features = np.abs(np.random.default_rng(0).standard_normal((len(rgbs), FEATURE_DIM)))
+    info = WeightsInfo("random", "random", "smoke: random stand-ins, no trunk", "smoke", 0)
+    write_outputs(
+        data / "features",
+        list(logos["image_id"]),
+        features,  # [n, 2048], ReLU-pooled-like
+        np.stack([compute_stats(rgb) for rgb in rgbs]),  # [n, k]
+        info,
+        fingerprints(info),
+        tables=np.stack([compute_tables(rgb) for rgb in rgbs]),  # [n, TABLE_WIDTH]
+    )
+    return data
