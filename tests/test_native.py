@@ -323,3 +323,31 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "Z"
+
+
+def test_pixel_parameters_mean_at_the_full_size_what_the_model_scored() -> None:
+    """A candidate scored on the model's 256 px view, converted at 1024 px: lengths in
+    pixels x4, path_precision's grid (10^-p px) the same share of the logo (p - log10 4,
+    rounded); the other parameters unchanged; at the view's own size nothing changes."""
+    from svg_quality.verify import scale_params
+
+    p = {**VTRACER_DEFAULTS, "filter_speckle": 4, "length_threshold": 4.0, "path_precision": 3}
+    full = scale_params(p, 4.0)
+    assert full["filter_speckle"] == 16 and full["length_threshold"] == 16.0
+    assert full["path_precision"] == 2  # 3 - 0.6, rounded
+    assert {
+        k: v
+        for k, v in full.items()
+        if k not in ("filter_speckle", "length_threshold", "path_precision")
+    } == {
+        k: v
+        for k, v in p.items()
+        if k not in ("filter_speckle", "length_threshold", "path_precision")
+    }
+    assert scale_params(p, 1.0) == p
+    small = scale_params({**p, "path_precision": 0}, 0.25)  # a 64 px logo: finer grid, floors
+    assert small["filter_speckle"] == 1 and small["length_threshold"] == 3.5
+    assert small["path_precision"] == 1
+    assert scale_params({**p, "path_precision": 0}, 8.0)["path_precision"] == 0
+    with pytest.raises(ValueError, match="scale factor"):
+        scale_params(p, 0.0)

@@ -147,15 +147,16 @@ def test_torch_runtime_agrees_with_onnx(pipeline: dict, onnx_predictor: Predicto
 def test_suggest_ranks_candidates_including_the_defaults(pipeline: dict, onnx_predictor) -> None:
     path = next(pipeline["logos_dir"].glob("*.png"))
     res = onnx_predictor.suggest(path, top_k=4, candidates=100, seed=2)
-    assert res.n_candidates == 101 and len(res.top) == 4
-    scores = [s.ssim for s in res.top]
-    assert scores == sorted(scores, reverse=True) and scores[0] >= res.default.ssim
+    # the defaults + 100 Sobol sets, less the few that integer rounding made identical
+    assert 90 <= res.n_candidates <= 101 and len(res.ranked) == 4
+    scores = [s.predicted_ssim for s in res.ranked]
+    assert scores == sorted(scores, reverse=True) and scores[0] >= res.default.predicted_ssim
     assert res.default.is_default and res.default.params == {
         n: (int(v) if SPECS[n].kind is int else v) for n, v in VTRACER_DEFAULTS.items()
     }
-    assert len({tuple(s.params.values()) for s in res.top}) == 4  # no duplicate sets
-    for s in res.top:  # each suggestion's score is what predict gives for it
-        assert abs(onnx_predictor.predict(path, s.params) - s.ssim) <= 1e-4
+    assert len({tuple(s.params.values()) for s in res.ranked}) == 4  # no duplicate sets
+    for s in res.ranked:  # each suggestion's score is what predict gives for it
+        assert abs(onnx_predictor.predict(path, s.params) - s.predicted_ssim) <= 1e-4
         onnx_predictor.check_params(s.params)  # inside the ranges, integers where needed
 
 
@@ -189,7 +190,7 @@ sys.meta_path.insert(0, NoTorch())
 from svg_quality.serving.predictor import Predictor
 p = Predictor.load({str(pipeline["out"])!r})
 print(p.predict({str(path)!r}, {{"filter_speckle": 8}}))
-print(p.suggest({str(path)!r}, top_k=1, candidates=32).top[0].ssim)
+print(p.suggest({str(path)!r}, top_k=1, candidates=32).ranked[0].predicted_ssim)
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision")))
 """
     out = subprocess.run(

@@ -114,7 +114,7 @@ sys.meta_path.insert(0, NoTorch())
 from svg_quality.serving.predictor import Predictor
 p = Predictor.load({str(pipeline["out"])!r})
 res = p.suggest({str(path)!r}, top_k=1, candidates=32)
-print(res.default.ssim)
+print(res.default.predicted_ssim)
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision")))
 """
     out = subprocess.run(

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from svg_quality.paramspace import SHOWN_CHARS, shown
+
 T = TypeVar("T")
 
 LOGO_TYPES = ("simple", "text", "gradient", "complex")
@@ -24,17 +26,9 @@ LOGO_TYPES = ("simple", "text", "gradient", "complex")
 # (a 50 MB value took 42 s), and an alias bomb expands a few lines into gigabytes.
 MAX_PARAMS_BYTES = 1 << 20
 MAX_YAML_DEPTH = 32
-SHOWN_CHARS = 80  # the most of a value (or key) an error message renders
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
-    """``repr(value)`` cut to ``limit`` characters for an error message: a megabyte value
-    must not become a megabyte message."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[: limit - 3]}... ({len(text):,} chars)"
 
 
 def _key(key: str) -> str:

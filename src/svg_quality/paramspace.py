@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -58,11 +59,18 @@ VTRACER_DEFAULTS: dict[str, float] = {s.name: s.default for s in PARAM_SPECS}
 # The most Sobol sets one suggestion scores: 65,536 peak at ~2.1 GB (RSS of `suggest` on a
 # stats+vtracer+probe model, ~16 s on 2 cores); 2,000,000 would need ~60 GB.
 MAX_CANDIDATES = 1 << 16
+SHOWN_CHARS = 80  # the most of a value (or key) an error message renders
+
+
+def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
+    """``repr(value)`` cut to ``limit`` characters for an error message: a megabyte value
+    must not become a megabyte message."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}... ({len(text):,} chars)"
 
 
 def validate_ranges(ranges: Mapping[str, Sequence[float]]) -> None:
     """Check a ``vtracer.ranges`` mapping: all 8 names, ``[low, high]``, inside VTracer's limits."""
-    from svg_quality.config import shown  # values in messages cut short
 
     unknown = sorted(set(ranges) - set(PARAM_NAMES))
     if unknown:

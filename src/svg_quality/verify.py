@@ -18,8 +18,8 @@ refused, whatever its SSIM.
 The model was trained on logos with a long side of ``image_size`` (256 px), where a
 ``filter_speckle`` of 4 px is 1.6% of the logo; the same set at 1024 px means a 16 px
 speck. :func:`scale_params` maps a candidate to the input's size (``filter_speckle`` and
-``length_threshold`` times long side / image_size) so it means there what the model
-scored (docs/serving.md has the measurements behind that choice).
+``length_threshold`` times long side / image_size, ``path_precision``'s grid likewise) so
+it means there what the model scored (README, Native resolution: the measurements).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from svg_quality.probe import SETTINGS
 MAX_SIDE = 2048  # px: a longer input is traced at this long side (and the output says so)
 COLOUR_TOLERANCE = 0.5  # mean CIEDE2000 a candidate may add to the defaults' colour error
 FALLBACK_PRECISIONS = (2, 0)  # VTracer's defaults are also verified at these path_precision
-PIXEL_PARAMS = ("filter_speckle", "length_threshold")  # lengths in px, scaled by size
+PIXEL_PARAMS = ("filter_speckle", "length_threshold", "path_precision")  # scaled by size
 SCALINGS = ("scaled", "unscaled")
 
 
@@ -190,14 +191,18 @@ def candidate_matrix(ranges: tuple, n: int, seed: int) -> np.ndarray:
 
 def scale_params(params: Mapping[str, float], factor: float) -> dict[str, float]:
     """``params`` as the model scored them on its view, for a logo ``factor`` times as large
-    (long side / the view's): ``filter_speckle`` (px, an integer >= 1) and
-    ``length_threshold`` (px, >= 3.5, VTracer's documented minimum) times ``factor``; the
-    other six are not lengths and stay."""
+    (long side / the view's), so each means there what it meant on the view:
+    ``filter_speckle`` (px, an integer >= 1) and ``length_threshold`` (px, >= 3.5, VTracer's
+    documented minimum) times ``factor``; ``path_precision`` (decimals, a grid of 10^-p
+    px) minus log10(``factor``), rounded, in [0, 8]: the same grid relative to the logo.
+    The other five are not lengths and stay."""
     if not np.isfinite(factor) or factor <= 0:
         raise ValueError(f"scale factor {factor!r} is invalid; allowed: a number > 0")
     out = dict(params)
     out["filter_speckle"] = max(1, round(params["filter_speckle"] * factor))
     out["length_threshold"] = round(max(3.5, params["length_threshold"] * factor), 4)
+    grid = round(params["path_precision"] - math.log10(factor))
+    out["path_precision"] = min(8, max(0, int(grid)))
     return out
 
 
@@ -239,7 +244,7 @@ def suggest(
 
     ``image`` is a path, PIL image or uint8 array (verified at its own size, a long side
     above ``max_side`` resampled to it), or a prepared ``Logo`` (verified at the model's
-    view). ``predictor`` is a :class:`svg_quality.serving.predictor.Predictor` (anything
+    view). Without ``verify`` only the model's view is computed. ``predictor`` is a :class:`svg_quality.serving.predictor.Predictor` (anything
     with ``prepare``, ``ranges``, ``min_size`` and ``score_candidates(logo, raw) -> (ssim
     [N], log10 bytes [N] | None)``). ``scaling``: ``scaled`` maps the pixel parameters to
     the verified size (:func:`scale_params`), ``unscaled`` gives VTracer the model's values.
@@ -255,7 +260,7 @@ def suggest(
             f"colour tolerance = {colour_tolerance:g} is invalid; allowed: >= 0 (inf: no check)"
         )
     full = input_size = None
-    if _is_image(image):
+    if verify and _is_image(image):
         from svg_quality.preprocess import load_full
 
         full, input_size = load_full(image, max_side, getattr(predictor, "min_size", 1))

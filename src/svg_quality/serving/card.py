@@ -142,7 +142,7 @@ def write_model_card(path: Path, metadata: Mapping[str, Any], report: Mapping[st
         "from svg_quality.serving.predictor import Predictor",
         'p = Predictor.load("models/export")            # ONNX Runtime, no torch needed',
         'p.predict("logo.png", {"filter_speckle": 8})  # predicted SSIM',
-        'p.suggest("logo.png", top_k=5).top           # best parameter sets',
+        'p.suggest("logo.png", top_k=5).ranked        # best parameter sets',
         "```",
         "",
         "ONNX Runtime alone: feed `quality_e2e.onnx` the preprocessed image, the raw",

@@ -3,7 +3,7 @@
     Predictor.load("models/export")                     # ONNX Runtime; no torch needed
     p.predict("logo.png", {"filter_speckle": 8})        # -> 0.93 (defaults fill the rest)
     p.predict_many("logo.png", [{...}, {...}])          # -> array, one backbone pass
-    p.suggest("logo.png", top_k=5, candidates=2048)     # -> best parameter sets
+    p.suggest("logo.png", top_k=5, verify=4)            # -> best sets, verified (verify.suggest)
 
 Everything comes from the export directory's ``metadata.json`` (ranges, statistics
 mean/std, preprocessing, file names): neither params.yaml nor torch is needed on the
@@ -15,7 +15,6 @@ against) and needs the backbone weights featurize used.
 from __future__ import annotations
 
 import json
-import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from svg_quality.inputspec import SIZE_HEAD, InputSpec
-from svg_quality.paramspace import PARAM_NAMES, SPECS, VTRACER_DEFAULTS, sobol_candidates
+from svg_quality.paramspace import PARAM_NAMES, SPECS, VTRACER_DEFAULTS
 from svg_quality.preprocess import backbone_input, load_logo
 from svg_quality.serving.metadata import (
     check_metadata,
@@ -55,22 +54,6 @@ class Logo:
     probe_ms: float = 0.0  # what the probe's one conversion cost
     probe_score: Any = None  # that conversion (vectorize.Score): verification reuses it
     probe_vtracer: Mapping[str, Any] | None = None  # the settings it was converted with
-
-
-@dataclass(frozen=True)
-class Suggestion:
-    params: dict[str, float]
-    ssim: float  # predicted
-    is_default: bool
-
-
-@dataclass(frozen=True)
-class SuggestResult:
-    top: list[Suggestion]  # best first
-    default: Suggestion  # VTracer's defaults, for comparison
-    n_candidates: int
-    score_ms: float  # candidate generation + scoring + ranking, backbone pass excluded
-    backbone_ms: float
 
 
 class Predictor:
@@ -288,55 +271,14 @@ class Predictor:
             )
         return np.ascontiguousarray(raw, dtype=np.float32)
 
-    def suggest(
-        self, image: Any, top_k: int = 5, candidates: int = 2048, seed: int = 0
-    ) -> SuggestResult:
-        """Score VTracer's defaults and ``candidates`` Sobol parameter sets; best first.
-        One backbone pass, then one batched pass of the candidates model."""
-        from scipy.stats import qmc  # noqa: F401  (a one-off ~1 s import; not suggest's cost)
+    def suggest(self, image: Any, **kwargs: Any) -> Any:
+        """:func:`svg_quality.verify.suggest` with this predictor (``top_k``, ``candidates``,
+        ``objective``, ``verify``, ...): the one suggest that the CLI, convert, evaluate,
+        the export's suggestion check and the benchmarks use. Returns its
+        :class:`svg_quality.verify.Suggestions`."""
+        from svg_quality.verify import suggest
 
-        logo = self.prepare(image)
-        self.backend.warm()  # open the sessions outside the timings
-        t0 = time.perf_counter()
-        blocks = self.logo_blocks(logo, self.image_features(logo))
-        backbone_ms = (time.perf_counter() - t0) * 1e3
-        return self.rank(blocks, top_k, candidates, seed, backbone_ms=backbone_ms)
-
-    def rank(
-        self,
-        blocks: Mapping[str, np.ndarray | None],
-        top_k: int = 5,
-        candidates: int = 2048,
-        seed: int = 0,
-        *,
-        backbone_ms: float = 0.0,
-    ) -> SuggestResult:
-        """:meth:`suggest` after the backbone: one logo's per-logo inputs (:meth:`logo_blocks`)
-        -> the ``top_k`` of VTracer's defaults and ``candidates`` Sobol sets. The timing
-        includes the VTracer-table lookup of every candidate."""
-        if top_k < 1:
-            raise ValueError(f"top_k = {top_k} is invalid; allowed: at least 1")
-        t0 = time.perf_counter()
-        default = np.array([[VTRACER_DEFAULTS[n] for n in PARAM_NAMES]], dtype=np.float32)
-        raw = np.concatenate([default, sobol_candidates(self.ranges, candidates, seed)])
-        pred = self._score(blocks, raw)  # [N + 1]
-        order = np.argsort(-pred, kind="stable")
-        top, seen = [], set()
-        for i in order:
-            key = raw[i].tobytes()  # integer rounding makes a few candidates identical
-            if key in seen:
-                continue
-            seen.add(key)
-            top.append(self._suggestion(raw[i], pred[i], i == 0))
-            if len(top) == top_k:
-                break
-        return SuggestResult(
-            top=top,
-            default=self._suggestion(raw[0], pred[0], True),
-            n_candidates=int(raw.shape[0]),
-            score_ms=(time.perf_counter() - t0) * 1e3,
-            backbone_ms=backbone_ms,
-        )
+        return suggest(self, image, **kwargs)
 
     def _feed(self, logo: Logo, raw: np.ndarray) -> dict[str, np.ndarray | None]:
         """The end-to-end model's raw inputs for one logo and one parameter set ``raw [1, 8]``."""
@@ -346,13 +288,6 @@ class Predictor:
     def _score(self, blocks: Mapping[str, np.ndarray | None], raw: np.ndarray) -> np.ndarray:
         feed = self.spec.complete({**blocks, "params": raw})
         return self.backend.run("candidates", feed)[0].reshape(-1)
-
-    def _suggestion(self, row: np.ndarray, ssim: float, is_default: bool) -> Suggestion:
-        params = {
-            n: (round(float(v)) if SPECS[n].kind is int else round(float(v), 4))
-            for n, v in zip(PARAM_NAMES, row, strict=True)
-        }
-        return Suggestion(params, float(ssim), bool(is_default))
 
 
 def logo_inputs(

@@ -31,13 +31,13 @@ def validate_suggestions(
     for image_id, logo_type, path in tqdm(logos, desc="suggest", unit="logo", disable=not progress):
         rgb = load_rgb(path)
         png = Path(path).read_bytes()
-        res = predictor.suggest(path, top_k=1, candidates=candidates)
-        best = res.top[0]
+        res = predictor.suggest(path, top_k=1, candidates=candidates)  # ranked, unverified
+        best = res.ranked[0]
         row: dict[str, Any] = {
             "image_id": image_id,
             "logo_type": logo_type,
-            "predicted_default": res.default.ssim,
-            "predicted_best": best.ssim,
+            "predicted_default": res.default.predicted_ssim,
+            "predicted_best": best.predicted_ssim,
             "best_is_default": best.is_default,
             "score_ms": res.score_ms,
             **{f"best_{k}": v for k, v in best.params.items()},
