@@ -9,8 +9,9 @@ label contract, and its pick is made by ``objectives.best`` over the sets it con
 * preset-poster/photo VTracer's own presets (defaults + preset: 2 conversions)
 * random-N            defaults + N-1 uniform random sets (N conversions; N = 4, 16, 32)
 * optuna-N            Optuna TPE, defaults enqueued as the first trial (N conversions)
-* predictor+verify-K  2048 Sobol sets scored by the model, the K best by the objective
-                      and the defaults converted (K + 1 conversions; K = 1, 4)
+* predictor+verify-K  2048 Sobol sets scored by the model; the K best by the objective,
+                      the defaults and their path_precision fallbacks converted (K + 1
+                      conversions + one per fallback; K = 1, 4)
 
 Reported per strategy: mean actual SSIM, median bytes / defaults' bytes, share of logos
 better than the defaults by the objective, share with SSIM >= defaults - 0.002, and wall
@@ -21,6 +22,9 @@ predictor+verify-4 (quality objective).
 
     python bench/suggest_vs_search.py                        # the default run's test logos
     python bench/suggest_vs_search.py --folder /work/real-icons --limit 60
+    python bench/suggest_vs_search.py --smoke   # seconds: 2 logos, 64 candidates, random-4,
+                                                # optuna-4, verify-1/2, on a tiny export
+                                                # (built here unless --model names one)
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import argparse
 import json
 import logging
 import math
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -191,9 +196,25 @@ def logos_of(args: argparse.Namespace) -> list[tuple[str, str, Path]]:
     return out
 
 
+def smoke_setup(tmp: Path, model: str | None) -> tuple[str, str, str]:
+    """(export dir, logos.csv, logos dir) for ``--smoke``: ``model`` with the default run's
+    logos, else the tests' tiny trained export (built here) and its own logos, whose test
+    split holds 2 logos at 96 px."""
+    if model is not None:
+        return model, "data/logos.csv", "data/logos"
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.conftest import VTRACER_INPUTS, load_repo_params, shrink
+    from tests.export_fixtures import exported
+
+    paths = exported(tmp / "export", shrink(load_repo_params()), VTRACER_INPUTS, size_head=True)
+    return str(paths["out"]), str(paths["logos_csv"]), str(paths["logos_dir"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--model", default="models/export")
+    ap.add_argument("--model", default=None, help="export directory (default models/export)")
     ap.add_argument("--logos-csv", default="data/logos.csv")
     ap.add_argument("--logos-dir", default="data/logos")
     ap.add_argument("--split", default="test")
@@ -208,8 +229,19 @@ def main() -> None:
         default="models/size_model.pt",
         help="size model file, used when the export has no size head",
     )
+    ap.add_argument(
+        "--smoke", action="store_true", help="seconds: tiny export, 2 logos, fewest strategies"
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    # conversions per search strategy (random-N, optuna-N) and verified sets (predictor+verify-K)
+    searches, verifies = (4, 16, 32), (1, 4)
+    tmp = tempfile.TemporaryDirectory()
+    if args.smoke:
+        args.model, args.logos_csv, args.logos_dir = smoke_setup(Path(tmp.name), args.model)
+        args.split, args.folder, args.limit, args.candidates = "test", None, 2, 64
+        searches, verifies = (4,), (1, 2)
+    args.model = args.model or "models/export"
 
     from svg_quality.images import ImageRejected  # noqa: F401  (import cost outside timings)
     from svg_quality.serving.predictor import Predictor
@@ -253,16 +285,16 @@ def main() -> None:
             res, ms = timed(scorer, params)
             for obj in wanted:
                 add(obj, f"preset-{preset}", pick([dflt, res], obj), dflt, ms + ms_d, meta)
-        for n in (4, 16, 32):  # one set of conversions serves both objectives' choices
+        for n in searches:  # one set of conversions serves both objectives' choices
             sets = random_sets(ranges, n - 1, rng)
             res, ms = timed(lambda s: [scorer(p) for p in s], sets)  # noqa: B023
             for obj in wanted:
                 add(obj, f"random-{n}", pick([dflt, *res], obj), dflt, ms + ms_d, meta)
         for obj in wanted:
-            for n in (4, 16, 32):
+            for n in searches:
                 res, ms = timed(optuna_search, scorer, ranges, n, obj, args.seed)
                 add(obj, f"optuna-{n}", res, dflt, ms, meta)
-            for k in (1, 4):
+            for k in verifies:
                 # the whole path a user runs: decode + features + scoring + K+1 conversions,
                 # prepare timed apart to split the time into its parts
                 prepared, ms_prep = timed(predictor.prepare, path)
@@ -291,8 +323,8 @@ def main() -> None:
             )
 
     order = ["defaults", "preset-poster", "preset-photo"]
-    order += [f"random-{n}" for n in (4, 16, 32)] + [f"optuna-{n}" for n in (4, 16, 32)]
-    order += ["predictor+verify-1", "predictor+verify-4"]
+    order += [f"random-{n}" for n in searches] + [f"optuna-{n}" for n in searches]
+    order += [f"predictor+verify-{k}" for k in verifies]
     summary: dict[str, Any] = {}
     for obj in wanted:
         print(
@@ -325,20 +357,20 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps({"summary": summary, "logos": per_logo}, indent=1))
     obj = "quality" if "quality" in wanted else wanted[0]
-    ratio = (
-        summary[f"{obj}/random-32"]["ms_per_logo"]
-        / summary[f"{obj}/predictor+verify-4"]["ms_per_logo"]
-    )
-    probe, rest, scoring, verification = np.mean(parts[(obj, 4)], axis=0)
-    conversions = probe + verification  # the defaults (the probe's) + the 4 verified sets
+    search, pv = f"random-{max(searches)}", f"predictor+verify-{max(verifies)}"
+    ratio = summary[f"{obj}/{search}"]["ms_per_logo"] / summary[f"{obj}/{pv}"]["ms_per_logo"]
+    probe, rest, scoring, verification = np.mean(parts[(obj, max(verifies))], axis=0)
+    conversions = probe + verification  # the defaults (the probe's) + the verified sets
     print(
-        f"\npredictor+verify-4 ({obj}) per logo: conversions {conversions:.0f} ms (the probe's "
-        f"defaults {probe:.0f} + 4 verified sets {verification:.0f}), decode + statistics + "
-        f"tables {rest:.0f} ms, scoring {scoring:.0f} ms; with the rest free, the conversions "
-        f"alone cap the ratio at {summary[f'{obj}/random-32']['ms_per_logo'] / conversions:.2f}x"
+        f"\n{pv} ({obj}) per logo: conversions {conversions:.0f} ms (the probe's "
+        f"defaults {probe:.0f} + the verified sets and fallbacks {verification:.0f}), "
+        f"decode + statistics + tables {rest:.0f} ms, scoring {scoring:.0f} ms; with the rest "
+        f"free, the conversions alone cap the ratio at "
+        f"{summary[f'{obj}/{search}']['ms_per_logo'] / conversions:.2f}x"
     )
-    print(f"\nwall time per logo, random-32 / predictor+verify-4 ({obj}):")
+    print(f"\nwall time per logo, {search} / {pv} ({obj}):")
     print(f"ratio {ratio:.2f}x")
+    tmp.cleanup()
 
 
 if __name__ == "__main__":

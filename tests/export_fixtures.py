@@ -1,9 +1,13 @@
-"""Tiny real upstream outputs for the export and predictor tests (the session fixture
-``export_pipeline`` in conftest builds them once).
+"""Tiny real upstream outputs for the export and predictor tests (the session fixtures
+``export_pipeline`` and ``vtracer_export`` in conftest build them once each).
 
 Real synthetic logos, real ResNet-50 features (random weights, as featurize records
-them), label rows in the pipeline's format, a real (untrained, BN statistics warmed)
-model file and an MLflow run in a sqlite file; then the real export stage on them.
+them), real labels (VTracer conversions scored by the label contract, in the pipeline's
+format), an SSIM model and a size head trained on them by the real trainer (a few
+seconds: ``FIXTURE_TRAIN``), and an MLflow run in a sqlite file; then the real export
+stage on them. Trained, so the suggestion tests can fail: an untrained model predicted
+SSIM 0.483-0.494 for every set, and "never worse than the defaults" passed by keeping
+them (issue #30; tests/test_trained_fixture.py checks the model follows the parameters).
 The stage exports ResNet-50 to ONNX once (~20 s on 2 cores); every test that needs an
 export directory shares that one.
 """
@@ -11,6 +15,7 @@ export directory shares that one.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +29,14 @@ import yaml
 from tests.conftest import load_stage
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# Real conversions per logo (the label stage's design, prefix-stable): 16 for the train
+# and val logos the model learns from, 4 for the test logos, whose rows the export's
+# metrics and their tests count (test_export: 2 logos x 4). ~0.6 s for all.
+LABEL_SETS = {"train": 16, "val": 16, "test": 4}
+# The real trainer, shortened: one batch per epoch (the 4 train logos' 64 rows) at a rate
+# that learns in 30 steps; early stopping off (the val logos are 2, one far outside the
+# train SSIMs). Both heads ~1.5 s on one thread: held-out RMSE 0.09, within-logo r 0.8.
+FIXTURE_TRAIN = {"epochs": 30, "batch_size": 64, "lr": 0.003, "warmup_epochs": 1, "patience": 0}
 
 
 def repo_ranges() -> dict[str, tuple[float, float]]:
@@ -49,21 +62,79 @@ def env_and_cwd(root: Path) -> Iterator[None]:
             os.environ["MLFLOW_TRACKING_URI"] = old_uri
 
 
-def write_upstream(root: Path, raw_params: dict[str, Any], inputs: str) -> dict[str, Path]:
-    """logos/, logos.csv, features/, labels.parquet, model.pt, run.json, params.yaml."""
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Torch on one thread inside: these small batches gain nothing from a second, and on 2
+    busy cores two OpenMP threads spin against the load (the fixture's fit took 8-11 s
+    with two, 0.3 s with one)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def label_rows(logos: list[dict[str, Any]], logos_dir: Path, params: Any) -> list[dict[str, Any]]:
+    """Real label rows: each logo converted with ``LABEL_SETS[split]`` parameter sets of the
+    label stage's design (VTracer's defaults first), rendered and scored by the label contract,
+    in process (the label stage's sandboxes add nothing these tests look at)."""
+    from PIL import Image
+
+    from svg_quality.paramspace import sample_params
+    from svg_quality.ssim import SSIMReference
+    from svg_quality.vectorize import score
+
+    out = []
+    for r in logos:
+        png = (logos_dir / r["path"]).read_bytes()
+        rgb = np.asarray(Image.open(logos_dir / r["path"]).convert("RGB"))
+        ref = SSIMReference(rgb)
+        sets = sample_params(
+            r["image_id"],
+            LABEL_SETS[r["split"]],
+            params.vtracer.ranges,
+            params.label.seed,
+            local_box=params.label.local_box,
+            local_share=params.label.local_share,
+        )
+        for p in sets:
+            s = score(rgb, p, params.vtracer, png_bytes=png, reference=ref)
+            out.append(
+                {
+                    "image_id": r["image_id"],
+                    "logo_type": r["logo_type"],
+                    **p,
+                    "ssim": s.ssim,
+                    "svg_bytes": s.svg_bytes,
+                    "n_paths": s.n_paths,
+                    "convert_ms": s.convert_ms,
+                    "render_ms": s.render_ms,
+                    "status": "ok",
+                    "error": "",
+                }
+            )
+    return out
+
+
+def write_upstream(
+    root: Path, raw_params: dict[str, Any], inputs: str, size_head: bool = True
+) -> dict[str, Path]:
+    """logos/, logos.csv, features/, labels.parquet (real conversions), model.pt and, with
+    ``size_head``, size_model.pt (both trained), run.json, params.yaml."""
     from PIL import Image
 
     from svg_quality import synthetic, tracking, vtables
     from svg_quality.backbone import load_backbone, preprocess
     from svg_quality.config import LOGO_TYPES, parse_params
-    from svg_quality.dataset import build_arrays, load_labeled, make_input_spec
+    from svg_quality.dataset import data_summary, load_labeled, split_arrays
     from svg_quality.features import fingerprints, write_outputs
     from svg_quality.images import normalize, png_bytes
     from svg_quality.io import image_id_for
     from svg_quality.logostats import compute_stats
-    from svg_quality.model import build_model, model_meta, save_model
-    from svg_quality.paramspace import sample_params
-    from svg_quality.trainer import per_image
+    from svg_quality.model import model_meta, save_model
+    from svg_quality.sizehead import size_meta, train_size_head
+    from svg_quality.trainer import fit
 
     # resnet_pca 2: the few train images here project the ResNet block like params.yaml's
     # 8 does on the default data, so the export and predictor tests serve a projected block
@@ -79,6 +150,7 @@ def write_upstream(root: Path, raw_params: dict[str, Any], inputs: str) -> dict[
         "latency_repeats": 5,
         "suggest_candidates": 64,
     }
+    raw_params["train"] = {**raw_params["train"], **FIXTURE_TRAIN}
     params = parse_params(raw_params)
     paths = {
         "params": root / "params.yaml",
@@ -130,58 +202,43 @@ def write_upstream(root: Path, raw_params: dict[str, Any], inputs: str) -> dict[
     ids = [r["image_id"] for r in logos]
     write_outputs(paths["features"], ids, feats, stats, info, fingerprints(info), tables=tables)
 
-    rng = np.random.default_rng(0)
-    rows = []
-    for r in logos:
-        for p in sample_params(r["image_id"], 4, params.vtracer.ranges, seed=0):
-            rows.append(
-                {
-                    "image_id": r["image_id"],
-                    "logo_type": r["logo_type"],
-                    **p,
-                    "ssim": float(rng.uniform(0.6, 1.0)),
-                    "svg_bytes": 1000,
-                    "n_paths": 5,
-                    "convert_ms": 1.0,
-                    "render_ms": 1.0,
-                    "status": "ok",
-                    "error": "",
-                }
-            )
+    rows = label_rows(logos, paths["logos_dir"], params)
     pd.DataFrame(rows).to_parquet(paths["labels"])
 
-    data = load_labeled(paths["labels"], paths["features"], paths["logos_csv"])
-    spec = make_input_spec(data, inputs, params.vtracer.ranges)
-    torch.manual_seed(0)
-    model = build_model(params.model, spec.width, spec.resnet_width)
-    if model.resnet is not None:  # fitted on the train images, as trainer.fit does
-        model.resnet.fit(per_image(build_arrays(data, spec, data.mask("train")), spec.resnet_width))
-    x = torch.from_numpy(build_arrays(data, spec).x)
-    with torch.no_grad():  # BatchNorm statistics of real rows: outputs away from 0 and 1
-        model.train()
-        for _ in range(20):
-            model(x)
+    # The real trainer on those labels, both heads, shortened (FIXTURE_TRAIN): a model
+    # whose predictions follow the parameters, so suggest's tests can fail.
+    data = load_labeled(
+        paths["labels"], paths["features"], paths["logos_csv"], probe=params.model.uses_probe
+    )
+    spec, arrays = split_arrays(data, inputs, params.vtracer.ranges)
+    with one_thread():
+        res = fit(
+            arrays["train"],
+            arrays["val"],
+            params.model,
+            params.train,
+            progress=False,
+            resnet_width=spec.resnet_width,
+        )
     meta = model_meta(
         params.model,
         spec,
-        {"features": data.feature_meta, "data": {}, "train": {}, "best_epoch": 1},
+        {
+            "features": data.feature_meta,
+            "data": data_summary(data),
+            "train": dataclasses.asdict(params.train),
+            "best_epoch": res.best_epoch,
+        },
     )
-    save_model(paths["model"], model.eval(), meta)
+    save_model(paths["model"], res.model, meta)
 
-    # The size head beside it: same inputs, its own (untrained, BN-warmed) MLP and scale.
-    from svg_quality.sizehead import SizeScale, size_meta, svg_bytes_of
-
-    torch.manual_seed(1)
-    size = build_model(params.model, spec.width, spec.resnet_width)
-    if size.resnet is not None:
-        size.resnet.load_state_dict(model.resnet.state_dict())
-    with torch.no_grad():
-        size.train()
-        for _ in range(20):
-            size(x)
-    paths["size_model"] = root / "size_model.pt"
-    scale = SizeScale.fit(svg_bytes_of(data, data.mask("train")))
-    save_model(paths["size_model"], size.eval(), size_meta(meta, scale))
+    # The size head beside it, trained the way the train stage trains it.
+    if size_head:
+        with one_thread():
+            size, scale = train_size_head(data, spec, params.model, params.train, progress=False)
+        paths["size_model"] = root / "size_model.pt"
+        size_file_meta = {**size_meta(meta, scale), "best_epoch": size.best_epoch}
+        save_model(paths["size_model"], size.model, size_file_meta)
 
     import mlflow
 
@@ -199,7 +256,7 @@ def exported(
     the size head too."""
     root.mkdir(parents=True, exist_ok=True)
     with env_and_cwd(root):
-        paths = write_upstream(root, raw_params, inputs)
+        paths = write_upstream(root, raw_params, inputs, size_head)
         load_stage("export").main(
             [
                 "--params",

@@ -6,8 +6,8 @@ One scratch git repo is made from the project (dvc.yaml, shrunk params.yaml, sta
 src/, .dvc/config, .dvc/plots) and shared by the tests of this module, which run in file
 order: repro -> push/pull -> sweep -> plots -> UI -> run-cache. The stage scripts import the installed
 (editable) package; src/ is copied only because dvc.yaml lists its modules as deps.
-Whatever stages dvc.yaml declares are run; checks on a stage's outputs apply when the
-stage exists.
+Every check runs unconditionally: dvc.yaml must declare exactly ``STAGES``, so a missing
+or renamed stage fails the tests instead of switching its checks off.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -42,7 +43,7 @@ GIT_ENV = {
     "GIT_COMMITTER_EMAIL": "test@example.com",
 }
 EXPERIMENT = "svg-quality-e2e"
-STAGES = ("prepare", "label", "featurize", "train", "validate", "export")  # dvc.yaml, in order
+STAGES = ("check", "prepare", "label", "featurize", "train", "validate", "export")  # in order
 SWEEP = {"lr-hi": 0.003, "lr-lo": 0.0003}  # first in the workspace, second queued
 
 
@@ -427,14 +428,8 @@ VEGA_PLOTS = {
 def test_plots_show_and_diff(scratch: Scratch, repro: str) -> None:
     """`dvc plots show` writes an HTML page; `dvc plots diff` of the two sweep experiments
     has every chart with both experiments' data (predicted vs actual by logo type)."""
-    if "train" not in scratch.stages:
-        pytest.skip("no train stage in dvc.yaml yet")
-    expected = {
-        plot: title
-        for stage, plots in VEGA_PLOTS.items()
-        if stage in scratch.stages
-        for plot, title in plots.items()
-    }
+    assert {"train", "validate"} <= scratch.stages
+    expected = {plot: title for plots in VEGA_PLOTS.values() for plot, title in plots.items()}
     show = scratch.base / "plots-show"
     scratch.run("dvc", "plots", "show", "-o", str(show))
     page = (show / "index.html").read_text()
@@ -454,14 +449,13 @@ def test_plots_show_and_diff(scratch: Scratch, repro: str) -> None:
         assert sorted(render["revisions"]) == sorted(SWEEP), plot
         values = render["content"]["data"]["values"]
         assert {v["rev"] for v in values} == set(SWEEP), plot
-    if "validate" in scratch.stages:
-        (scatter,) = shown["reports/validate/predictions.csv"]
-        values = scatter["content"]["data"]["values"]
-        preds = (scratch.ws / "reports/validate/predictions.csv").read_text().splitlines()
-        assert len(values) == 2 * (len(preds) - 1)  # every test row of both experiments
-        types = {line.split(",")[1] for line in preds[1:]}
-        assert {v["logo_type"] for v in values} == types and len(types) > 1
-        assert scatter["content"]["spec"]["layer"][0]["encoding"]["color"]["field"] == ("logo_type")
+    (scatter,) = shown["reports/validate/predictions.csv"]
+    values = scatter["content"]["data"]["values"]
+    preds = (scratch.ws / "reports/validate/predictions.csv").read_text().splitlines()
+    assert len(values) == 2 * (len(preds) - 1)  # every test row of both experiments
+    types = {line.split(",")[1] for line in preds[1:]}
+    assert {v["logo_type"] for v in values} == types and len(types) > 1
+    assert scatter["content"]["spec"]["layer"][0]["encoding"]["color"]["field"] == ("logo_type")
 
 
 def find_browser() -> tuple[str, str] | None:
@@ -515,8 +509,6 @@ def test_mlflow_ui_lists_and_compares_runs(scratch: Scratch, repro: str) -> None
     """The MLflow UI in a real browser: the README's link lands on the experiment's runs
     (not the GenAI overview), both sweep runs are listed, and ticking them + Compare
     opens the compare view. SVGQ_UI_SCREENSHOT=path saves that view (docs/)."""
-    if "train" not in scratch.stages:
-        pytest.skip("no train stage in dvc.yaml yet")
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -574,19 +566,17 @@ def run_cacheable(ws: Path, stage: str) -> bool:
 
 def test_rerun_or_run_cache_makes_no_extra_run(scratch: Scratch, repro: str) -> None:
     """validate reruns (new seed) and logs into the model's existing run; nothing makes a
-    new run. If DVC can run-cache train, go back to the baseline's train params too: train
-    is restored, not run, and the restored models/run.json names the baseline run, which
-    validate then logs into. (A `persist: true` out keeps train out of the run-cache; then
-    a train rerun is a real retrain with its own run, as the sweep test checks.)"""
+    new run. With the baseline's train params back, train is restored from DVC's
+    run-cache, not run, and the restored models/run.json names the baseline run, which
+    validate then logs into. train must stay run-cacheable (no ``persist: true`` out, no
+    uncached out that is not a metric or plot): the next test relies on it too."""
+    assert run_cacheable(scratch.ws, "train"), "dvc.yaml's train stage cannot be run-cached"
     runs_before = scratch.runs()
     seed = yaml.safe_load((scratch.ws / "params.yaml").read_text())["validate"]["seed"]
+    base = next(r for r in runs_before if "dvc_exp_name" not in tags_of(r))
+    run_id = base["info"]["run_id"]
     cmd = ["dvc", "exp", "run", "-n", "val-seed", "-S", f"validate.seed={seed + 1}"]
-    if run_cacheable(scratch.ws, "train"):
-        base = next(r for r in runs_before if "dvc_exp_name" not in tags_of(r))
-        run_id = base["info"]["run_id"]
-        cmd += ["-S", f"train.lr={params_of(base)['train.lr']}"]
-    else:
-        run_id = json.loads((scratch.ws / "models/run.json").read_text())["run_id"]
+    cmd += ["-S", f"train.lr={params_of(base)['train.lr']}"]
 
     def rmse_points() -> int:
         got = scratch.api("metrics/get-history", run_id=run_id, metric_key="test/rmse")
@@ -595,8 +585,7 @@ def test_rerun_or_run_cache_makes_no_extra_run(scratch: Scratch, repro: str) -> 
     points = rmse_points()
     out = scratch.run(*cmd)
     assert "Running stage 'validate'" in out and "Running stage 'train'" not in out
-    if run_cacheable(scratch.ws, "train"):
-        assert "Stage 'train' is cached - skipping run" in out, out[-3000:]
+    assert "Stage 'train' is cached - skipping run" in out, out[-3000:]
     assert json.loads((scratch.ws / "models/run.json").read_text())["run_id"] == run_id
     assert rmse_points() == points + 1  # validate logged into the existing run ...
     assert len(scratch.runs()) == len(runs_before)  # ... and no run was made
@@ -604,16 +593,16 @@ def test_rerun_or_run_cache_makes_no_extra_run(scratch: Scratch, repro: str) -> 
 
 def test_return_to_earlier_params_restores_every_stage(scratch: Scratch, repro: str) -> None:
     """From the workspace's params A, sweep to B, then back to A: the third run restores
-    every stage from DVC's run-cache (no stage runs, A's outputs come back), and MLflow gets
-    no second run for A: the restored models/run.json names A's run. A is whatever the
+    every stage from DVC's run-cache (no stage runs but ``check``, which validates
+    params.yaml on every run and has nothing to restore; A's outputs come back), and MLflow
+    gets no second run for A: the restored models/run.json names A's run. A is whatever the
     workspace last ran (every `dvc repro` / `dvc exp run` fills the run-cache), so only B
     trains here."""
-    if "train" not in scratch.stages:
-        pytest.skip("no train stage in dvc.yaml yet")
     lr_a = yaml.safe_load((scratch.ws / "params.yaml").read_text())["train"]["lr"]
     lr_b = 0.0005  # neither the baseline's nor the sweep's value
     assert lr_b != lr_a and lr_b not in SWEEP.values()
-    rerun = {"train", "validate", "export"} & scratch.stages  # what a train.lr change reruns
+    rerun = ("train", "validate", "export")  # what a train.lr change reruns
+    assert set(rerun) <= scratch.stages
 
     run_a = json.loads((scratch.ws / "models/run.json").read_text())["run_id"]
     outs_a = scratch.lock_outs()
@@ -626,14 +615,36 @@ def test_return_to_earlier_params_restores_every_stage(scratch: Scratch, repro: 
     t0 = time.perf_counter()
     out = scratch.run("dvc", "exp", "run", "-n", "lr-a-again", "-S", f"train.lr={lr_a}")
     print(f"return to train.lr={lr_a}: {time.perf_counter() - t0:.1f} s")
-    assert "Running stage" not in out, out[-3000:]
+    assert re.findall(r"Running stage '([^']+)'", out) == ["check"], out[-3000:]
     for stage in rerun:
         assert f"Stage '{stage}' is cached - skipping run" in out, (stage, out[-3000:])
     assert json.loads((scratch.ws / "models/run.json").read_text())["run_id"] == run_a
     assert len(scratch.runs()) == n_runs  # no second MLflow run for A
     outs = scratch.lock_outs()
     for path in ("models/model.pt", "models/run.json", "models/export"):
-        if path in outs_a:
-            assert outs[path] == outs_a[path], path
+        assert outs[path] == outs_a[path], path
     restored = {tags_of(r).get("dvc_exp_name") for r in scratch.runs()}
     assert "lr-a-again" not in restored and "lr-b" in restored
+
+
+def test_a_bad_sweep_value_stops_at_the_check_and_loses_nothing(
+    scratch: Scratch, repro: str
+) -> None:
+    """Row 10 of the reliability issue: `dvc exp run -S train.lr=abc` used to delete the
+    train stage's outputs (and uncommitted reports) before train refused the value. Now
+    the `check` stage, which every stage depends on, refuses it first."""
+    outs = ["models/model.pt", "models/run.json", "reports/train/metrics.json"]
+    before = {p: (scratch.ws / p).read_bytes() for p in outs}
+    res = subprocess.run(
+        ["dvc", "exp", "run", "-S", "train.lr=abc"],
+        cwd=scratch.ws, env=scratch.env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    out = res.stdout + res.stderr
+    try:
+        assert res.returncode != 0
+        assert "train.lr = 'abc' is invalid" in out and "nothing was deleted" in out
+        assert "Running stage 'train'" not in out
+        assert {p: (scratch.ws / p).read_bytes() for p in outs} == before
+    finally:
+        scratch.run("git", "checkout", "--", "params.yaml")
+    assert "params.yaml" not in scratch.run("git", "status", "--short")

@@ -1,17 +1,26 @@
 """The CUDA paths: featurize under autocast, train under fp16+GradScaler and bf16, the NaN
 guard under AMP, export of a CUDA-trained model, pinned/non-blocking copies.
 
+The train and export tests run twice: a one-member MLP (``mlp``) and the default model
+(``default``: params.yaml's model and train sections, so 2 members, the periodic
+embedding and the ranking loss on whole-logo batches), shrunk to a few epochs.
+
 All ``gpu``-marked (skipped without CUDA, see tests/conftest.py) except the import check,
 which proves that bench/gpu_check.py and these tests need nothing the lent GPU box lacks
-(dvc, mlflow, vtracer, resvg_py). Run on a GPU box with ``bash bench/gpu_check.sh``.
+(dvc, mlflow, vtracer, resvg_py), and the CPU runs of the bf16 and NaN-guard tests on the
+default model, which keep those code paths checked on any machine. Run on a GPU box with
+``bash bench/gpu_check.sh``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,28 +36,97 @@ ABSENT_ON_GPU_BOX = ("dvc", "mlflow", "vtracer", "resvg_py")
 FEATURE_TOL = {"bf16": 0.03, "fp16": 0.01}
 
 
+MODELS = ("mlp", "default")  # the one-member MLP, params.yaml's model (see _cfgs)
+ROWS_PER_LOGO = 8
+# Both models on CUDA; on CPU only the default one (test_train.py runs the one-member
+# MLP's bf16 and NaN-guard checks on CPU) and only bf16 (fp16 autocast is CUDA only).
+BF16_RUNS = [pytest.param("cuda", k, marks=pytest.mark.gpu, id=f"cuda-{k}") for k in MODELS]
+BF16_RUNS.append(pytest.param("cpu", "default", id="cpu-default"))
+NAN_RUNS = [
+    pytest.param("cuda", k, amp, marks=pytest.mark.gpu, id=f"{amp}-cuda-{k}")
+    for k in MODELS
+    for amp in ("bf16", "fp16")
+]
+NAN_RUNS.append(pytest.param("cpu", "default", "bf16", id="bf16-cpu-default"))
+
+
 class _XY:
-    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
-        self.x, self.y = x, y
+    def __init__(self, x: np.ndarray, y: np.ndarray, image_id: np.ndarray) -> None:
+        self.x, self.y, self.image_id = x, y, image_id
 
     def __len__(self) -> int:
         return len(self.y)
 
 
 def _rows(n: int, d: int, seed: int) -> _XY:
-    """A learnable regression task: y depends on the first columns."""
+    """A learnable regression task: y depends on the first columns; rows come in logos of
+    ``ROWS_PER_LOGO`` (``image_id``), for the whole-logo batches of the ranking loss."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, d)).astype(np.float32)  # [n, d]
     y = (0.5 + 0.1 * np.tanh(x[:, 0] - x[:, 1] + 0.5 * x[:, 2])).astype(np.float32)  # [n]
-    return _XY(x, y)
+    image_id = np.array([f"{seed}-{i // ROWS_PER_LOGO}" for i in range(n)])  # [n]
+    return _XY(x, y, image_id)
 
 
-def _cfgs(**kw: Any) -> tuple[Any, Any]:
-    from svg_quality.config import ModelConfig, TrainConfig
+def _cfgs(model: str = "mlp", device: str = "cuda", **kw: Any) -> tuple[Any, Any]:
+    """(ModelConfig, TrainConfig): ``mlp``, a one-member MLP with plain MSE; ``default``,
+    params.yaml's model and train sections (model.members auto -> 2, model.embedding
+    auto -> periodic, train.rank_weight on whole-logo batches) on the stats inputs, with
+    the hidden widths / 16 on CPU. Both: ``kw`` over a few epochs on ``device``."""
+    from svg_quality.config import ModelConfig, TrainConfig, load_params
 
-    model = ModelConfig(inputs="stats", hidden=(32, 16), dropout=(0.1, 0.0))
-    base = {"epochs": 3, "batch_size": 32, "warmup_epochs": 0, "device": "cuda", "patience": 0}
-    return model, TrainConfig(**{**base, **kw})
+    base = {"epochs": 3, "batch_size": 32, "warmup_epochs": 0, "device": device, "patience": 0}
+    if model == "mlp":
+        mlp = ModelConfig(inputs="stats", hidden=(32, 16), dropout=(0.1, 0.0))
+        return mlp, TrainConfig(**{**base, **kw})
+    params = load_params(REPO_ROOT / "params.yaml")
+    cfg = dataclasses.replace(params.model, inputs="stats", probe=False)
+    if device == "cpu":  # the same architecture, narrower: seconds on 2 busy cores
+        cfg = dataclasses.replace(cfg, hidden=tuple(w // 16 for w in cfg.hidden))
+    return cfg, dataclasses.replace(params.train, resume=False, **{**base, **kw})
+
+
+@contextlib.contextmanager
+def _cpu_threads(device: str) -> Iterator[None]:
+    """One torch thread for a CPU run: these small batches gain nothing from a second,
+    and on 2 busy cores two OpenMP threads spin against the load."""
+    before = torch.get_num_threads()
+    if device == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _check_default(
+    model: torch.nn.Module, cfg: Any, ranked: list[tuple[tuple[int, ...], bool]]
+) -> None:
+    """The default model trained as configured: 2 members, the periodic embedding, and
+    the ranking loss called on every batch with the members' ``[B, 2]`` predictions, each
+    batch holding whole logos."""
+    assert model.members == 2 and model.embed is not None
+    assert cfg.rank_weight > 0 and cfg.logo_batches
+    assert ranked and all(shape[1:] == (2,) and whole for shape, whole in ranked), ranked[:3]
+
+
+def _spy_rank(monkeypatch: pytest.MonkeyPatch) -> list[tuple[tuple[int, ...], bool]]:
+    """Record each ranking-loss call: the predictions' shape and whether its batch holds
+    whole logos, one after another (the tests' batches are multiples of ``ROWS_PER_LOGO``
+    rows, so every logo in a batch has all its rows there)."""
+    import svg_quality.trainer as trainer
+
+    calls: list[tuple[tuple[int, ...], bool]] = []
+    real = trainer.within_group_rank
+
+    def spy(pred: torch.Tensor, target: torch.Tensor, group: torch.Tensor, tau: float) -> Any:
+        runs = torch.unique_consecutive(group, return_counts=True)[1]  # rows per logo run
+        whole = runs.numel() == group.unique().numel() and bool((runs == ROWS_PER_LOGO).all())
+        calls.append((tuple(pred.shape), whole))
+        return real(pred, target, group, tau)
+
+    monkeypatch.setattr(trainer, "within_group_rank", spy)
+    return calls
 
 
 @pytest.fixture(scope="module")
@@ -178,13 +256,16 @@ def test_featurize_batches_are_pinned_and_copied_non_blocking(
 
 
 @pytest.mark.gpu
-def test_train_fp16_uses_a_grad_scaler(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", MODELS)
+def test_train_fp16_uses_a_grad_scaler(
+    tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from svg_quality.model import build_model
     from svg_quality.trainer import fit, load_checkpoint
 
-    model_cfg, cfg = _cfgs(amp="fp16", epochs=4)
+    model_cfg, cfg = _cfgs(kind, amp="fp16", epochs=4)
+    ranked = _spy_rank(monkeypatch)
     dtypes: set[torch.dtype] = set()
-    from svg_quality.model import build_model
-
     torch.manual_seed(0)
     model = build_model(model_cfg, 12)
     model.net[0].register_forward_hook(lambda m, i, o: dtypes.add(o.dtype))
@@ -199,35 +280,45 @@ def test_train_fp16_uses_a_grad_scaler(tmp_path: Path) -> None:
     scaler = load_checkpoint(tmp_path / "last.pt")["scaler"]
     assert scaler and scaler["scale"] > 0  # an enabled GradScaler saved its state
     assert res.history[-1]["peak_gpu_mem_mb"] > 0
+    if kind == "default":
+        _check_default(res.model, cfg, ranked)
 
 
-@pytest.mark.gpu
-def test_train_bf16_on_cuda(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("device", "kind"), BF16_RUNS)
+def test_train_bf16(
+    tmp_path: Path, device: str, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bf16 autocast, no loss scaling; on CPU too (the same autocast, members, embedding
+    and ranking-loss code, so it is checked on machines without a GPU)."""
     from svg_quality.model import build_model
     from svg_quality.trainer import fit, load_checkpoint
 
-    model_cfg, cfg = _cfgs(amp="bf16", epochs=4)
+    model_cfg, cfg = _cfgs(kind, device, amp="bf16", epochs=4)
+    ranked = _spy_rank(monkeypatch)
     torch.manual_seed(0)
     model = build_model(model_cfg, 12)
     dtypes: set[torch.dtype] = set()
     model.net[0].register_forward_hook(lambda m, i, o: dtypes.add(o.dtype))
-    res = fit(
-        _rows(256, 12, 0), _rows(64, 12, 1), model_cfg, cfg,
-        model=model, checkpoint_dir=tmp_path, progress=False,
-    )  # fmt: skip
+    with _cpu_threads(device):
+        res = fit(
+            _rows(256, 12, 0), _rows(64, 12, 1), model_cfg, cfg,
+            model=model, checkpoint_dir=tmp_path, progress=False,
+        )  # fmt: skip
+    assert res.device.startswith(device)
     assert res.precision == "bf16" and dtypes == {torch.bfloat16}
     losses = [h["train_loss"] for h in res.history]
     assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
     assert not load_checkpoint(tmp_path / "last.pt")["scaler"]  # bf16: no loss scaling
+    if kind == "default":
+        _check_default(res.model, cfg, ranked)
 
 
-@pytest.mark.gpu
-@pytest.mark.parametrize("amp", ["bf16", "fp16"])
-def test_nan_guard_under_amp(amp: str) -> None:
+@pytest.mark.parametrize(("device", "kind", "amp"), NAN_RUNS)
+def test_nan_guard_under_amp(device: str, kind: str, amp: str) -> None:
     from svg_quality.model import build_model
     from svg_quality.trainer import NonFiniteLossError, fit
 
-    model_cfg, cfg = _cfgs(amp=amp, batch_size=64)
+    model_cfg, cfg = _cfgs(kind, device, amp=amp, batch_size=64)
     torch.manual_seed(0)
     model = build_model(model_cfg, 12)
     calls = {"n": 0}
@@ -240,7 +331,10 @@ def test_nan_guard_under_amp(amp: str) -> None:
         return output
 
     model.net[0].register_forward_hook(poison)
-    with pytest.raises(NonFiniteLossError, match=r"epoch 2, batch 2 \(of 4\)"):
+    with (
+        _cpu_threads(device),
+        pytest.raises(NonFiniteLossError, match=r"epoch 2, batch 2 \(of 4\)"),
+    ):
         fit(_rows(256, 12, 0), _rows(64, 12, 1), model_cfg, cfg, model=model, progress=False)
 
 
@@ -248,7 +342,8 @@ def test_nan_guard_under_amp(amp: str) -> None:
 
 
 @pytest.mark.gpu
-def test_export_parity_of_a_cuda_trained_model(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", MODELS)
+def test_export_parity_of_a_cuda_trained_model(tmp_path: Path, kind: str) -> None:
     from svg_quality.inputspec import InputSpec
     from svg_quality.model import load_model, model_meta, save_model
     from svg_quality.serving.runtime import FILES, ort_session
@@ -260,7 +355,7 @@ def test_export_parity_of_a_cuda_trained_model(tmp_path: Path) -> None:
         inputs="stats", resnet_dim=2048, stat_names=tuple(f"s{i}" for i in range(4)),
         stats_mean=(0.0,) * 4, stats_std=(1.0,) * 4, ranges=repo_ranges(),
     )  # fmt: skip
-    model_cfg, cfg = _cfgs(amp="auto")
+    model_cfg, cfg = _cfgs(kind, amp="auto")
     res = fit(_rows(256, spec.width, 0), _rows(64, spec.width, 1), model_cfg, cfg, progress=False)
     assert next(res.model.parameters()).is_cuda
     meta = model_meta(model_cfg, spec)

@@ -366,6 +366,74 @@ def test_ranking_loss_is_the_mean_over_ordered_pairs_and_trains(
         )
 
 
+def test_within_logo_loss_is_the_variance_of_the_errors_inside_each_logo() -> None:
+    """train.logo_weight's term: each logo's (population) variance of its errors, weighted
+    by its rows; per member for [B, K] errors. Zero when a logo's errors are all equal."""
+    gen = torch.Generator().manual_seed(3)
+    group = torch.randint(2, 7, (24,), generator=gen)
+    for err in (
+        torch.randn(24, generator=gen, dtype=torch.float64),
+        torch.randn(24, 3, generator=gen, dtype=torch.float64),  # 3 members
+    ):
+        e, g = err.numpy(), group.numpy()
+        want = sum(np.var(e[g == k], axis=0).mean() * (g == k).sum() for k in np.unique(g)) / 24
+        assert within_group_mse(err, group).item() == pytest.approx(want, rel=1e-9, abs=1e-12)
+        per_logo = torch.randn(10, *err.shape[1:], generator=gen, dtype=torch.float64)[group]
+        assert within_group_mse(per_logo, group).item() == pytest.approx(0.0, abs=1e-12)
+        assert within_group_mse(err, torch.arange(24)).item() == 0.0  # one row per logo
+
+
+def test_the_training_loss_is_mse_plus_the_weighted_logo_and_rank_terms(
+    stats_arrays: dict[str, Arrays],
+) -> None:
+    """One train_epoch on one batch of every train row: its loss equals MSE +
+    logo_weight x the errors' within-logo variance + rank_weight x RankNet over each
+    logo's ordered pairs, all computed here in float64 from the definitions on the
+    model's own (train-mode, 2-member) outputs. Each weighted term is far above the
+    tolerance, so dropping either from the loop fails."""
+    from svg_quality.accel import Precision
+    from svg_quality.model import build_model
+    from svg_quality.trainer import _groups, make_optimizer, make_scheduler, train_epoch
+
+    train = stats_arrays["train"]
+    n, tau, logo_weight, rank_weight = len(train.y), 0.03, 1.5, 0.7
+    cfg = tcfg(
+        epochs=1, batch_size=n, logo_weight=logo_weight, rank_weight=rank_weight, rank_tau=tau
+    )
+    torch.manual_seed(0)
+    model_cfg = dataclasses.replace(SMALL, dropout=(0.0, 0.0), members=2)  # no dropout noise
+    model = build_model(model_cfg, train.x.shape[1])
+    x, group = torch.as_tensor(train.x), _groups(train)
+    with torch.no_grad():  # BatchNorm on the whole batch, as the epoch's single step sees it
+        pred = model.train()(x).double().numpy()  # [N, 2]
+    y, g = train.y.astype(np.float64), group.numpy()
+    err = pred - y[:, None]
+    mse = float(np.mean(err**2))
+    within = sum(np.var(err[g == k], axis=0).mean() * (g == k).sum() for k in np.unique(g)) / n
+    i, j = np.nonzero((g[:, None] == g[None, :]) & (y[:, None] > y[None, :]))  # i above j
+    rank = float(np.mean(tau * np.logaddexp(0.0, -(pred[i] - pred[j]) / tau)))
+
+    # one batch of every row: the loss does not depend on the shuffled order
+    rows = _Batches(x=x, y=torch.as_tensor(train.y), size=n, steps=1, group=group)
+    device = torch.device("cpu")
+    opt = make_optimizer(model, cfg, device)
+    precision = Precision(device, None)
+    got = train_epoch(
+        model,
+        rows,
+        opt,
+        make_scheduler(opt, cfg, 1),
+        precision.grad_scaler(),
+        precision,
+        torch.Generator().manual_seed(0),
+        cfg,
+        1,
+    )["train_loss"]
+    assert got == pytest.approx(mse + logo_weight * within + rank_weight * rank, rel=1e-5)
+    for term in (logo_weight * within, rank_weight * rank):
+        assert term > 1e-3 * got  # without either term the loss misses by >= 100x rel
+
+
 def test_members_each_learn_on_their_own_loss_and_predict_as_one(
     stats_arrays: dict[str, Arrays],
 ) -> None:

@@ -531,8 +531,15 @@ def _warning_line(
     file: object = None,
     line: str | None = None,
 ) -> None:
-    """A warning as the CLI's one line (``svg-quality: warning: ...``), not Python's two."""
-    print(f"svg-quality: warning: {message}", file=sys.stderr)
+    """A warning as the CLI's one line (``svg-quality: warning: ...``), not Python's two;
+    each message once (convert loads the model twice: to check it, then to serve)."""
+    text = str(message)
+    if text not in _WARNED:
+        _WARNED.add(text)
+        print(f"svg-quality: warning: {text}", file=sys.stderr)
+
+
+_WARNED: set[str] = set()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
