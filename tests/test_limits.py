@@ -149,3 +149,31 @@ def test_odd_yaml_is_one_short_line_not_a_traceback(
     path.write_text(text)
     err = one_line_error(capsys, ["check-params", "--params", str(path)])
     assert message in err and len(err) < 300, err[:500]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--per-type", "-1"], "--per-type -1 is invalid; allowed: 1 to 10,000"),
+        (["--per-type", "0"], "--per-type 0 is invalid"),
+        (["--size", "60000"], "--size 60000 is invalid; allowed: 16 to 2048 px"),
+        (["--size", "8"], "--size 8 is invalid"),
+    ],
+)
+def test_sample_refuses_counts_and_sizes_out_of_bounds(capsys, tmp_path, argv, expected) -> None:
+    """Row 11: `sample --per-type -1` said "wrote -4 logos" (exit 0); `--size 60000` ended
+    in a MemoryError traceback. Both are one-line refusals, with nothing written."""
+    out = tmp_path / "logos"
+    assert expected in one_line_error(capsys, ["sample", str(out), *argv])
+    assert not out.exists()
+
+
+def test_sample_does_not_overwrite_logos_without_force(capsys, tmp_path) -> None:
+    out = tmp_path / "logos"
+    assert main(["sample", str(out), "--per-type", "1", "--size", "32"]) == 0
+    mine = out / "simple" / "simple_000.png"
+    mine.write_bytes(b"my own drawing")
+    assert "exist already" in one_line_error(capsys, ["sample", str(out), "--per-type", "1"])
+    assert mine.read_bytes() == b"my own drawing"
+    assert main(["sample", str(out), "--per-type", "1", "--size", "32", "--force"]) == 0
+    assert mine.read_bytes().startswith(b"\x89PNG")

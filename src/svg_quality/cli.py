@@ -31,18 +31,40 @@ def _check_params(args: argparse.Namespace) -> int:
     return 0
 
 
+SAMPLE_MAX_PER_TYPE = 10_000
+SAMPLE_SIZES = (16, 2048)  # px: drawn at 4x (synthetic.SS), so 2048 px is a 8192 px canvas
+
+
 def _sample(args: argparse.Namespace) -> int:
     from svg_quality import synthetic
     from svg_quality.config import LOGO_TYPES
 
+    if not 1 <= args.per_type <= SAMPLE_MAX_PER_TYPE:
+        raise ValueError(
+            f"--per-type {args.per_type} is invalid; allowed: 1 to {SAMPLE_MAX_PER_TYPE:,}"
+        )
+    lo, hi = SAMPLE_SIZES
+    if not lo <= args.size <= hi:
+        raise ValueError(
+            f"--size {args.size} is invalid; allowed: {lo} to {hi} px (drawn at "
+            f"{synthetic.SS}x, so larger sizes would take gigabytes)"
+        )
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a folder; give a folder path (new or existing)")
-    for t in LOGO_TYPES:
-        (out / t).mkdir(parents=True, exist_ok=True)
-        for i in range(args.per_type):
-            synthetic.generate(t, args.seed, i, args.size).save(out / t / f"{t}_{i:03d}.png")
-    print(f"wrote {args.per_type * len(LOGO_TYPES)} logos to {out}/<type>/")
+    files = [(t, i, out / t / f"{t}_{i:03d}.png") for t in LOGO_TYPES for i in range(args.per_type)]
+    taken = [f for _, _, f in files if f.exists() or f.is_symlink()]
+    if taken and not args.force:
+        raise ValueError(
+            f"{out}: {len(taken)} of the files sample would write exist already (e.g. "
+            f"{taken[0]}); give a new folder, or --force to overwrite them"
+        )
+    from svg_quality.io import atomic_path
+
+    for t, i, path in files:
+        with atomic_path(path) as tmp:  # never half a PNG, never through a link
+            synthetic.generate(t, args.seed, i, args.size).save(tmp, format="PNG")
+    print(f"wrote {len(files)} logos to {out}/<type>/")
     return 0
 
 
@@ -60,9 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="write synthetic logos as a <type>/<file> folder")
     p.add_argument("out", help="output folder")
-    p.add_argument("--per-type", type=int, default=4)
+    p.add_argument("--per-type", type=int, default=4, help="logos per type (1 to 10,000)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--size", type=int, default=256, help="long side, px (16 to 2048)")
+    p.add_argument("--force", action="store_true", help="overwrite logos already there")
     p.set_defaults(func=_sample)
 
     for register in _EXTRA_COMMANDS:
