@@ -7,8 +7,10 @@ the mean CIEDE2000 colour error (svg_quality.colour). Per logo, on the same pixe
 
 * defaults, defaults-pp2, defaults-pp0   VTracer's defaults at path_precision 8 / 2 / 0
 * size-verify-K                          `suggest --objective size --verify K` (what
-                                         convert writes by default), pixel parameters
+                                         convert chooses by default), pixel parameters
                                          scaled to the size
+* size-verify-K-minified                 the same SVG minified (svg_quality.minify): what
+                                         convert writes
 * size-verify-K-unscaled                 the same, the model's pixel parameters unscaled
 * size-verify-K-luma                     the same, scaled, colour check off (luma only)
 * quality-verify-K                       `--objective quality --verify K`
@@ -98,9 +100,13 @@ def main() -> None:
     ap.add_argument("--smoke", action="store_true", help="seconds: tiny export, 2 logos")
     args = ap.parse_args()
 
+    from svg_quality.colour import ColourReference
     from svg_quality.convert import find_jobs
+    from svg_quality.minify import minify
     from svg_quality.preprocess import load_full
     from svg_quality.serving.predictor import Predictor
+    from svg_quality.ssim import SSIMReference
+    from svg_quality.vectorize import render
     from svg_quality.verify import suggest, vtracer_config
 
     tmp = tempfile.TemporaryDirectory()
@@ -117,6 +123,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     k = args.verify
     names = ["defaults", "defaults-pp2", "defaults-pp0", f"size-verify-{k}"]
+    names += [f"size-verify-{k}-minified"]
     names += [f"size-verify-{k}-unscaled", f"size-verify-{k}-luma", f"quality-verify-{k}"]
     names += [f"random-{args.random}"]
     rows: dict[str, list[tuple]] = {n: [] for n in names}  # (ssim, bytes, dE, ms, defaults')
@@ -153,6 +160,12 @@ def main() -> None:
             rec[name] = (c.ssim, c.svg_bytes, c.delta_e, c.candidate.origin, c.candidate.params)
             if name == f"size-verify-{k}":
                 refused += res.colour_refused
+                # what convert writes: the chosen SVG minified (svg_quality.minify), scored
+                small = minify(c.svg, rgb.shape[1], rgb.shape[0])
+                shown = render(small, rgb.shape[1], rgb.shape[0])
+                ssim = float(np.clip(SSIMReference(rgb).score(shown), 0, 1))
+                de = ColourReference(rgb).delta_e(shown)
+                rows[f"size-verify-{k}-minified"].append((ssim, len(small.encode()), de, ms, d))
         t0 = time.perf_counter()
         raw = from_unit(rng.random((args.random - 1, len(PARAM_NAMES))), predictor.ranges)
         sets = [dict(VTRACER_DEFAULTS)] + [

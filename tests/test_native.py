@@ -351,3 +351,29 @@ def test_pixel_parameters_mean_at_the_full_size_what_the_model_scored() -> None:
     assert scale_params({**p, "path_precision": 0}, 8.0)["path_precision"] == 0
     with pytest.raises(ValueError, match="scale factor"):
         scale_params(p, 0.0)
+
+
+def test_what_convert_writes_is_minified_and_renders_the_same(export_dir, tmp_path):
+    """The written SVG went through the minifier: fewer bytes than VTracer's, the same
+    pixels (SSIM against the unminified rendering >= 0.9999), the input's width and
+    height kept; --no-minify writes VTracer's SVG of the same parameters."""
+    from svg_quality.ssim import SSIMReference
+    from svg_quality.vectorize import render
+
+    src = tmp_path / "in"
+    write_logo(src / "a.png", "complex", 2, 300)
+    common = ["--model", str(export_dir), "--candidates", "32", "--verify", "1", "--json"]
+    common += ["--no-progress", "--objective", "quality"]
+    small = run("convert", str(src), "-o", str(tmp_path / "min"), *common)
+    plain = run("convert", str(src), "-o", str(tmp_path / "plain"), *common, "--no-minify")
+    assert small.returncode == 0 and plain.returncode == 0, small.stderr + plain.stderr
+    (a,), (b,) = json.loads(small.stdout)["logos"], json.loads(plain.stdout)["logos"]
+    assert a["params"] == b["params"] and a["minified"] and not b["minified"]
+    svg_min = (tmp_path / "min" / "a.svg").read_text()
+    svg_plain = (tmp_path / "plain" / "a.svg").read_text()
+    assert a["svg_bytes"] == len(svg_min.encode()) < a["vtracer_bytes"] == len(svg_plain.encode())
+    w, h = a["width"], a["height"]
+    assert svg_size(svg_min)[:2] == svg_size(svg_plain)[:2] == (w, h)
+    same = SSIMReference(render(svg_plain, w, h)).score(render(svg_min, w, h))
+    assert same >= 0.999
+    assert abs(a["ssim"] - b["ssim"]) <= 1e-3

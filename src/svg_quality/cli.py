@@ -302,6 +302,7 @@ def _convert(args: argparse.Namespace) -> int:
         seed=args.seed,
         max_side=args.max_side,
         colour_tolerance=args.colour_tolerance,
+        minify=not args.no_minify,
     )
     on_record = None if args.json else (lambda rec: print(logo_line(rec), flush=True))
     try:
@@ -443,6 +444,11 @@ def _register_convert(sub: argparse._SubParsersAction) -> None:
         help="parallel worker processes (at least 1; at most the cores and the logos to convert)",
     )
     p.add_argument("--force", action="store_true", help="overwrite existing SVGs")
+    p.add_argument(
+        "--no-minify",
+        action="store_true",
+        help="write VTracer's SVG as it is (default: minified by scour when it renders the same)",
+    )
     p.add_argument("--json", action="store_true", help="print the JSON report instead of lines")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_convert)

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 JOURNAL = ".svg-quality-convert.jsonl"
 LOCK = ".svg-quality-convert.lock"
@@ -57,6 +59,7 @@ class Settings:
     seed: int
     max_side: int = 2048
     colour_tolerance: float = 0.5
+    minify: bool = True
 
     def key(self) -> str:
         """What decides the output besides the input: these settings and the model's
@@ -189,8 +192,12 @@ def sized_svg(svg: str, size: tuple[int, int], traced: tuple[int, int]) -> str:
 
 
 def convert_one(job: Job, settings: Settings) -> tuple[dict[str, Any], Output]:
-    """Suggest, verify and pick one logo's SVG at its own size -> (record, output); never
-    raises for a bad image (status ``bad``) or a failed conversion (status ``failed``)."""
+    """Suggest, verify and pick one logo's SVG at its own size, minified unless
+    ``settings.minify`` is off -> (record, output); never raises for a bad image (status
+    ``bad``) or a failed conversion (status ``failed``)."""
+    from svg_quality.preprocess import load_full
+    from svg_quality.ssim import SSIMReference
+    from svg_quality.vectorize import render
     from svg_quality.verify import suggest
 
     rec: dict[str, Any] = {"source": str(job.source), "output": job.rel}
@@ -217,6 +224,15 @@ def convert_one(job: Job, settings: Settings) -> tuple[dict[str, Any], Output]:
         return rec, Output()
     chosen, default = res.chosen, res.verified[0]
     size, traced = res.input_size, res.size
+    rgb = load_full(job.source, settings.max_side)[0]  # the pixels VTracer traced
+    svg = written = sized_svg(chosen.svg, size, traced)
+    ssim = chosen.ssim
+    if settings.minify:
+        from svg_quality.minify import minify
+
+        written = minify(svg, *traced)
+        if written is not svg:  # the figures of what is written, at the size traced
+            ssim = float(np.clip(SSIMReference(rgb).score(render(written, *traced)), 0, 1))
     rec.update(
         status="ok",
         objective=res.objective,
@@ -232,8 +248,10 @@ def convert_one(job: Job, settings: Settings) -> tuple[dict[str, Any], Output]:
         scale=res.scale,
         predicted_ssim=chosen.candidate.predicted_ssim,
         predicted_bytes=chosen.candidate.predicted_bytes,
-        ssim=chosen.ssim,
-        svg_bytes=chosen.svg_bytes,
+        ssim=ssim,
+        svg_bytes=len(written.encode()),
+        vtracer_bytes=len(svg.encode()),
+        minified=written is not svg,
         delta_e=chosen.delta_e,
         n_paths=chosen.n_paths,
         default_predicted_ssim=default.candidate.predicted_ssim,
@@ -246,22 +264,20 @@ def convert_one(job: Job, settings: Settings) -> tuple[dict[str, Any], Output]:
         ms=(time.perf_counter() - t0) * 1e3,
     )
     return rec, Output(
-        svg=sized_svg(chosen.svg, size, traced),
+        svg=written,
         defaults_svg="" if default.error else sized_svg(default.svg, size, traced),
-        png=_traced_png(job.source, settings.max_side),
+        png=_png(rgb),
     )
 
 
-def _traced_png(source: Path, max_side: int) -> bytes:
-    """The pixels VTracer traced (the input on white, long side at most ``max_side``) as PNG."""
+def _png(rgb: np.ndarray) -> bytes:
+    """The pixels VTracer traced, as PNG (the page's original)."""
     import io
 
     from PIL import Image
 
-    from svg_quality.preprocess import load_full
-
     buf = io.BytesIO()
-    Image.fromarray(load_full(source, max_side)[0]).save(buf, format="PNG")
+    Image.fromarray(rgb).save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -288,6 +304,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     if ok:
         out["mean_ssim"] = sum(r["ssim"] for r in ok) / len(ok)
         out["total_bytes"] = sum(r["svg_bytes"] for r in ok)
+        out["total_bytes_vtracer"] = sum(r.get("vtracer_bytes", r["svg_bytes"]) for r in ok)
     if with_default:
         out["mean_ssim_defaults"] = sum(r["default_ssim"] for r in with_default) / len(with_default)
         total_default = sum(r["default_svg_bytes"] for r in with_default)
@@ -325,9 +342,10 @@ def logo_line(rec: dict[str, Any]) -> str:
     if rec.get("resampled"):
         size += f" (traced at {rec['traced_width']}x{rec['traced_height']})"
     colour = f"  dE {rec['delta_e']:.2f}" if rec.get("delta_e") is not None else ""
+    minified = f" (VTracer {rec['vtracer_bytes']:,} B)" if rec.get("minified") else ""
     return (
         f"ok      {out}{size}  SSIM {rec['ssim']:.4f} (defaults {rec['default_ssim']:.4f})"
-        f"{colour}  {rec['svg_bytes']:,} B (defaults {rec['default_svg_bytes']:,} B, "
+        f"{colour}  {rec['svg_bytes']:,} B{minified} (defaults {rec['default_svg_bytes']:,} B, "
         f"{change:+.0%}){tag}{resumed}"
     )
 

@@ -87,7 +87,9 @@ def _logo(rec: Mapping[str, Any]) -> str:
             rec["output"],
             "chosen",
             f"chosen ({html.escape(origin)}): {rec['svg_bytes']:,} B "
-            f"({rec['svg_bytes'] / rec['default_svg_bytes']:.0%} of the defaults'), SSIM "
+            f"({rec['svg_bytes'] / rec['default_svg_bytes']:.0%} of the defaults'"
+            + (f"; VTracer wrote {rec['vtracer_bytes']:,} B" if rec.get("minified") else "")
+            + "), SSIM "
             f"{_fmt(rec['ssim'], '.4f')}, &Delta;E {_fmt(rec.get('delta_e'), '.2f')}"
             f"<br><code>{html.escape(params)}</code>",
         ),
