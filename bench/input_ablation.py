@@ -31,9 +31,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -173,19 +171,11 @@ def main() -> None:
     if args.smoke:
         args.epochs = args.epochs or 2
 
-    import torch
+    from smokedata import data_dir
 
-    if "OMP_NUM_THREADS" not in os.environ:  # else as the caller set it
-        torch.set_num_threads(2)
     params = load_params(args.root / "params.yaml")
-    with tempfile.TemporaryDirectory(prefix="input-ablation-") as tmp:
-        if args.smoke:
-            from smokedata import tiny_project
-
-            data_dir = tiny_project(Path(tmp), params)
-        else:
-            data_dir = args.root / "data"
-        results = run(args, params, data_dir)
+    with data_dir(args.root, args.smoke, "input-ablation-") as data:
+        results = run(args, params, data)
     table_and_ratio(args, results)
 
 

@@ -24,9 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -66,19 +64,11 @@ def main() -> None:
         args.logos, args.samples, args.seeds = [0.5, 1.0], [2], [0]
         args.epochs = args.epochs or 2
 
-    import torch
+    from smokedata import data_dir
 
-    if "OMP_NUM_THREADS" not in os.environ:  # else as the caller set it
-        torch.set_num_threads(2)
     params = load_params(args.root / "params.yaml")
-    with tempfile.TemporaryDirectory(prefix="learning-curve-") as tmp:
-        if args.smoke:
-            from smokedata import tiny_project
-
-            data_dir = tiny_project(Path(tmp), params)
-        else:
-            data_dir = args.root / "data"
-        run(args, params, data_dir)
+    with data_dir(args.root, args.smoke, "learning-curve-") as data:
+        run(args, params, data)
 
 
 def run(args: argparse.Namespace, params: Params, d: Path) -> None:

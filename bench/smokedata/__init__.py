@@ -16,7 +16,10 @@ cost more than the rest of a smoke run together.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +86,23 @@ def tiny_project(
         tables=np.stack([compute_tables(rgb) for rgb in rgbs]),  # [n, TABLE_WIDTH]
     )
     return data
+
+
+@contextlib.contextmanager
+def data_dir(root: Path, smoke: bool, prefix: str) -> Iterator[Path]:
+    """The data folder a benchmark reads: ``root/data`` (a pipeline run's), or with
+    ``smoke`` a tiny labelled project built in a temporary folder for the block's length.
+    Sets torch to 2 threads unless ``OMP_NUM_THREADS`` says otherwise."""
+    import tempfile
+
+    import torch
+
+    from svg_quality.config import load_params
+
+    if "OMP_NUM_THREADS" not in os.environ:  # else as the caller set it
+        torch.set_num_threads(2)
+    if not smoke:
+        yield root / "data"
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        yield tiny_project(Path(tmp), load_params(root / "params.yaml"))
