@@ -106,7 +106,6 @@ def main() -> None:
     from svg_quality.preprocess import load_full
     from svg_quality.serving.predictor import Predictor
     from svg_quality.ssim import SSIMReference
-    from svg_quality.vectorize import render
     from svg_quality.verify import suggest, vtracer_config
 
     tmp = tempfile.TemporaryDirectory()
@@ -162,10 +161,13 @@ def main() -> None:
                 refused += res.colour_refused
                 # what convert writes: the chosen SVG minified (svg_quality.minify), scored
                 small = minify(c.svg, rgb.shape[1], rgb.shape[0])
-                shown = render(small, rgb.shape[1], rgb.shape[0])
-                ssim = float(np.clip(SSIMReference(rgb).score(shown), 0, 1))
-                de = ColourReference(rgb).delta_e(shown)
-                rows[f"size-verify-{k}-minified"].append((ssim, len(small.encode()), de, ms, d))
+                if small.changed:
+                    shown = small.rendering
+                    ssim = float(np.clip(SSIMReference(rgb).score(shown), 0, 1))
+                    de = ColourReference(rgb).delta_e(shown)
+                else:  # kept as VTracer wrote it
+                    ssim, de = c.ssim, c.delta_e
+                rows[f"size-verify-{k}-minified"].append((ssim, len(small.svg.encode()), de, ms, d))
         t0 = time.perf_counter()
         raw = from_unit(rng.random((args.random - 1, len(PARAM_NAMES))), predictor.ranges)
         sets = [dict(VTRACER_DEFAULTS)] + [

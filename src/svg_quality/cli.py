@@ -183,15 +183,11 @@ def _row(rank: str, c, tag: str = "") -> str:
 
 
 def _check_candidates(n: int) -> None:
-    """``--candidates``: 1 to MAX_CANDIDATES, refused before anything loads (memory grows
-    with it: ~2 GB at the maximum; 2,000,000 was killed by the kernel at 22.8 GB)."""
-    from svg_quality.paramspace import MAX_CANDIDATES
+    """``--candidates``, refused before anything loads (2,000,000 was killed by the kernel
+    at 22.8 GB)."""
+    from svg_quality.paramspace import check_candidates
 
-    if not 1 <= n <= MAX_CANDIDATES:
-        raise ValueError(
-            f"--candidates {n:,} is invalid; allowed: 1 to {MAX_CANDIDATES:,} (scoring "
-            f"{MAX_CANDIDATES:,} sets takes about 2 GB of memory)"
-        )
+    check_candidates(n, "--candidates")
 
 
 def _suggest(args: argparse.Namespace) -> int:

@@ -195,9 +195,7 @@ def convert_one(job: Job, settings: Settings) -> tuple[dict[str, Any], Output]:
     """Suggest, verify and pick one logo's SVG at its own size, minified unless
     ``settings.minify`` is off -> (record, output); never raises for a bad image (status
     ``bad``) or a failed conversion (status ``failed``)."""
-    from svg_quality.preprocess import load_full
     from svg_quality.ssim import SSIMReference
-    from svg_quality.vectorize import render
     from svg_quality.verify import suggest
 
     rec: dict[str, Any] = {"source": str(job.source), "output": job.rel}
@@ -224,15 +222,16 @@ def convert_one(job: Job, settings: Settings) -> tuple[dict[str, Any], Output]:
         return rec, Output()
     chosen, default = res.chosen, res.verified[0]
     size, traced = res.input_size, res.size
-    rgb = load_full(job.source, settings.max_side)[0]  # the pixels VTracer traced
+    rgb = res.pixels  # what VTracer traced
     svg = written = sized_svg(chosen.svg, size, traced)
     ssim = chosen.ssim
     if settings.minify:
         from svg_quality.minify import minify
 
-        written = minify(svg, *traced)
-        if written is not svg:  # the figures of what is written, at the size traced
-            ssim = float(np.clip(SSIMReference(rgb).score(render(written, *traced)), 0, 1))
+        small = minify(svg, *traced)
+        if small.changed:  # the figures of what is written, at the size traced
+            written = small.svg
+            ssim = float(np.clip(SSIMReference(rgb).score(small.rendering), 0, 1))
     rec.update(
         status="ok",
         objective=res.objective,

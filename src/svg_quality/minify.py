@@ -17,6 +17,10 @@ what it writes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
+
 MAX_SSIM_LOSS = 1e-3  # SSIM of the minified rendering against the original's, at least 1 - this
 _OPTIONS = [
     "--enable-id-stripping",
@@ -37,17 +41,29 @@ def scour_svg(svg: str) -> str:
     return scour.scourString(svg, scour.parse_args(_OPTIONS))
 
 
-def minify(svg: str, width: int, height: int) -> str:
+@dataclass(frozen=True)
+class Minified:
+    svg: str  # the minified SVG, or the original when minifying would change the picture
+    rendering: np.ndarray | None  # uint8 [H, W, 3] of ``svg`` when minified, else None
+
+    @property
+    def changed(self) -> bool:
+        return self.rendering is not None
+
+
+def minify(svg: str, width: int, height: int) -> Minified:
     """``svg`` minified when its rendering at ``width`` x ``height`` stays the same (SSIM
-    against the original's >= 1 - MAX_SSIM_LOSS) and it is smaller; else ``svg``."""
+    against the original's >= 1 - MAX_SSIM_LOSS) and it is smaller, with that rendering
+    (so the caller can score what it writes without rendering it again); else ``svg``."""
     from svg_quality.ssim import SSIMReference
     from svg_quality.vectorize import RenderFailed, render
 
     small = scour_svg(svg)
     if len(small) >= len(svg):
-        return svg
+        return Minified(svg, None)
     try:
-        same = SSIMReference(render(svg, width, height)).score(render(small, width, height))
+        shown = render(small, width, height)
+        same = SSIMReference(render(svg, width, height)).score(shown)
     except (RenderFailed, ValueError):
-        return svg
-    return small if same >= 1.0 - MAX_SSIM_LOSS else svg
+        return Minified(svg, None)
+    return Minified(small, shown) if same >= 1.0 - MAX_SSIM_LOSS else Minified(svg, None)

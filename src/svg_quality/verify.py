@@ -117,6 +117,7 @@ class Suggestions:
     input_size: tuple[int, int] | None = None  # the input's own (width, height)
     scale: float = 1.0  # verified long side / the model's view's: pixel parameters' factor
     colour_refused: int = 0  # candidates better by the objective but refused for colour
+    pixels: np.ndarray | None = field(repr=False, default=None)  # uint8 [H, W, 3] verified on
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -315,7 +316,11 @@ def suggest(
     )
     h, w = rgb.shape[:2]
     return dataclasses.replace(
-        res, size=(w, h) if full is not None else None, input_size=input_size, scale=factor
+        res,
+        size=(w, h) if full is not None else None,
+        input_size=input_size,
+        scale=factor,
+        pixels=rgb,
     )
 
 
