@@ -183,11 +183,15 @@ def _row(rank: str, c, tag: str = "") -> str:
 
 
 def _check_candidates(n: int) -> None:
-    """``--candidates``, refused before anything loads (2,000,000 was killed by the kernel
-    at 22.8 GB)."""
-    from svg_quality.paramspace import check_candidates
+    """``--candidates``: 1 to MAX_CANDIDATES, refused before anything loads (memory grows
+    with it: ~2 GB at the maximum; 2,000,000 was killed by the kernel at 22.8 GB)."""
+    from svg_quality.paramspace import MAX_CANDIDATES
 
-    check_candidates(n, "--candidates")
+    if not 1 <= n <= MAX_CANDIDATES:
+        raise ValueError(
+            f"--candidates {n:,} is invalid; allowed: 1 to {MAX_CANDIDATES:,} (scoring "
+            f"{MAX_CANDIDATES:,} sets takes about 2 GB of memory)"
+        )
 
 
 def _suggest(args: argparse.Namespace) -> int:

@@ -201,21 +201,15 @@ def sample_params(
     return sets
 
 
-def check_candidates(n: int, name: str = "candidates =") -> None:
-    """Refuse ``n`` Sobol sets outside 1..``MAX_CANDIDATES`` (memory grows with it: ~2 GB at
-    the maximum); ``name`` is how the message names the value (``--candidates`` in the CLI)."""
-    if not 1 <= n <= MAX_CANDIDATES:
-        raise ValueError(
-            f"{name} {n:,} is invalid; allowed: 1 to {MAX_CANDIDATES:,} (scoring "
-            f"{MAX_CANDIDATES:,} sets of one logo takes about 2 GB of memory)"
-        )
-
-
 def sobol_candidates(ranges: Mapping[str, Sequence[float]], n: int, seed: int = 0) -> np.ndarray:
     """``n`` raw parameter sets ``[n, 8]`` float32 spread over ``ranges`` by a scrambled Sobol
     sequence (what ``suggest`` scores); integer parameters take each value in ``[low, high]``
     with equal share. ``n`` is at most ``MAX_CANDIDATES``."""
-    check_candidates(n)
+    if not 1 <= n <= MAX_CANDIDATES:
+        raise ValueError(
+            f"candidates = {n} is invalid; allowed: 1 to {MAX_CANDIDATES:,} (scoring "
+            f"{MAX_CANDIDATES:,} sets of one logo takes about 2 GB of memory)"
+        )
     return from_unit(sobol_unit(n, np.random.default_rng(seed)), ranges).astype(np.float32)
 
 

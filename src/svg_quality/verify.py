@@ -42,7 +42,6 @@ from svg_quality.probe import SETTINGS
 MAX_SIDE = 2048  # px: a longer input is traced at this long side (and the output says so)
 COLOUR_TOLERANCE = 0.5  # mean CIEDE2000 a candidate may add to the defaults' colour error
 FALLBACK_PRECISIONS = (2, 0)  # VTracer's defaults are also verified at these path_precision
-PIXEL_PARAMS = ("filter_speckle", "length_threshold", "path_precision")  # scaled by size
 SCALINGS = ("scaled", "unscaled")
 
 
