@@ -1,4 +1,5 @@
-"""label stage: sample VTracer parameter sets per logo, convert, render, SSIM -> labels.parquet.
+"""label stage: sample VTracer parameter sets per logo (at the view and at its larger sizes),
+convert, render, SSIM -> labels.parquet.
 
     python stages/label.py --params params.yaml --logos-csv data/logos.csv \
         --logos-dir data/logos --out data/labels.parquet --reports reports/label \
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params(args.params)
     if not args.logos_csv.is_file():
         raise FileNotFoundError(f"{args.logos_csv}: not found; run `dvc repro prepare` first")
-    logos = pd.read_csv(args.logos_csv, dtype={"image_id": str})
+    logos = pd.read_csv(args.logos_csv, dtype={"image_id": str, "sizes": str})
 
     t0 = time.perf_counter()
     try:
@@ -55,7 +56,12 @@ def main(argv: list[str] | None = None) -> None:
 
 def _label(args: argparse.Namespace, params: Any, logos: pd.DataFrame, t0: float) -> None:
     labels, stats = label_dataset(
-        logos, args.logos_dir, args.work_dir, params.vtracer, params.label
+        logos,
+        args.logos_dir,
+        args.work_dir,
+        params.vtracer,
+        params.label,
+        image_size=params.data.image_size,
     )
     with atomic_path(args.out) as tmp:
         labels.to_parquet(tmp, index=False)
@@ -65,9 +71,10 @@ def _label(args: argparse.Namespace, params: Any, logos: pd.DataFrame, t0: float
     write_json(args.reports / "summary.json", summary)
     plot_ssim_by_type(labels, args.reports / "ssim_by_type.png")
     fails = ", ".join(f"{k} {v}" for k, v in summary["failures"].items() if v) or "none"
+    by_size = ", ".join(f"{s} px {v['rows']}" for s, v in summary["by_size"].items())
     print(
-        f"label: {summary['rows']} rows for {summary['images']} logos "
-        f"({stats.computed} computed, {stats.reused} reused), failures: {fails}, "
+        f"label: {summary['rows']} rows for {summary['images']} logos ({by_size}; "
+        f"{stats.computed} computed, {stats.reused} reused), failures: {fails}, "
         f"mean SSIM {summary['ssim'].get('mean', float('nan')):.4f}"
     )
 

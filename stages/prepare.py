@@ -1,4 +1,5 @@
-"""Stage `prepare`: logos from `data.source` -> normalized PNGs, logos.csv, reports."""
+"""Stage `prepare`: logos from `data.source` -> normalized PNGs (a share also at the larger
+long sides of `data.sizes`), logos.csv, reports."""
 
 from __future__ import annotations
 
@@ -37,6 +38,13 @@ def main() -> None:
             args.reports / "rejects.csv",
         )
     log.info("%d logos: %s", summary["logos"], json.dumps(summary["by_type_split"]))
+    if summary["sizes_chosen"]:
+        log.info(
+            "logos per long side: %s (%d chosen for data.sizes; not written: %s)",
+            json.dumps(summary["by_size"]),
+            summary["sizes_chosen"],
+            json.dumps(summary["sizes_skipped"]) if summary["sizes_skipped"] else "none",
+        )
 
 
 if __name__ == "__main__":

@@ -37,6 +37,10 @@ def shrink(raw: dict[str, Any]) -> dict[str, Any]:
     p = copy.deepcopy(raw)
     p["data"]["per_type"] = 4
     p["data"]["image_size"] = 96
+    # one logo per type (its train share) also at twice the view: the size input end to end
+    p["data"]["sizes"] = [192]
+    p["data"]["size_share"] = 0.5
+    p["label"]["samples_per_size"] = 3
     p["label"]["samples_per_image"] = 3
     p["label"]["workers"] = 2
     p["features"]["weights"] = "random"
@@ -76,13 +80,17 @@ def export_pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]
 
 @pytest.fixture(scope="session")
 def vtracer_export(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The same, for a ``stats+vtracer+probe`` model with its size head: the VTracer-aware
-    inputs served end to end (real tables, the probe's conversion at inference); shared by
-    the serving and convert tests."""
+    """The same, for a ``stats+vtracer+probe`` model with its size head, labelled at the
+    view and at twice its long side like the default pipeline (``data.sizes``: the size
+    input): the VTracer-aware inputs served end to end (real tables, the probe's conversion
+    at inference); shared by the serving and convert tests."""
     from tests.export_fixtures import exported
 
     root = tmp_path_factory.mktemp("vtracer_export")
-    return exported(root, shrink(load_repo_params()), inputs=VTRACER_INPUTS, size_head=True)
+    raw = shrink(load_repo_params())
+    return exported(
+        root, raw, inputs=VTRACER_INPUTS, size_head=True, sizes=(2 * raw["data"]["image_size"],)
+    )
 
 
 @pytest.fixture

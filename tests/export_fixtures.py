@@ -75,21 +75,24 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def label_rows(logos: list[dict[str, Any]], logos_dir: Path, params: Any) -> list[dict[str, Any]]:
+def label_rows(
+    logos: list[dict[str, Any]], logos_dir: Path, params: Any, sizes: tuple[int, ...] = ()
+) -> list[dict[str, Any]]:
     """Real label rows: each logo converted with ``LABEL_SETS[split]`` parameter sets of the
     label stage's design (VTracer's defaults first), rendered and scored by the label contract,
-    in process (the label stage's sandboxes add nothing these tests look at)."""
+    in process (the label stage's sandboxes add nothing these tests look at). With ``sizes``,
+    each logo is also converted at those long sides (``logos_dir/<S>/<id>.png``), with the
+    same sets in the view's frame scaled for VTracer (``paramspace.scale_params``), as the
+    label stage does."""
     from PIL import Image
 
-    from svg_quality.paramspace import sample_params
+    from svg_quality.paramspace import sample_params, scale_params
     from svg_quality.ssim import SSIMReference
     from svg_quality.vectorize import score
 
     out = []
+    view = params.data.image_size
     for r in logos:
-        png = (logos_dir / r["path"]).read_bytes()
-        rgb = np.asarray(Image.open(logos_dir / r["path"]).convert("RGB"))
-        ref = SSIMReference(rgb)
         sets = sample_params(
             r["image_id"],
             LABEL_SETS[r["split"]],
@@ -98,30 +101,44 @@ def label_rows(logos: list[dict[str, Any]], logos_dir: Path, params: Any) -> lis
             local_box=params.label.local_box,
             local_share=params.label.local_share,
         )
-        for p in sets:
-            s = score(rgb, p, params.vtracer, png_bytes=png, reference=ref)
-            out.append(
-                {
-                    "image_id": r["image_id"],
-                    "logo_type": r["logo_type"],
-                    **p,
-                    "ssim": s.ssim,
-                    "svg_bytes": s.svg_bytes,
-                    "n_paths": s.n_paths,
-                    "convert_ms": s.convert_ms,
-                    "render_ms": s.render_ms,
-                    "status": "ok",
-                    "error": "",
-                }
-            )
+        for size in (view, *sizes):
+            path = logos_dir / r["path"] if size == view else logos_dir / str(size) / r["path"]
+            png = path.read_bytes()
+            rgb = np.asarray(Image.open(path).convert("RGB"))
+            ref = SSIMReference(rgb)
+            for p in sets:
+                vp = scale_params(p, size / view) if size != view else p
+                s = score(rgb, vp, params.vtracer, png_bytes=png, reference=ref)
+                out.append(_row(r, size, p, s))
     return out
 
 
+def _row(logo: dict[str, Any], size: int, p: dict[str, float], s: Any) -> dict[str, Any]:
+    return {
+        "image_id": logo["image_id"],
+        "logo_type": logo["logo_type"],
+        "size": size,
+        **p,
+        "ssim": s.ssim,
+        "svg_bytes": s.svg_bytes,
+        "n_paths": s.n_paths,
+        "convert_ms": s.convert_ms,
+        "render_ms": s.render_ms,
+        "status": "ok",
+        "error": "",
+    }
+
+
 def write_upstream(
-    root: Path, raw_params: dict[str, Any], inputs: str, size_head: bool = True
+    root: Path,
+    raw_params: dict[str, Any],
+    inputs: str,
+    size_head: bool = True,
+    sizes: tuple[int, ...] = (),
 ) -> dict[str, Path]:
     """logos/, logos.csv, features/, labels.parquet (real conversions), model.pt and, with
-    ``size_head``, size_model.pt (both trained), run.json, params.yaml."""
+    ``size_head``, size_model.pt (both trained), run.json, params.yaml. With ``sizes``,
+    every logo is also drawn and labelled at those long sides (the model's size input)."""
     from PIL import Image
 
     from svg_quality import synthetic, tracking, vtables
@@ -176,6 +193,10 @@ def write_upstream(
             data = png_bytes(im)
             iid = image_id_for(data)
             (paths["logos_dir"] / f"{iid}.png").write_bytes(data)
+            for size in sizes:  # drawn at that size, as prepare does
+                big = normalize(synthetic.generate(t, 0, i, size), size)
+                (paths["logos_dir"] / str(size)).mkdir(exist_ok=True)
+                (paths["logos_dir"] / str(size) / f"{iid}.png").write_bytes(png_bytes(big))
             split = "test" if i == 1 and t in ("simple", "text") else splits[i]
             logos.append(
                 {
@@ -202,7 +223,7 @@ def write_upstream(
     ids = [r["image_id"] for r in logos]
     write_outputs(paths["features"], ids, feats, stats, info, fingerprints(info), tables=tables)
 
-    rows = label_rows(logos, paths["logos_dir"], params)
+    rows = label_rows(logos, paths["logos_dir"], params, sizes)
     pd.DataFrame(rows).to_parquet(paths["labels"])
 
     # The real trainer on those labels, both heads, shortened (FIXTURE_TRAIN): a model
@@ -249,14 +270,18 @@ def write_upstream(
 
 
 def exported(
-    root: Path, raw_params: dict[str, Any], inputs: str = "resnet+stats", size_head: bool = False
+    root: Path,
+    raw_params: dict[str, Any],
+    inputs: str = "resnet+stats",
+    size_head: bool = False,
+    sizes: tuple[int, ...] = (),
 ) -> dict[str, Path]:
     """Build the upstream outputs under ``root`` and run the export stage on them
     (``conftest.export_pipeline`` calls this once per session); ``size_head`` exports
-    the size head too."""
+    the size head too; ``sizes``: labels also at those long sides (a size input)."""
     root.mkdir(parents=True, exist_ok=True)
     with env_and_cwd(root):
-        paths = write_upstream(root, raw_params, inputs, size_head)
+        paths = write_upstream(root, raw_params, inputs, size_head, sizes)
         load_stage("export").main(
             [
                 "--params",

@@ -153,7 +153,10 @@ def test_the_trained_model_scores_like_its_export(evaluated, vtracer_export, tmp
     assert isinstance(info, ModelInfo)
     logo = next((tmp_path / "work" / name / "logos").glob("*.png"))
     raw = res.predictions.loc[:2, list(PARAM_NAMES)].to_numpy(np.float32)
-    np.testing.assert_allclose(torch_model(logo, raw)[0], onnx(logo, raw)[0], atol=1e-4)
+    for side in info.sizes:  # the two scorers agree at every trained size
+        np.testing.assert_allclose(
+            torch_model(logo, raw, side)[0], onnx(logo, raw, side)[0], atol=1e-4
+        )
 
 
 def test_extra_sets_must_be_existing_folders(tmp_path: Path) -> None:
@@ -173,3 +176,42 @@ def test_extra_sets_must_be_existing_folders(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"extra_sets\[1\].*not named 'icons'"):
         build(ValidateConfig, "validate", {"extra_sets": both})
     assert ValidateConfig().extra_sets == ()
+
+
+def test_evaluate_reports_each_size_a_logo_reaches(export_dir: Path, tmp_path: Path) -> None:
+    """A size-aware model (trained at the view and twice it) is evaluated by default at its
+    larger trained size too: a logo whose source reaches it is labelled there with the
+    view's sets scaled, scored with the size input, and reported per size; a smaller
+    source is never upsampled to it."""
+    from svg_quality.serving.predictor import Predictor
+
+    p = Predictor.load(export_dir)
+    view, big = p.sizes
+    folder = tmp_path / "logos"
+    for t, side in (("simple", 3 * view), ("complex", 3 * view), ("text", view // 2)):
+        (folder / t).mkdir(parents=True)
+        synthetic.generate(t, 5, 0, side).save(folder / t / f"{t}.png")
+    res = evaluate_folder(folder, export_dir, tmp_path / "report", samples=3, progress=False)
+    pred = pd.read_csv(tmp_path / "report" / "predictions.csv", dtype={"image_id": str})
+    counts = pred.groupby("logo_type")["size"].value_counts().to_dict()
+    assert counts == {
+        ("simple", view): 3,
+        ("simple", big): 3,
+        ("complex", view): 3,
+        ("complex", big): 3,
+        ("text", view): 3,
+    }
+    m = res.metrics
+    assert set(m["by_size"]) == {str(view), str(big)}
+    assert m["by_size"][str(big)]["n"] == int((pred["size"] == big).sum()) == 6
+    assert m["overall"]["n"] == m["by_size"][str(view)]["n"]  # the headline stays at the view
+    assert m["label"]["sizes"] == [view, big]
+    # the rows at the larger size are predicted for it, from the view's pixels
+    work = tmp_path / "report" / ".work" / "logos"
+    for image_id, g in pred[pred["size"] == big].groupby("image_id"):
+        logo = p.prepare(work / f"{image_id}.png", long_side=big)
+        want = p.score_candidates(logo, g[list(PARAM_NAMES)].to_numpy(np.float32))[0]
+        np.testing.assert_allclose(g["predicted"], want, atol=1e-5)
+        at_view = pred[(pred["image_id"] == image_id) & (pred["size"] == view)]
+        assert not np.allclose(at_view["predicted"], g["predicted"])
+    assert "px" in (tmp_path / "report" / "report.md").read_text()

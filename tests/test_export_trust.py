@@ -136,7 +136,7 @@ def other_layout() -> bytes:
         return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
 
     inputs = [port("params", ["batch", 8]), port("stats", [1, 18])]
-    inputs += [port("vtracer", ["batch", 13]), port("probe", [1, 2])]
+    inputs += [port("vtracer", ["batch", 13]), port("probe", [1, 2]), port("long_side", [1, 1])]
     outputs = [port("ssim", ["batch", 1]), port("log10_svg_bytes", ["batch", 1])]
     nodes = [
         helper.make_node("ReduceMean", ["params"], ["ssim"], keepdims=1, axes=[1]),

@@ -329,7 +329,7 @@ def test_pixel_parameters_mean_at_the_full_size_what_the_model_scored() -> None:
     """A candidate scored on the model's 256 px view, converted at 1024 px: lengths in
     pixels x4, path_precision's grid (10^-p px) the same share of the logo (p - log10 4,
     rounded); the other parameters unchanged; at the view's own size nothing changes."""
-    from svg_quality.verify import scale_params
+    from svg_quality.paramspace import scale_params
 
     p = {**VTRACER_DEFAULTS, "filter_speckle": 4, "length_threshold": 4.0, "path_precision": 3}
     full = scale_params(p, 4.0)

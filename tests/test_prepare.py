@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from PIL import Image
 
 from svg_quality import images, synthetic
 from svg_quality.config import LOGO_TYPES, DataConfig, SplitConfig, parse_params
+from svg_quality.io import dir_digest
 from svg_quality.prepare import assign_splits, collect
 from tests.conftest import REPO_ROOT
 
@@ -244,6 +246,7 @@ def test_small_types_still_get_every_split():
 
 
 def test_stage_writes_outputs(tmp_path, tiny_params):
+    tiny_params["data"].update(sizes=[192], size_share=0.5)  # 1 of each type's 2 train logos
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(tiny_params))
     parse_params(tiny_params)
@@ -260,7 +263,7 @@ def test_stage_writes_outputs(tmp_path, tiny_params):
         "reports/prepare",
     ]
     subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True)
-    logos = pd.read_csv(tmp_path / "data/logos.csv")
+    logos = pd.read_csv(tmp_path / "data/logos.csv", dtype={"sizes": str}, keep_default_na=False)
     assert list(logos.columns) == [
         "image_id",
         "path",
@@ -269,8 +272,16 @@ def test_stage_writes_outputs(tmp_path, tiny_params):
         "width",
         "height",
         "split",
+        "sizes",
     ]
     assert len(logos) == 16 and logos["image_id"].is_unique
+    large = logos[logos["sizes"] == "192"]
+    assert len(large) == 4 and set(large["split"]) == {"train"}  # round(0.5 * 1) = 0 in val, test
+    assert (logos["sizes"].isin(["192", ""])).all()
+    written = sorted(p.stem for p in (tmp_path / "data/logos/192").iterdir())
+    assert written == sorted(large["image_id"])
+    summary = json.loads((tmp_path / "reports/prepare/summary.json").read_text())
+    assert summary["by_size"] == {"96": 16, "192": 4} and summary["sizes_chosen"] == 4
     for row in logos.itertuples():
         png = (tmp_path / "data/logos" / row.path).read_bytes()
         from svg_quality.io import image_id_for
@@ -280,8 +291,10 @@ def test_stage_writes_outputs(tmp_path, tiny_params):
     assert not list((tmp_path / "data").glob(".*tmp"))  # no temp leftovers
     # a rerun gives byte-identical outputs
     first = (tmp_path / "data/logos.csv").read_bytes()
+    first_dir = dir_digest(tmp_path / "data/logos")
     subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True)
     assert (tmp_path / "data/logos.csv").read_bytes() == first
+    assert dir_digest(tmp_path / "data/logos") == first_dir
 
 
 # --------------------------------------------------------------------------- small or odd data

@@ -59,3 +59,29 @@ def test_ranking_metrics_bad_input_names_the_column() -> None:
         ranking_metrics(_table().drop(columns="predicted"), DEFAULTS)
     with pytest.raises(ValueError, match=r"\['c'\]"):
         ranking_metrics(_table(), {"c": 1.0})
+
+
+def test_a_logo_at_two_sizes_is_ranked_once_per_size() -> None:
+    """Labels at several long sides: one logo's sets are compared with each other at one
+    size, never across sizes (a 1024 px row is not a rival of a 256 px one)."""
+    from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS
+    from svg_quality.validation import per_size_metrics
+
+    other = {**VTRACER_DEFAULTS, "filter_speckle": 9}
+    rows = []
+    # at 256 the model ranks the other set first and it is better; at 1024 it ranks the
+    # other set first and it is worse (regret 0.02 there, 0 at 256)
+    for size, (d_true, o_true) in ((256, (0.90, 0.95)), (1024, (0.97, 0.95))):
+        for params, true, pred in ((VTRACER_DEFAULTS, d_true, 0.90), (other, o_true, 0.96)):
+            rows.append(
+                {"image_id": "a", "size": size, **params, "actual": true, "predicted": pred}
+            )
+    frame = pd.DataFrame(rows)[["image_id", "size", *PARAM_NAMES, "actual", "predicted"]]
+    m = per_size_metrics(frame)
+    assert sorted(m) == [256, 1024]
+    assert m[256]["rank/regret_mean"] == pytest.approx(0.0)
+    assert m[1024]["rank/regret_mean"] == pytest.approx(0.02)
+    assert (
+        m[256]["rank/beats_defaults_share"] == 1.0 and m[1024]["rank/beats_defaults_share"] == 0.0
+    )
+    assert m[256]["n"] == m[1024]["n"] == 2

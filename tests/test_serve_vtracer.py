@@ -41,17 +41,21 @@ def test_export_verifies_every_format_and_records_the_layout(pipeline: dict) -> 
     for name, p in report["parity"].items():
         assert p["passed"] and p["max_abs_diff"] <= p["tolerance"], name
     layout = [s["name"] for s in meta["input"]["layout"]]
-    assert layout == ["stats", "vtracer", "probe", "params"]
+    assert layout == ["stats", "vtracer", "probe", "size", "params"]
     assert meta["input"]["tables"]["version"] >= 1 and meta["input"]["cond_names"]
-    cand = [p["name"] for p in meta["signatures"]["candidates"]["inputs"]]
-    assert cand == ["params", "stats", "vtracer", "probe"]
+    view = meta["logo"]["image_size"]
+    assert meta["input"]["sizes"] == [view, 2 * view]  # the long sides it was labelled at
+    cand = {p["name"]: p["shape"] for p in meta["signatures"]["candidates"]["inputs"]}
+    assert list(cand) == ["params", "stats", "vtracer", "probe", "long_side"]
+    assert cand["long_side"] == [1, 1]  # one size per logo, like the other per-logo blocks
 
 
 @pytest.mark.slow
 def test_predictor_builds_the_training_inputs_and_predictions(pipeline: dict) -> None:
     """On a logo file, the ONNX predictor computes the same statistics and VTracer tables as
     featurize, looks the vtracer block up like training (dataset.conditioned), measures the
-    probe with the label stage's own conversion, and predicts what model.pt does on those."""
+    probe with the label stage's own conversion, and predicts what model.pt does on those,
+    at each long side the logo was labelled at (the size input)."""
     from svg_quality.dataset import conditioned, load_labeled
     from svg_quality.images import load_rgb
     from svg_quality.inputspec import InputSpec
@@ -64,16 +68,20 @@ def test_predictor_builds_the_training_inputs_and_predictions(pipeline: dict) ->
     data = load_labeled(pipeline["labels"], pipeline["features"], pipeline["logos_csv"])
     index = pd.read_csv(pipeline["features"] / "index.csv", dtype={"image_id": str})
     cfg = SimpleNamespace(**predictor.metadata["vtracer"])
-    for image_id, row in index.head(3).itertuples(index=False):
+    assert spec.uses_size and len(data.sizes) == 2
+    cases = [(i, r, s) for i, r in index.head(3).itertuples(index=False) for s in data.sizes]
+    seen = set()
+    for image_id, row, size in cases:
         path = pipeline["logos_dir"] / f"{image_id}.png"
-        logo = predictor.prepare(path)
+        logo = predictor.prepare(path, long_side=size)
+        assert logo.long_side == size
         np.testing.assert_allclose(logo.stats, data.stats[row], rtol=1e-6, atol=1e-6)
         np.testing.assert_allclose(logo.tables, data.tables[row], rtol=1e-6, atol=1e-6)
         want_probe = score(load_rgb(path), VTRACER_DEFAULTS, cfg)
         assert logo.probe[0] == pytest.approx(want_probe.ssim, abs=1e-6)
         assert 10 ** logo.probe[1] == pytest.approx(want_probe.svg_bytes, rel=1e-6)
 
-        labelled = data.rows[data.rows["image_id"] == image_id]
+        labelled = data.rows[(data.rows["image_id"] == image_id) & (data.rows["size"] == size)]
         raw = labelled[list(PARAM_NAMES)].to_numpy(dtype=np.float32)
         blocks = spec.complete({**predictor.logo_blocks(logo, None), "params": raw})
         np.testing.assert_allclose(blocks["vtracer"], conditioned(data, labelled), atol=1e-6)
@@ -84,6 +92,7 @@ def test_predictor_builds_the_training_inputs_and_predictions(pipeline: dict) ->
             raw,
             cond=conditioned(data, labelled),
             probe=np.repeat(logo.probe[None], len(raw), 0),
+            long_side=np.full((len(raw), 1), size, np.float32),
         )
         with torch.inference_mode():
             want = mlp(torch.from_numpy(rows)).numpy()
@@ -91,6 +100,9 @@ def test_predictor_builds_the_training_inputs_and_predictions(pipeline: dict) ->
         assert predictor.predict(logo, labelled[list(PARAM_NAMES)].iloc[0].to_dict()) == (
             pytest.approx(float(want[0]), abs=1e-4)
         )
+        seen.add((image_id, tuple(np.round(want, 6))))
+    # the size input changes the predictions: a logo's rows differ between its two sizes
+    assert len(seen) == len(cases)
 
 
 @pytest.mark.slow

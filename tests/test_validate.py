@@ -367,7 +367,14 @@ def test_stage_reports_a_tiny_run_and_logs_into_its_mlflow_run(
 
     m = json.loads((out / "metrics.json").read_text())
     pred = pd.read_csv(out / "predictions.csv", dtype={"image_id": str})
-    assert list(pred.columns) == ["image_id", "logo_type", *PARAM_NAMES, "actual", "predicted"]
+    assert list(pred.columns) == [
+        "image_id",
+        "logo_type",
+        "size",
+        *PARAM_NAMES,
+        "actual",
+        "predicted",
+    ]
     logos = pd.read_csv(paths["logos"], dtype={"image_id": str})
     test_ids = set(logos.loc[logos.split == "test", "image_id"])
     assert set(pred.image_id) == test_ids and m["test/n"] == len(pred) == len(test_ids) * 8

@@ -32,7 +32,7 @@ def _check_params(args: argparse.Namespace) -> int:
 
 
 SAMPLE_MAX_PER_TYPE = 10_000
-SAMPLE_SIZES = (16, 2048)  # px: drawn at 4x (synthetic.SS), so 2048 px is a 8192 px canvas
+SAMPLE_SIZES = (16, 2048)  # px: drawn at 2x above 512 px (synthetic), so 2048 px is 4096 px
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -476,6 +476,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             workers=args.workers,
             timeout_s=args.timeout,
             design=design,
+            sizes=None if args.sizes is None else tuple(args.sizes),
             progress=not args.no_progress,
             force=args.force,
         )
@@ -512,7 +513,16 @@ def _register_evaluate(sub: argparse._SubParsersAction) -> None:
         help="write into an existing --out evaluate did not write (only its own file names "
         "are replaced; nothing is deleted)",
     )
-    p.add_argument("--samples", type=int, default=8, help="parameter sets per logo (8)")
+    p.add_argument("--samples", type=int, default=8, help="parameter sets per logo and size (8)")
+    p.add_argument(
+        "--sizes",
+        type=int,
+        nargs="*",
+        default=None,
+        metavar="PX",
+        help="also label and score each logo at these long sides, where its source is at least "
+        "that large (default: the larger sizes the model was trained at; --sizes alone: none)",
+    )
     p.add_argument("--seed", type=int, default=0, help="parameter sampling seed")
     p.add_argument(
         "--workers", type=int, default=0, help="VTracer processes (0: all cores; at most the cores)"

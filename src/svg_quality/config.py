@@ -26,6 +26,7 @@ LOGO_TYPES = ("simple", "text", "gradient", "complex")
 # (a 50 MB value took 42 s), and an alias bomb expands a few lines into gigabytes.
 MAX_PARAMS_BYTES = 1 << 20
 MAX_YAML_DEPTH = 32
+MAX_SIZE = 4096  # px: the largest data.sizes entry (a 4096 px logo is drawn on 8192 px)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -129,6 +130,10 @@ class DataConfig:
     image_size: int = 256  # longest side after normalization
     min_size: int = 16  # images with a side shorter than this are rejected
     max_pixels: int = 50_000_000  # decompression-bomb guard (width * height)
+    # Larger long sides (px) a share of the logos is also stored (and labelled) at, so the
+    # model learns how a logo's size changes its conversion; ascending, each > image_size
+    sizes: tuple[int, ...] = ()
+    size_share: float = 0.25  # share of the logos of each type and split that get `sizes`
 
     def __post_init__(self) -> None:
         if not self.source:
@@ -137,6 +142,15 @@ class DataConfig:
         check_range("data.image_size", self.image_size, 32, 4096)
         check_range("data.min_size", self.min_size, 1, self.image_size)
         check_range("data.max_pixels", self.max_pixels, 1)
+        lows = (self.image_size, *self.sizes)[: len(self.sizes)]  # what each must be above
+        if any(not low < size <= MAX_SIZE for low, size in zip(lows, self.sizes, strict=True)):
+            raise _fail(
+                "data.sizes",
+                list(self.sizes),
+                f"strictly ascending long sides in px, each above data.image_size "
+                f"({self.image_size}) and at most {MAX_SIZE}, or [] for none",
+            )
+        check_range("data.size_share", self.size_share, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -172,6 +186,8 @@ class VtracerConfig:
 @dataclass(frozen=True)
 class LabelConfig:
     samples_per_image: int = 12
+    # parameter sets per logo at each of its larger sizes (logos.csv `sizes`, data.sizes)
+    samples_per_size: int = 4
     seed: int = 0
     workers: int = 0  # 0 = all cores
     timeout_s: float = 60.0  # per-sample limit; a hung conversion becomes a "timeout" row
@@ -185,6 +201,7 @@ class LabelConfig:
         from svg_quality.paramspace import SPECS
 
         check_range("label.samples_per_image", self.samples_per_image, 1, 4096)
+        check_range("label.samples_per_size", self.samples_per_size, 1, 4096)
         check_range("label.workers", self.workers, 0, 1024)
         check_range("label.timeout_s", self.timeout_s, 0.1)
         check_range("label.local_share", self.local_share, 0.0, 1.0)

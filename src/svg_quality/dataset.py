@@ -5,6 +5,11 @@
                                   --image_id--> logos.csv (split)
     labels.parquet, VTracer's defaults (ok) --image_id--> the probe (ssim, log10 bytes)
 
+Label rows may be at several long sides (the ``size`` column, ``data.sizes``): every
+per-logo block (features, statistics, tables, the probe) describes the logo at the model's
+view (the smallest size, ``data.image_size``), the parameters are in that view's frame,
+and each row's size becomes the model's size input when there is more than one.
+
 :func:`load_labeled` does the join once; :func:`make_input_spec` resolves ``model.inputs``
 (``auto``) and fits the standardizers on the train split; :func:`build_arrays` turns any
 row subset (a split, a cross-validation fold) into float32 arrays through the model's
@@ -49,6 +54,7 @@ class LabeledData:
     tables: np.ndarray | None = None  # [n_images, TABLE_WIDTH] float32, same rows; None: none
     probe: np.ndarray | None = None  # [n_images, 2] ssim, log10 bytes at the defaults; NaN: none
     left_out: tuple[str, ...] = ()  # logos dropped for having no probe (drop_unprobed)
+    sizes: tuple[int, ...] = ()  # the long sides the rows were converted at; [0] = the view
 
     def mask(self, split: str) -> np.ndarray:
         if split not in SPLITS:
@@ -144,6 +150,9 @@ def load_labeled(
             f"{labels_path}: no rows with status == 'ok'; check the label stage's report"
         )
     ok["image_id"] = ok["image_id"].astype(str)
+    sizes = label_sizes(ok)
+    # labels from before the size column: every row is at the view
+    ok["size"] = ok["size"].astype(np.int64) if "size" in ok.columns else sizes[0]
 
     logos = pd.read_csv(logos_csv, dtype={"image_id": str})
     if missing := sorted({"image_id", "split"} - set(logos.columns)):
@@ -185,7 +194,7 @@ def load_labeled(
             f"image {lost} has labels but no features in {features_dir}; run `dvc repro featurize`"
         )
     rows["feature_row"] = rows["feature_row"].astype(np.int64)
-    keep = ["image_id", "logo_type", "split", *PARAM_NAMES, "ssim", "feature_row"]
+    keep = ["image_id", "logo_type", "split", "size", *PARAM_NAMES, "ssim", "feature_row"]
     if "svg_bytes" in rows.columns:  # the size head's target
         keep.insert(keep.index("ssim") + 1, "svg_bytes")
     rows = rows[keep].reset_index(drop=True)
@@ -196,9 +205,21 @@ def load_labeled(
         stat_names=stat_names_from_meta(meta, stats.shape[1]),
         feature_meta=meta,
         tables=read_tables(features_dir, meta, features.shape[0]),
-        probe=probe_values(ok, index, features.shape[0]),
+        probe=probe_values(ok[ok["size"] == sizes[0]], index, features.shape[0]),
+        sizes=sizes,
     )
     return drop_unprobed(data) if probe else data
+
+
+def label_sizes(labels: pd.DataFrame) -> tuple[int, ...]:
+    """The long sides label rows were converted at, ascending (the first is the model's
+    view); labels without a ``size`` column are all at the view, recorded as ``(0,)``."""
+    if "size" not in labels.columns:
+        return (0,)
+    sizes = sorted({int(v) for v in labels["size"].dropna()})
+    if not sizes or sizes[0] < 1:
+        raise ValueError("labels: the size column must hold long sides in px > 0")
+    return tuple(sizes)
 
 
 def read_tables(features_dir: str | Path, meta: Mapping[str, Any], n: int) -> np.ndarray | None:
@@ -346,6 +367,7 @@ def make_input_spec(
         stats_mean=tuple(float(v) for v in stats_mean),
         stats_std=tuple(float(v) for v in stats_std),
         ranges={n: (float(ranges[n][0]), float(ranges[n][1])) for n in PARAM_NAMES},
+        sizes=tuple(v for v in data.sizes if v > 0),
         **kw,
     )
 
@@ -360,6 +382,7 @@ def build_arrays(data: LabeledData, spec: InputSpec, mask: np.ndarray | None = N
         rows[list(PARAM_NAMES)].to_numpy(dtype=np.float64),
         cond=conditioned(data, rows) if spec.uses_vtracer else None,
         probe=probe_block(data, rows) if spec.uses_probe else None,
+        long_side=rows[["size"]].to_numpy(dtype=np.float32) if spec.uses_size else None,
     )  # [n, spec.width]
     return Arrays(
         x=x,

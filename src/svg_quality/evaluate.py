@@ -1,8 +1,9 @@
 """`svg-quality evaluate FOLDER`: the model checked on logos it never saw.
 
     folder <type>/<file> ──prepare's code──> normalized logos (+ rejects, reported)
-        ──label's code──> real VTracer SSIM for a few parameter sets each (defaults first)
-        ──scorer──> predicted SSIM ──> validate's metrics, overall and per logo type
+        ──label's code──> real VTracer SSIM for a few parameter sets each (defaults first),
+                          at the model's view and at each of ``sizes`` the logo reaches
+        ──scorer──> predicted SSIM ──> validate's metrics, overall, per logo type, per size
 
 The scorer is pluggable: :func:`predictor_scorer` serves the exported model (the CLI);
 :func:`model_scorer` the trained model file (validate's ``extra_sets``, which runs before
@@ -11,6 +12,7 @@ export). Labels are cached in the work dir, so an interrupted evaluate resumes.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -26,8 +28,9 @@ from svg_quality.config import LOGO_TYPES, DataConfig, LabelConfig, SplitConfig,
 from svg_quality.metrics import full_metrics, ranking_metrics
 from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS
 
-# (normalized logo PNG, raw parameter sets [N, 8]) -> predicted SSIM [N], log10 bytes [N] or None
-Scorer = Callable[[Path, np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+# (normalized logo PNG at the view, raw parameter sets [N, 8] in the view's frame, the long
+# side they are traced at) -> predicted SSIM [N], log10 bytes [N] or None
+Scorer = Callable[[Path, np.ndarray, int], tuple[np.ndarray, np.ndarray | None]]
 LAYOUT = f"<logo_type>/<image file> (types such as {', '.join(LOGO_TYPES)})"
 # What evaluate writes into its report folder, and nothing else: the report files, the
 # label cache and the manifest that marks the folder as evaluate's own. A rerun replaces
@@ -46,6 +49,7 @@ class ModelInfo:
     min_size: int
     vtracer: Mapping[str, Any]  # colormode, hierarchical, mode
     ranges: Mapping[str, tuple[float, float]]
+    sizes: tuple[int, ...] = ()  # the long sides it was trained at (more than one: size input)
 
 
 @dataclass
@@ -69,10 +73,11 @@ def predictor_scorer(export_dir: str | Path, runtime: str = "onnx") -> tuple[Sco
         min_size=int(meta["logo"].get("min_size", DEFAULT_MIN_SIZE)),
         vtracer={k: meta["vtracer"][k] for k in ("colormode", "hierarchical", "mode")},
         ranges={n: tuple(meta["param_ranges"][n]) for n in PARAM_NAMES},
+        sizes=p.sizes,
     )
 
-    def score(path: Path, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        ssim, log10_bytes = p.score_candidates(p.prepare(path), raw)
+    def score(path: Path, raw: np.ndarray, long_side: int) -> tuple[np.ndarray, np.ndarray | None]:
+        ssim, log10_bytes = p.score_candidates(p.prepare(path, long_side=long_side), raw)
         return ssim, log10_bytes if p.has_size_head else None
 
     return score, info
@@ -94,7 +99,7 @@ def model_scorer(model: Any, meta: Mapping[str, Any], vtracer: Mapping[str, Any]
 
         backbone = rebuild_backbone(meta["features"]["weights"])[0]
 
-    def score(path: Path, raw: np.ndarray) -> tuple[np.ndarray, None]:
+    def score(path: Path, raw: np.ndarray, long_side: int) -> tuple[np.ndarray, None]:
         with Image.open(path) as im:
             rgb = np.asarray(im.convert("RGB"))
         feats = None
@@ -105,20 +110,32 @@ def model_scorer(model: Any, meta: Mapping[str, Any], vtracer: Mapping[str, Any]
 
             with torch.inference_mode():
                 feats = backbone(preprocess(Image.fromarray(rgb))[None]).numpy()
-        blocks = logo_blocks(logo_inputs(rgb, spec, vtracer), feats)
+        logo = logo_inputs(rgb, spec, vtracer)
+        if spec.uses_size:
+            logo = dataclasses.replace(logo, long_side=float(long_side))
+        blocks = logo_blocks(logo, feats)
         x = spec.rows({**blocks, "params": raw}, broadcast=True)  # [n, spec.width]
         return predict(model, x).astype(np.float64), None
 
     return score
 
 
-def read_folder(folder: Path, info: ModelInfo, workers: int) -> tuple[pd.DataFrame, Any]:
-    """Normalize ``folder``'s logos with prepare's own code; unusable files become rejects."""
+def read_folder(
+    folder: Path, info: ModelInfo, workers: int, sizes: tuple[int, ...] = ()
+) -> tuple[pd.DataFrame, Any]:
+    """Normalize ``folder``'s logos with prepare's own code; unusable files become rejects.
+    Every logo whose source reaches a long side in ``sizes`` is also stored at it."""
     from svg_quality import prepare
 
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: not a folder; give a folder laid out as {LAYOUT}")
-    data = DataConfig(source=str(folder), image_size=info.image_size, min_size=info.min_size)
+    data = DataConfig(
+        source=str(folder),
+        image_size=info.image_size,
+        min_size=info.min_size,
+        sizes=sizes,
+        size_share=1.0,
+    )
     prep = prepare.collect(data, SplitConfig(), workers=max(workers, 1))
     if prep.logos.empty:
         counts = ", ".join(f"{n} {r}" for r, n in Counter(prep.rejects["reason"]).most_common())
@@ -141,22 +158,31 @@ def evaluate(
     workers: int = 0,
     timeout_s: float = 60.0,
     design: LabelConfig | None = None,
+    sizes: tuple[int, ...] = (),
     progress: bool = True,
 ) -> EvalResult:
     """Label ``folder``'s logos (``samples`` sets each, VTracer's defaults first, with the
-    label stage's ``design``: local box and share) and score them with ``scorer``."""
+    label stage's ``design``: local box and share) and score them with ``scorer``; at the
+    model's view and, for every logo whose source is at least that large, at each long side
+    in ``sizes`` (traced with the view's sets scaled, as the label stage does)."""
     from svg_quality.labeling import label_dataset
 
     folder, work = Path(folder), Path(work_dir)
+    sizes = check_sizes(sizes, info.image_size)
     cores = len(os.sched_getaffinity(0))
     workers = min(workers, cores) if workers > 0 else 0  # never more processes than cores
-    logos, prep = read_folder(folder, info, workers or cores)
+    logos, prep = read_folder(folder, info, workers or cores, sizes)
     with io.atomic_dir(work / "logos") as tmp:  # label reads <image_id>.png from here
         for image_id, png in prep.pngs.items():
             (tmp / f"{image_id}.png").write_bytes(png)
+        for image_id, sized in prep.sized.items():  # and <size>/<image_id>.png
+            for size, png in sized.pngs.items():
+                (tmp / str(size)).mkdir(exist_ok=True)
+                (tmp / str(size) / f"{image_id}.png").write_bytes(png)
     d = design or LabelConfig()
     label_cfg = LabelConfig(
         samples_per_image=samples,
+        samples_per_size=samples,
         seed=seed,
         workers=workers,
         timeout_s=timeout_s,
@@ -165,13 +191,19 @@ def evaluate(
     )
     vt = VtracerConfig(**info.vtracer, ranges={k: tuple(v) for k, v in info.ranges.items()})
     labels, _ = label_dataset(
-        logos, work / "logos", work / "labels", vt, label_cfg, progress=progress
+        logos,
+        work / "logos",
+        work / "labels",
+        vt,
+        label_cfg,
+        image_size=info.image_size,
+        progress=progress,
     )
     rows = []
-    for image_id, g in labels.groupby("image_id", sort=True):
+    for (image_id, size), g in labels.groupby(["image_id", "size"], sort=True):
         raw = g[list(PARAM_NAMES)].to_numpy(dtype=np.float32)  # [n, 8]
-        ssim, log10_bytes = scorer(work / "logos" / f"{image_id}.png", raw)
-        out = g[["image_id", "logo_type", *PARAM_NAMES, "status"]].copy()
+        ssim, log10_bytes = scorer(work / "logos" / f"{image_id}.png", raw, int(size))
+        out = g[["image_id", "logo_type", "size", *PARAM_NAMES, "status"]].copy()
         out["actual"] = g["ssim"].where(g["status"] == "ok")
         out["predicted"] = np.asarray(ssim, dtype=np.float64)
         if log10_bytes is not None:
@@ -184,6 +216,7 @@ def evaluate(
     metrics["files"] = {"logos": len(logos), "rejected": len(prep.rejects)}
     metrics["label"] = {
         "samples_per_image": samples,
+        "sizes": [info.image_size, *sizes],
         "seed": seed,
         "local_share": label_cfg.local_share,
         "status": {k: int(v) for k, v in Counter(labels["status"]).items()},
@@ -212,6 +245,8 @@ def evaluate_folder(
     check_out(out, folder, export_dir, force=force)
     work = Path(work_dir) if work_dir is not None else out / WORK_DIR
     scorer, info = predictor_scorer(export_dir, runtime)
+    if kw.get("sizes") is None:  # the larger sizes the model was trained at
+        kw["sizes"] = info.sizes[1:]
     claim(out, folder)  # before the label cache goes in: an interrupted run stays ours
     res = evaluate(folder, scorer, info, work, **kw)
     res.metrics["model"] = {"export_dir": str(export_dir), "runtime": runtime}
@@ -292,14 +327,37 @@ def _write_manifest(out: Path, folder: Path | str, files: list[str]) -> None:
     )
 
 
+def check_sizes(sizes: Any, view: int) -> tuple[int, ...]:
+    """``sizes`` as ascending long sides above the view (``view``); a clear error otherwise."""
+    out = sorted({int(s) for s in sizes})
+    bad = [s for s in out if not view < s <= 4096]
+    if bad:
+        raise ValueError(
+            f"size {bad[0]} is invalid; allowed: long sides in px above the model's view "
+            f"({view}) and at most 4096"
+        )
+    return tuple(out)
+
+
 def compute_metrics(pred: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Validate's metrics on the ok rows: overall, per type, ranking, size head."""
+    """Validate's metrics on the ok rows: overall, per type, ranking and size head at the
+    model's view (the smallest size; comparable with evaluations before sizes), and the
+    metrics and ranking at every size (``by_size``)."""
     from svg_quality.validation import finite_or_none, per_type_metrics, type_order
 
-    ok = pred[pred["status"] == "ok"]
-    if ok.empty:
+    ok_all = pred[pred["status"] == "ok"]
+    if ok_all.empty:
         raise ValueError("VTracer failed on every sample; see predictions.csv's status column")
+    by_size: dict[str, Any] = {}
+    for size, g in ok_all.groupby("size", sort=True):
+        by_size[str(int(size))] = {
+            **full_metrics(g["actual"], g["predicted"]),
+            "n_images": int(g["image_id"].nunique()),
+            "rank": ranking_metrics(g, VTRACER_DEFAULTS),
+        }
+    ok = ok_all[ok_all["size"] == ok_all["size"].min()]
     out: dict[str, Any] = {"overall": full_metrics(ok["actual"], ok["predicted"])}
+    out["by_size"] = by_size
     out["rank"] = ranking_metrics(ok, VTRACER_DEFAULTS)
     per_type = per_type_metrics(ok, min_examples=1)
     out["type"] = {r.logo_type: r._asdict() for r in per_type.drop(columns="status").itertuples()}
@@ -352,6 +410,9 @@ def table(res: EvalResult) -> str:
     lines = [f"{'type':<10} {'logos':>5} {'rows':>5} {'r':>7} {'rmse':>7} {'rho':>7} {'regret':>7}"]
     entries = [(t, e, e["rank"]) for t, e in m["type"].items()]
     entries.append(("overall", {**m["overall"], "n_images": m["rank"]["logos"]}, m["rank"]))
+    sizes = m.get("by_size", {})
+    if len(sizes) > 1:  # the rows above are at the model's view; then each size
+        entries += [(f"{s} px", e, e["rank"]) for s, e in sizes.items()]
     for name, e, r in entries:
         lines.append(
             f"{name:<10} {e['n_images']:>5} {e['n']:>5} {_f(e['pearson']):>7} {_f(e['rmse']):>7}"
@@ -367,8 +428,11 @@ def report(res: EvalResult) -> str:
         f"# Evaluate: {res.folder}",
         "",
         f"{m['files']['logos']} logos scored, {m['files']['rejected']} files rejected "
-        f"(rejects.csv); {m['label']['samples_per_image']} parameter sets per logo, "
-        f"VTracer's defaults first; failed samples: {failed or 'none'}.",
+        f"(rejects.csv); {m['label']['samples_per_image']} parameter sets per logo and "
+        f"long side ({', '.join(map(str, m['label']['sizes']))} px; a larger size only where "
+        f"the source reaches it), VTracer's defaults first; failed samples: "
+        f"{failed or 'none'}. The overall, type and ranking figures are at the model's "
+        "view; the px rows at each size.",
         "",
         "```",
         table(res),

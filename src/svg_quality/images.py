@@ -3,7 +3,8 @@
 A logo is normalized once, in ``prepare``: decoded safely (size checked before the
 pixels are decoded, so a decompression bomb costs nothing), every mode converted to
 8-bit RGB with alpha composited on white, and resized so its longest side is
-``data.image_size``. Later stages read the normalized PNGs with :func:`load_rgb`.
+``data.image_size`` (and, for a share of the logos, at each larger long side of
+``data.sizes``). Later stages read the normalized PNGs with :func:`load_rgb`.
 """
 
 from __future__ import annotations
@@ -97,14 +98,17 @@ def to_rgb_on_white(im: Image.Image) -> Image.Image:
     raise ImageRejected("unsupported_mode", f"image mode {mode!r} is not supported")
 
 
-def resize_longest(im: Image.Image, size: int) -> Image.Image:
-    """Scale so the longest side is ``size`` px, keeping the aspect ratio."""
+def resize_longest(
+    im: Image.Image, size: int, resample: Image.Resampling = Image.Resampling.LANCZOS
+) -> Image.Image:
+    """Scale so the longest side is ``size`` px, keeping the aspect ratio. ``BOX`` averages
+    whole source pixels (area downsampling: prepare's smaller sizes of a synthetic logo)."""
     w, h = im.size
     scale = size / max(w, h)
     new = (max(1, round(w * scale)), max(1, round(h * scale)))
     if new == (w, h):
         return im
-    return im.resize(new, Image.Resampling.LANCZOS)
+    return im.resize(new, resample)
 
 
 def normalize(im: Image.Image, size: int) -> Image.Image:

@@ -5,9 +5,15 @@ One input row of the MLP is the concatenation of ordered *segments*:
     [resnet features (2048)] [logo statistics, standardized (k)] [8 normalized params]
 
     [VTracer-conditioned values, standardized (m)] [probe, standardized (2)]
+    [size: log2(long side / the view's long side) (1)]
 
 Which segments are present is ``model.inputs`` resolved (:mod:`svg_quality.inputgroups`:
-``auto``, or groups of ``resnet``, ``stats``, ``vtracer``, ``probe``).
+``auto``, or groups of ``resnet``, ``stats``, ``vtracer``, ``probe``). The ``size`` segment
+is there when the labels hold more than one long side (``data.sizes``): the model then
+predicts for a stated resolution. Every other block describes the logo at the model's view
+(long side ``sizes[0]``, ``data.image_size``) and the parameters are in that view's frame: a
+prediction at long side S is for VTracer run at S with ``paramspace.scale_params(params,
+S / sizes[0])``.
 :class:`InputSpec` is the one place that order is defined: the trainer, the model file,
 validate, export and the predictor assemble rows through it, and the spec (with its
 parameter ranges and statistics mean/std) travels inside every checkpoint and export,
@@ -103,8 +109,13 @@ class InputSpec:
     probe_mean: tuple[float, ...] = ()
     probe_std: tuple[float, ...] = ()
     tables: Mapping[str, Any] | None = None
+    # The long sides (px) the labels were converted at, ascending; the first is the model's
+    # view. More than one: the rows carry a size input (log2 of long side / sizes[0]).
+    sizes: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        if list(self.sizes) != sorted(set(self.sizes)) or any(int(v) < 1 for v in self.sizes):
+            raise ValueError(f"sizes {list(self.sizes)} are invalid; allowed: ascending px > 0")
         if not self.heads or self.heads[0] != SSIM_HEAD or any(h not in HEADS for h in self.heads):
             raise ValueError(
                 f"heads {list(self.heads)} are invalid; allowed: ['ssim'] or {list(HEADS)}"
@@ -167,6 +178,16 @@ class InputSpec:
     def uses_probe(self) -> bool:
         return self._uses("probe")
 
+    @property
+    def uses_size(self) -> bool:
+        """Whether the rows carry the size input (labels at more than one long side)."""
+        return len(self.sizes) > 1
+
+    @property
+    def view_size(self) -> int | None:
+        """The long side (px) of the view every per-logo block describes (None: unrecorded)."""
+        return int(self.sizes[0]) if self.sizes else None
+
     # ------------------------------------------------------------------ the row layout
 
     def segments(self) -> list[Segment]:
@@ -220,6 +241,19 @@ class InputSpec:
                     "(svg_quality.probe.measure); standardized inside the graph",
                 )
             )
+        if self.uses_size:
+            out.append(
+                Segment(
+                    "size",
+                    1,
+                    ("log2_scale",),
+                    "long_side",
+                    True,
+                    f"the long side in px the SVG is traced at (trained at {list(self.sizes)}; "
+                    f"the parameters are in the frame of the {self.sizes[0]} px view and "
+                    "VTracer gets them scaled: svg_quality.paramspace.scale_params)",
+                )
+            )
         out.append(
             Segment(
                 "params",
@@ -264,16 +298,19 @@ class InputSpec:
         *,
         cond: np.ndarray | None = None,
         probe: np.ndarray | None = None,
+        long_side: np.ndarray | None = None,
     ) -> np.ndarray:
         """Rows ``[n, width]`` float32 from features ``[n, 2048]``, statistics ``[n, k]``,
-        VTracer-conditioned values ``[n, m]`` (``vtables.lookup``), probe ``[n, 2]`` and
-        raw (un-normalized) VTracer parameters ``[n, 8]`` in PARAM_NAMES order."""
+        VTracer-conditioned values ``[n, m]`` (``vtables.lookup``), probe ``[n, 2]``, the
+        long side in px ``[n, 1]`` each row is for, and raw (un-normalized) VTracer
+        parameters ``[n, 8]`` in PARAM_NAMES order."""
         return self.rows(
             {
                 "image_features": resnet,
                 "stats": stats,
                 "vtracer": cond,
                 "probe": probe,
+                "long_side": long_side,
                 "params": raw_params,
             }
         )
@@ -328,6 +365,8 @@ class InputSpec:
         return np.concatenate(parts, axis=1).astype(np.float32, copy=False)
 
     def _normalize(self, s: Segment, block: np.ndarray) -> np.ndarray:
+        if s.name == "size":
+            return log2_scale(block, self.sizes[0])
         shift_scale = self.affine(s.name)
         if shift_scale is None:
             return block
@@ -441,6 +480,7 @@ class InputSpec:
             "layout": self.layout(),
             "width": self.width,
             **({"heads": list(self.heads)} if self.heads != (SSIM_HEAD,) else {}),
+            **({"sizes": [int(v) for v in self.sizes]} if self.sizes else {}),
         }
         if self.uses_vtracer:
             meta["cond_names"] = list(self.cond_names)
@@ -469,6 +509,7 @@ class InputSpec:
             probe_mean=tuple(meta.get("probe_mean", ())),
             probe_std=tuple(meta.get("probe_std", ())),
             tables=meta.get("tables"),
+            sizes=tuple(int(v) for v in meta.get("sizes", ())),
         )
         if "layout" in meta and spec.layout() != list(meta["layout"]):
             raise ValueError(
@@ -476,6 +517,15 @@ class InputSpec:
                 "the model file was written by an incompatible version"
             )
         return spec
+
+
+def log2_scale(long_side: np.ndarray, view: int) -> np.ndarray:
+    """The size input's value: log2(long side / the view's long side); the graphs compute
+    the same from their ``long_side`` input (``serving.graphs``)."""
+    block = np.asarray(long_side, dtype=np.float32)
+    if not np.all(np.isfinite(block)) or np.any(block <= 0):
+        raise ValueError("long_side must be a positive number of pixels")
+    return np.log2(block / np.float32(view)).astype(np.float32)
 
 
 def _plain(obj: Any) -> Any:

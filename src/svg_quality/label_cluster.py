@@ -1,14 +1,14 @@
 """The label stage on a Dask cluster (``label.cluster``): the local pool's work, shaped for it.
 
-One task is one logo (:class:`svg_quality.sandbox.LogoJob`): its PNG crosses the
-network once, and all its samples run back to back in one long-lived sandbox that a
-worker plugin (:class:`SandboxPlugin`) keeps per worker thread, the same
-:class:`svg_quality.sandbox.Sandbox` the local pool uses. So a sample costs what it
-costs locally (no process start, one SSIM reference per logo), and a timeout, a panic
-or a crashed conversion ends as the same row. A worker that dies takes its in-flight
-logo with it: Dask reruns that logo elsewhere, and after ``allowed-failures`` deaths
-its samples are recorded as ``worker_died`` (retried by the next run). Rows go to the
-caller's resumable shards as each logo finishes.
+One task is one logo at one size (:class:`svg_quality.sandbox.LogoJob`): its PNG at that
+size crosses the network once, and all its samples there run back to back in one
+long-lived sandbox that a worker plugin (:class:`SandboxPlugin`) keeps per worker
+thread, the same :class:`svg_quality.sandbox.Sandbox` the local pool uses. So a sample
+costs what it costs locally (no process start, one SSIM reference per logo and size),
+and a timeout, a panic or a crashed conversion ends as the same row. A worker that dies
+takes its in-flight task with it: Dask reruns that task elsewhere, and after
+``allowed-failures`` deaths its samples are recorded as ``worker_died`` (retried by the
+next run). Rows go to the caller's resumable shards as each task finishes.
 
 Before any work: the scheduler must answer within :data:`CONNECT_TIMEOUT_S`, a worker
 must join, and every worker must import vtracer and resvg-py at this machine's versions
@@ -136,7 +136,8 @@ def check_workers(client: Any, address: str, timeout_s: float = 60.0) -> int:
 def run_dask(
     jobs: Iterable[LogoJob], address: str, timeout_s: float, on_row: Callable[[dict], None]
 ) -> None:
-    """Run ``jobs`` (one logo each) on the Dask cluster at ``address``: the local pool's rows."""
+    """Run ``jobs`` (one logo at one size each) on the Dask cluster at ``address``: the
+    local pool's rows."""
     with connect(address) as client:
         slots = check_workers(client, address)
         client.register_plugin(SandboxPlugin(), name=PLUGIN_NAME)

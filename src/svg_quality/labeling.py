@@ -1,11 +1,21 @@
 """The ``label`` stage's machinery: sample, convert, render, score; robustly and resumably.
 
-Work unit: one *sample*, i.e. one (logo, parameter set). Each sample runs inside a
-**sandbox**, a long-lived child Python process (``python -m svg_quality.sandbox``, :mod:`svg_quality.sandbox`)
-that the parent feeds over a pipe. A sandbox is killed and restarted when a sample
-exceeds ``label.timeout_s`` or when the process dies (``os._exit``, SIGKILL, a
-segfault), so neither a hung nor a crashing VTracer call can hang or crash the
-stage. Every outcome is a row with a ``status``:
+Work unit: one *sample*, i.e. one (logo, size, parameter set). Every logo gets
+``label.samples_per_image`` sets at the model's view (its ``<image_id>.png``, long side
+``data.image_size``), and ``label.samples_per_size`` more at each larger long side ``S``
+that prepare wrote it at (logos.csv ``sizes``; ``<S>/<image_id>.png``). At every size
+the first set is VTracer's defaults and the rest a design like the view's, from a stream
+of their own (seed :func:`size_seed`). The parameters are always in the frame of the
+view: a row at ``S`` holds them as the model sees them, and VTracer converts the ``S`` px
+PNG with them scaled by ``S / data.image_size`` (``paramspace.scale_params``; the
+sandbox's :class:`Task` scales). The ``size`` column holds the long side converted.
+
+Each sample runs inside a **sandbox**, a long-lived child Python process
+(``python -m svg_quality.sandbox``, :mod:`svg_quality.sandbox`) that the parent feeds
+over a pipe. A sandbox is killed and restarted when a sample exceeds
+``label.timeout_s`` or when the process dies (``os._exit``, SIGKILL, a segfault), so
+neither a hung nor a crashing VTracer call can hang or crash the stage. Every outcome
+is a row with a ``status``:
 
 =============  ===========================================================
 ok             converted, rendered and scored
@@ -18,27 +28,32 @@ error          anything else (the message is in ``error``)
 
 Backends. Locally, ``label.workers`` sandboxes are driven by as many threads (the
 work happens in the child processes, so threads are enough). With ``label.cluster``
-set, one Dask task is one logo (:class:`LogoJob`: its PNG shipped once, all its
-samples); a worker plugin (:class:`SandboxPlugin`) keeps one long-lived sandbox per
-worker thread, so a task pays neither a process start nor a second SSIM reference,
-and timeouts, panics and crashes end as the same rows as on the local pool.
+set, one Dask task is one logo at one size (:class:`LogoJob`: its PNG shipped once, all
+its samples at that size); a worker plugin (:class:`SandboxPlugin`) keeps one long-lived
+sandbox per worker thread, so a task pays neither a process start nor a second SSIM
+reference, and timeouts, panics and crashes end as the same rows as on the local pool.
 Results do not depend on the backend: a sample's parameters depend only on
-``(label.seed, image_id, sample)`` and VTracer, resvg and SSIM are deterministic.
+``(label.seed, image_id, size, sample)`` and VTracer, resvg and SSIM are deterministic.
 
 Resume. Each finished row is appended (flushed) to a JSON-lines shard under
 ``<work_dir>/<fingerprint>/`` as soon as it arrives, so an interrupted run (Ctrl-C,
 ``kill -9``) loses at most the samples in flight. The fingerprint covers everything
 a row depends on besides its logo and parameters (VTracer's fixed settings, library
-versions), and inside it a row is found by its logo's content hash and its 8 raw
-parameter values (:func:`sample_key`), never by its position in the plan. So rows are
-only reused when they would be recomputed identically, and any plan that asks for a
-finished sample reuses it: raising ``label.samples_per_image`` (the plan's first
-samples do not depend on the count, see ``paramspace.sample_params``) or changing
-the design computes only the new samples; rows of new logos are simply added. ``timeout`` and ``worker_died`` rows are transient and
-are retried by a rerun; every other status is reused. ``work_dir`` is kept outside
-DVC's declared outs (``data/.label_work``), so ``dvc repro`` never deletes it.
+versions), and inside it a row is found by its logo's content hash, its size when
+larger than the view, and its 8 raw (view-frame) parameter values (:func:`sample_key`;
+a view row's key has no size, as before sizes existed, so those shards are reused),
+never by its position in the plan. So rows are only reused when they would be
+recomputed identically (a larger size's PNG is prepare's drawing of that logo: a change
+to how prepare makes it must bump ``_FORMAT_VERSION``), and any plan that asks for a
+finished sample reuses it: raising ``label.samples_per_image`` or
+``label.samples_per_size`` (the plan's first samples do not depend on the count, see
+``paramspace.sample_params``) or changing the design computes only the new samples;
+rows of new logos and sizes are simply added. ``timeout`` and ``worker_died`` rows are
+transient and are retried by a rerun; every other status is reused. ``work_dir`` is
+kept outside DVC's declared outs (``data/.label_work``), so ``dvc repro`` never
+deletes it.
 
-"Identical" output: the final parquet is sorted by ``(image_id, sample)`` and is
+"Identical" output: the final parquet is sorted by ``(image_id, size, sample)`` and is
 identical between an interrupted-then-resumed run and a clean run in every column
 except the timing columns (``convert_ms, render_ms, ssim_ms``), which are
 wall-clock measurements.
@@ -54,7 +69,9 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
 
 from svg_quality.io import json_digest
 from svg_quality.paramspace import PARAM_NAMES, SPECS, sample_params
@@ -104,10 +121,35 @@ def fingerprint(vtracer_cfg: VtracerConfig) -> str:
     return json_digest(payload)
 
 
-def sample_key(image_id: str, params: Mapping[str, Any]) -> str:
-    """A finished sample's resume key: the logo (a content hash) and the 8 raw values."""
+def sample_key(image_id: str, params: Mapping[str, Any], size: int | None = None) -> str:
+    """A finished sample's resume key: the logo (a content hash), the larger long side it
+    was converted at (None: the view, keyed as before sizes existed) and the 8 raw values
+    (in the view's frame)."""
     values = [SPECS[n].kind(params[n]) for n in PARAM_NAMES]
-    return f"{image_id}:{json.dumps(values)}"
+    at = "" if size is None else f"@{int(size)}"
+    return f"{image_id}{at}:{json.dumps(values)}"
+
+
+def size_seed(seed: int, size: int) -> int:
+    """The sampling seed of the parameter sets at the larger long side ``size``: a stream
+    of its own, independent of the view's (``label.seed``) and of the other sizes'."""
+    return int(np.random.SeedSequence([seed, size]).generate_state(1, np.uint64)[0])
+
+
+def larger_sizes(value: Any) -> tuple[int, ...]:
+    """A logos.csv ``sizes`` cell ("512 1024", "" or missing; read back as text or a
+    number) as ascending long sides."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ()
+    if isinstance(value, int | float | np.integer | np.floating):
+        return (int(value),)  # one size, read back as a number
+    try:
+        return tuple(sorted(int(v) for v in str(value).split()))
+    except ValueError:
+        raise ValueError(
+            f"logos.csv: sizes = {str(value)[:40]!r} is invalid; allowed: long sides in px "
+            "separated by spaces, or empty; rerun `dvc repro prepare`"
+        ) from None
 
 
 class ShardStore:
@@ -128,7 +170,7 @@ class ShardStore:
                     if not line.endswith("\n"):
                         break  # a line cut short by kill -9: that sample was in flight
                     row = json.loads(line)
-                    rows[sample_key(row["image_id"], row)] = row
+                    rows[sample_key(row["image_id"], row, row.get("size"))] = row
         return rows
 
     def append(self, row: Mapping[str, Any]) -> None:
@@ -159,22 +201,54 @@ class LabelStats:
     by_status_this_run: dict[str, int] = field(default_factory=dict)
 
 
+class Planned(NamedTuple):
+    """One sample of the plan; ``size`` None: at the view."""
+
+    image_id: str
+    size: int | None
+    sample: int
+    params: dict[str, float]
+    path: Path
+
+    @property
+    def key(self) -> str:
+        return sample_key(self.image_id, self.params, self.size)
+
+
 def plan(
-    logos: pd.DataFrame, logos_dir: Path, vtracer_cfg: VtracerConfig, label_cfg: LabelConfig
-) -> list[tuple[str, int, dict[str, float], Path]]:
-    """Every (image_id, sample, params, png path) of the dataset, in output order."""
+    logos: pd.DataFrame,
+    logos_dir: Path,
+    vtracer_cfg: VtracerConfig,
+    label_cfg: LabelConfig,
+    views: Mapping[str, int],
+) -> list[Planned]:
+    """Every sample of the dataset, in output order: by logo, the view's sets, then each
+    larger size's (logos' ``sizes`` column; ``views``: each logo's view long side, which
+    every larger size must exceed)."""
+    ranges, design = (
+        vtracer_cfg.ranges,
+        {
+            "local_box": label_cfg.local_box,
+            "local_share": label_cfg.local_share,
+        },
+    )
+    sizes = dict(zip(logos["image_id"], logos["sizes"], strict=True)) if "sizes" in logos else {}
     out = []
     for image_id in sorted(logos["image_id"]):
+        n, seed = label_cfg.samples_per_image, label_cfg.seed
+        sets = sample_params(image_id, n, ranges, seed, **design)
         path = logos_dir / f"{image_id}.png"
-        sets = sample_params(
-            image_id,
-            label_cfg.samples_per_image,
-            vtracer_cfg.ranges,
-            label_cfg.seed,
-            local_box=label_cfg.local_box,
-            local_share=label_cfg.local_share,
-        )
-        out.extend((image_id, i, p, path) for i, p in enumerate(sets))
+        out.extend(Planned(image_id, None, i, p, path) for i, p in enumerate(sets))
+        for size in larger_sizes(sizes.get(image_id)):
+            if size <= views[image_id]:
+                raise ValueError(
+                    f"logos.csv: logo {image_id} lists size {size}, not above its view's "
+                    f"long side {views[image_id]} (data.image_size); rerun `dvc repro prepare`"
+                )
+            n, seed = label_cfg.samples_per_size, size_seed(label_cfg.seed, size)
+            sets = sample_params(image_id, n, ranges, seed, **design)
+            path = logos_dir / str(size) / f"{image_id}.png"
+            out.extend(Planned(image_id, size, i, p, path) for i, p in enumerate(sets))
     return out
 
 
@@ -185,53 +259,67 @@ def label_dataset(
     vtracer_cfg: VtracerConfig,
     label_cfg: LabelConfig,
     *,
-    faults: Mapping[tuple[str, int], str] | None = None,
+    image_size: int | None = None,
+    faults: Mapping[tuple, str] | None = None,
     progress: bool = True,
 ) -> tuple[pd.DataFrame, LabelStats]:
-    """Label every logo in ``logos`` (a logos.csv frame), reusing rows stored in ``work_dir``.
+    """Label every logo in ``logos`` (a logos.csv frame) at the view and at its larger
+    ``sizes``, reusing rows stored in ``work_dir``.
 
-    Returns the labels table (DESIGN.md columns plus ``sample``, ``split``, ``ssim_ms``),
-    sorted by ``(image_id, sample)``. ``faults`` plants test-only failures by key.
+    ``image_size``: the view's long side (data.image_size), which a larger size's
+    parameters are scaled from; None: each logo's long side in ``logos`` (width, height;
+    prepare makes it data.image_size). Returns the labels table (DESIGN.md columns plus
+    ``sample``, ``size``, ``split``, ``ssim_ms``), sorted by ``(image_id, size, sample)``.
+    ``faults`` plants test-only failures by ``(image_id, sample)``, or
+    ``(image_id, sample, size)`` at a larger size.
     """
     import pandas as pd
     from tqdm import tqdm
 
     logos_dir = Path(logos_dir)
-    needed = {"image_id", "logo_type", "split"}
+    needed = {"image_id", "logo_type", "split"} | ({"width", "height"} if not image_size else set())
     missing = needed - set(logos.columns)
     if missing:
         raise ValueError(f"logos.csv lacks column(s) {sorted(missing)}; rerun `dvc repro prepare`")
-    work = plan(logos, logos_dir, vtracer_cfg, label_cfg)
+    if image_size:
+        views = dict.fromkeys(logos["image_id"], image_size)
+    else:
+        long_sides = logos[["width", "height"]].max(axis=1).astype(int)
+        views = dict(zip(logos["image_id"], long_sides, strict=True))
+    work = plan(logos, logos_dir, vtracer_cfg, label_cfg, views)
     store = ShardStore(Path(work_dir) / fingerprint(vtracer_cfg))
     stored = store.load()
-    keys = [sample_key(image_id, params) for image_id, _, params, _ in work]
-    todo = [
-        w
-        for w, key in zip(work, keys, strict=True)
-        if key not in stored or stored[key]["status"] in TRANSIENT
-    ]
-    for _, _, _, path in todo:
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: logo listed in logos.csv is missing; rerun prepare")
+    todo = [w for w in work if w.key not in stored or stored[w.key]["status"] in TRANSIENT]
+    for w in todo:
+        if not w.path.is_file():
+            raise FileNotFoundError(f"{w.path}: logo listed in logos.csv is missing; rerun prepare")
 
     faults = dict(faults or {})
 
+    def fault(w: Planned) -> str | None:
+        return faults.get(
+            (w.image_id, w.sample) if w.size is None else (w.image_id, w.sample, w.size)
+        )
+
     def tasks() -> Iterator[Task]:
         png_cache: tuple[Path, bytes] | None = None
-        for image_id, i, params, path in todo:
-            if png_cache is None or png_cache[0] != path:
-                png_cache = (path, path.read_bytes())
-            yield Task(image_id, i, params, png_cache[1], vtracer_cfg, faults.get((image_id, i)))
+        for w in todo:
+            if png_cache is None or png_cache[0] != w.path:
+                png_cache = (w.path, w.path.read_bytes())
+            view = views[w.image_id] if w.size else None
+            yield Task(
+                w.image_id, w.sample, w.params, png_cache[1], vtracer_cfg, fault(w), w.size, view
+            )
 
-    def jobs() -> Iterator[LogoJob]:  # the cluster's unit: one logo, its PNG read once
-        by_logo: dict[str, list[tuple[int, dict[str, float], str | None]]] = defaultdict(list)
-        paths: dict[str, Path] = {}
-        for image_id, i, params, path in todo:
-            by_logo[image_id].append((i, params, faults.get((image_id, i))))
-            paths[image_id] = path
-        for image_id, samples in by_logo.items():
-            png = paths[image_id].read_bytes()
-            yield LogoJob(image_id, png, vtracer_cfg, tuple(samples))
+    def jobs() -> Iterator[LogoJob]:  # the cluster's unit: one logo at one size, its PNG read once
+        by_png: dict[Path, list[Planned]] = defaultdict(list)
+        for w in todo:
+            by_png[w.path].append(w)
+        for path, group in by_png.items():
+            image_id, size = group[0].image_id, group[0].size
+            samples = tuple((w.sample, w.params, fault(w)) for w in group)
+            view = views[image_id] if size else None
+            yield LogoJob(image_id, path.read_bytes(), vtracer_cfg, samples, size, view)
 
     stats = LabelStats(total=len(work), reused=len(work) - len(todo))
     stats.backend = "dask" if label_cfg.cluster else "local"
@@ -241,7 +329,7 @@ def label_dataset(
 
     def on_row(row: dict[str, Any]) -> None:
         store.append(row)
-        stored[sample_key(row["image_id"], row)] = row
+        stored[sample_key(row["image_id"], row, row.get("size"))] = row
         counts[row["status"]] += 1
         bar.update(1)
         bar.set_postfix({k: v for k, v in counts.items() if k != "ok"}, refresh=False)
@@ -261,8 +349,9 @@ def label_dataset(
     stats.computed = len(todo)
     stats.by_status_this_run = dict(counts)
 
-    # A reused row takes this plan's sample number (the same values may sit elsewhere in it).
-    rows = [dict(stored[key], sample=w[1]) for w, key in zip(work, keys, strict=True)]
+    # A reused row takes this plan's sample number (the same values may sit elsewhere in
+    # it); a view row is stored without its size (its key has none) and gets it here.
+    rows = [dict(stored[w.key], sample=w.sample, size=w.size or views[w.image_id]) for w in work]
     df = pd.DataFrame(rows)
     meta = logos.set_index("image_id")[["logo_type", "split"]]
     df = df.join(meta, on="image_id")
@@ -272,11 +361,12 @@ def label_dataset(
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
     import pandas as pd
 
-    df = df.sort_values(["image_id", "sample"], kind="stable").reset_index(drop=True)
+    df = df.sort_values(["image_id", "size", "sample"], kind="stable").reset_index(drop=True)
     out = pd.DataFrame(
         {
             "image_id": df["image_id"].astype(str),
             "sample": df["sample"].astype("int64"),
+            "size": df["size"].astype("int64"),
             "logo_type": df["logo_type"].astype(str),
             "split": df["split"].astype(str),
         }
@@ -316,6 +406,8 @@ def summarize(df: pd.DataFrame, stats: LabelStats) -> dict[str, Any]:
         "mean_ms": {
             c.removesuffix("_ms"): float(ok[c].mean()) if len(ok) else None for c in TIMING_COLUMNS
         },
+        # per long side converted (the view's, data.image_size, and data.sizes)
+        "by_size": {str(size): _size_summary(g) for size, g in df.groupby("size", sort=True)},
         "run": {
             "backend": stats.backend,
             "workers": stats.workers,
@@ -324,6 +416,19 @@ def summarize(df: pd.DataFrame, stats: LabelStats) -> dict[str, Any]:
             "compute_s": round(stats.compute_s, 3),
             "samples_per_s": round(stats.computed / stats.compute_s, 2) if stats.computed else None,
             "status_this_run": stats.by_status_this_run,
+        },
+    }
+
+
+def _size_summary(rows: pd.DataFrame) -> dict[str, Any]:
+    ok = rows[rows["status"] == "ok"]
+    return {
+        "rows": len(rows),
+        "images": int(rows["image_id"].nunique()),
+        "ok": len(ok),
+        "ssim_mean": float(ok["ssim"].mean()) if len(ok) else None,
+        "mean_ms": {
+            c.removesuffix("_ms"): float(ok[c].mean()) if len(ok) else None for c in TIMING_COLUMNS
         },
     }
 

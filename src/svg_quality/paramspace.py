@@ -7,6 +7,7 @@ A range outside its limit is rejected with the key, the value and the limit.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -237,3 +238,20 @@ def from_unit(unit: np.ndarray, ranges: Mapping[str, Sequence[float]]) -> np.nda
         if spec.kind is int:
             raw[:, j] = np.minimum(hi[j], lo[j] + np.floor(unit[:, j] * (hi[j] - lo[j] + 1)))
     return raw
+
+
+def scale_params(params: Mapping[str, float], factor: float) -> dict[str, float]:
+    """``params`` as the model scored them on its view, for a logo ``factor`` times as large
+    (long side / the view's), so each means there what it meant on the view:
+    ``filter_speckle`` (px, an integer >= 1) and ``length_threshold`` (px, >= 3.5, VTracer's
+    documented minimum) times ``factor``; ``path_precision`` (decimals, a grid of 10^-p
+    px) minus log10(``factor``), rounded, in [0, 8]: the same grid relative to the logo.
+    The other five are not lengths and stay."""
+    if not np.isfinite(factor) or factor <= 0:
+        raise ValueError(f"scale factor {factor!r} is invalid; allowed: a number > 0")
+    out = dict(params)
+    out["filter_speckle"] = max(1, round(params["filter_speckle"] * factor))
+    out["length_threshold"] = round(max(3.5, params["length_threshold"] * factor), 4)
+    grid = round(params["path_precision"] - math.log10(factor))
+    out["path_precision"] = min(8, max(0, int(grid)))
+    return out

@@ -4,6 +4,14 @@ Sources: ``synthetic`` (svg_quality.synthetic) or a folder laid out as
 ``<logo_type>/<image file>``. Bad files never stop the stage: each becomes a row of
 ``rejects.csv`` with a reason code (see :func:`svg_quality.images.open_image`, plus
 ``unknown_file``, ``no_type_folder``, ``unsupported_mode`` and ``duplicate``).
+
+Every logo is stored at long side ``data.image_size`` (``<image_id>.png``, the model's
+view; its bytes are the ``image_id``). A share ``data.size_share`` of each logo type and
+split (:func:`choose_sized`) is also stored at each larger long side ``S`` of
+``data.sizes`` as ``<S>/<image_id>.png``, for label to convert at that size: a synthetic
+logo drawn at the largest size and area-downsampled to the others, a folder logo
+normalized from its source when that is at least ``S`` px long (never upsampled).
+logos.csv's ``sizes`` lists the larger sizes written for each logo ("512 1024", or "").
 """
 
 from __future__ import annotations
@@ -13,10 +21,11 @@ import os
 import re
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -26,9 +35,10 @@ from tqdm import tqdm
 from svg_quality import images, io, synthetic
 from svg_quality.config import LOGO_TYPES, DataConfig, SplitConfig
 
-LOGO_COLUMNS = ["image_id", "path", "logo_type", "source", "width", "height", "split"]
+LOGO_COLUMNS = ["image_id", "path", "logo_type", "source", "width", "height", "split", "sizes"]
 REJECT_COLUMNS = ["source", "reason", "detail"]
 _TYPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -102,16 +112,58 @@ def process(job: Job, cfg: DataConfig) -> Result:
     return Result(job, images.png_bytes(norm), norm.width, norm.height)
 
 
-def _run_all(jobs: list[Job], cfg: DataConfig, workers: int) -> Iterator[Result]:
+@dataclass(frozen=True)
+class Sized:
+    """One chosen logo at the larger sizes: a PNG per size written, a reason per size not."""
+
+    pngs: dict[int, bytes]  # long side -> normalized PNG
+    skipped: dict[int, str]  # long side -> "source_too_small", "layout_differs" or a reject reason
+
+
+def process_sizes(job: Job, cfg: DataConfig) -> Sized:
+    """``job``'s logo at every size of ``cfg.sizes`` it can have. Runs in worker processes."""
+    try:
+        if job.file is None:
+            # Drawn once at the largest size, area-averaged down to the others: one drawing
+            # (the expensive part) and the same picture at every size.
+            big = synthetic.generate(
+                job.logo_type, cfg.seed, job.index, cfg.sizes[-1], like=cfg.image_size
+            )
+            rgb = images.to_rgb_on_white(big)
+            pngs = {
+                size: images.png_bytes(images.resize_longest(rgb, size, Image.Resampling.BOX))
+                for size in cfg.sizes
+            }
+            return Sized(pngs, {})
+        im = images.open_image(job.file, max_pixels=cfg.max_pixels, min_size=cfg.min_size)
+        pngs = {
+            s: images.png_bytes(images.normalize(im, s)) for s in cfg.sizes if s <= max(im.size)
+        }
+        return Sized(pngs, {s: "source_too_small" for s in cfg.sizes if s not in pngs})
+    except synthetic.LayoutDiffers:
+        return Sized({}, dict.fromkeys(cfg.sizes, "layout_differs"))
+    except images.ImageRejected as exc:  # read a moment ago; changed since
+        return Sized({}, dict.fromkeys(cfg.sizes, exc.reason))
+
+
+def _run_all(
+    fn: Callable[[Job, DataConfig], T],
+    jobs: list[Job],
+    cfg: DataConfig,
+    workers: int,
+    desc: str,
+    chunksize: int = 4,
+) -> Iterator[T]:
+    """``fn(job, cfg)`` for every job, in order, on ``workers`` processes."""
     if workers <= 1 or len(jobs) < 8:
-        for job in tqdm(jobs, desc="prepare", unit="logo"):
-            yield process(job, cfg)
+        for job in tqdm(jobs, desc=desc, unit="logo"):
+            yield fn(job, cfg)
         return
     # forkserver, not fork: a caller with threads (torch, onnxruntime; `svg-quality
     # evaluate` inside a test run) can deadlock children forked from it mid-lock.
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
-        it = pool.map(process, jobs, [cfg] * len(jobs), chunksize=4)
-        yield from tqdm(it, total=len(jobs), desc="prepare", unit="logo")
+        it = pool.map(fn, jobs, [cfg] * len(jobs), chunksize=chunksize)
+        yield from tqdm(it, total=len(jobs), desc=desc, unit="logo")
 
 
 def assign_splits(df: pd.DataFrame, cfg: SplitConfig) -> pd.Series:
@@ -140,11 +192,29 @@ def _share(n: int, frac: float) -> int:
     return min(n - 1, max(1, round(n * frac)))
 
 
+def choose_sized(logos: pd.DataFrame, share: float) -> pd.Series:
+    """Which logos also get ``data.sizes`` (a boolean Series on ``logos``' index).
+
+    In each (logo type, split) group, the ``round(share * n)`` logos (half to even) whose
+    salted hash of the ``image_id`` sorts first: a function of the images, their types and
+    splits and the share only, so neither the order of the rows nor the workers change the
+    choice, and it is not the logos that sort first by ``image_id`` (the contact sheet's)."""
+    chosen = pd.Series(False, index=logos.index)
+    if share <= 0 or logos.empty:
+        return chosen
+    salted = logos["image_id"].map(lambda i: io.sha256_hex(f"sizes:{i}".encode()))
+    for _, group in salted.groupby([logos["logo_type"], logos["split"]], sort=True):
+        chosen[group.sort_values().index[: round(share * len(group))]] = True
+    return chosen
+
+
 @dataclass
 class Prepared:
     logos: pd.DataFrame
     rejects: pd.DataFrame
     pngs: dict[str, bytes]
+    # image_id -> the chosen logo at the larger sizes (only logos chosen by choose_sized)
+    sized: dict[str, Sized] = field(default_factory=dict)
 
 
 def collect(data: DataConfig, split: SplitConfig, workers: int | None = None) -> Prepared:
@@ -154,8 +224,8 @@ def collect(data: DataConfig, split: SplitConfig, workers: int | None = None) ->
     else:
         jobs, rejected = folder_jobs(Path(data.source))
     workers = workers if workers is not None else len(os.sched_getaffinity(0))
-    rows, pngs, seen = [], {}, {}
-    for res in _run_all(jobs, data, workers):
+    rows, pngs, seen, kept = [], {}, {}, {}
+    for res in _run_all(process, jobs, data, workers, "prepare"):
         if res.png is None:
             rejected.append(res)
             continue
@@ -166,6 +236,7 @@ def collect(data: DataConfig, split: SplitConfig, workers: int | None = None) ->
             )
             continue
         seen[image_id] = res.job.source
+        kept[image_id] = res.job
         pngs[image_id] = res.png
         rows.append(
             {
@@ -177,14 +248,23 @@ def collect(data: DataConfig, split: SplitConfig, workers: int | None = None) ->
                 "height": res.height,
             }
         )
-    logos = pd.DataFrame(rows, columns=LOGO_COLUMNS[:-1])
+    logos = pd.DataFrame(rows, columns=LOGO_COLUMNS[:-2])
     logos["split"] = assign_splits(logos, split)
-    logos = logos.sort_values(["logo_type", "image_id"]).reset_index(drop=True)[LOGO_COLUMNS]
+    logos = logos.sort_values(["logo_type", "image_id"]).reset_index(drop=True)
+    # Second pass, once the splits are known: only the chosen logos at the larger sizes.
+    ids = list(logos.loc[choose_sized(logos, data.size_share), "image_id"]) if data.sizes else []
+    # chunks of 1: a large drawing takes up to seconds, so hand them out one by one
+    done = _run_all(process_sizes, [kept[i] for i in ids], data, workers, "prepare sizes", 1)
+    sized = dict(zip(ids, done, strict=True))
+    logos["sizes"] = [
+        " ".join(str(s) for s in sorted(sized[i].pngs)) if i in sized else ""
+        for i in logos["image_id"]
+    ]
     rejects = pd.DataFrame(
         [{"source": r.job.source, "reason": r.reason, "detail": r.detail} for r in rejected],
         columns=REJECT_COLUMNS,
     )
-    return Prepared(logos, rejects, pngs)
+    return Prepared(logos[LOGO_COLUMNS], rejects, pngs, sized)
 
 
 # What to do about the most common reason a source yields nothing usable.
@@ -257,6 +337,10 @@ def write(
     with io.atomic_dir(logos_dir) as tmp:
         for image_id, png in prep.pngs.items():
             (tmp / f"{image_id}.png").write_bytes(png)
+        for image_id, sized in prep.sized.items():
+            for size, png in sized.pngs.items():
+                (tmp / str(size)).mkdir(exist_ok=True)
+                (tmp / str(size) / f"{image_id}.png").write_bytes(png)
     with io.atomic_path(logos_csv) as tmp:
         prep.logos.to_csv(tmp, index=False)
     with io.atomic_path(report_dir / "rejects.csv") as tmp:
@@ -270,6 +354,11 @@ def write(
 
 def summarize(prep: Prepared) -> dict:
     by_type_split = prep.logos.groupby(["logo_type", "split"]).size()
+    view = int(prep.logos[["width", "height"]].max(axis=1).max())  # data.image_size
+    by_size = Counter(s for sized in prep.sized.values() for s in sized.pngs)
+    skipped = Counter(
+        f"{s}/{why}" for sized in prep.sized.values() for s, why in sized.skipped.items()
+    )
     return {
         "logos": len(prep.logos),
         "rejected": len(prep.rejects),
@@ -277,6 +366,11 @@ def summarize(prep: Prepared) -> dict:
         "by_split": {k: int(v) for k, v in Counter(prep.logos["split"]).items()},
         "by_type_split": {f"{t}/{s}": int(n) for (t, s), n in by_type_split.items()},
         "rejects_by_reason": {k: int(v) for k, v in Counter(prep.rejects["reason"]).items()},
+        # logos stored at each long side (the view's and data.sizes); chosen for the larger
+        # ones; and the larger sizes a chosen logo lacks, as "<size>/<reason>"
+        "by_size": {str(s): n for s, n in sorted({view: len(prep.logos), **by_size}.items())},
+        "sizes_chosen": len(prep.sized),
+        "sizes_skipped": dict(sorted(skipped.items())),
     }
 
 

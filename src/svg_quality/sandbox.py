@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from svg_quality.paramspace import PARAM_NAMES
+from svg_quality.paramspace import PARAM_NAMES, scale_params
 
 if TYPE_CHECKING:
     from svg_quality.config import VtracerConfig
@@ -41,6 +41,7 @@ TIMING_COLUMNS = ("convert_ms", "render_ms", "ssim_ms")
 COLUMNS = (
     "image_id",
     "sample",
+    "size",  # long side (px) of the PNG converted; the params are in the view's frame
     "logo_type",
     "split",
     *PARAM_NAMES,
@@ -60,6 +61,11 @@ _HEADER = struct.Struct("<Q")
 
 @dataclass(frozen=True)
 class Task:
+    """One sample. ``params`` are in the frame of the model's view of the logo (long side
+    ``view``, data.image_size); ``png`` is the view itself (``size`` None) or the logo at
+    the larger long side ``size``, which VTracer converts with ``params`` scaled by
+    ``size / view`` (:attr:`vtracer_params`). The row records ``params`` and ``size``."""
+
     image_id: str
     sample: int
     params: dict[str, float]
@@ -70,14 +76,30 @@ class Task:
     # before resvg sees it, "die" exits the worker process, "slow" sleeps 0.3 s first
     # (then runs normally: paces a run so a test can act in the middle of it).
     fault: str | None = None
+    size: int | None = None  # long side of `png` when larger than the view; None: the view
+    view: int | None = None  # the view's long side (data.image_size); needed with `size`
+
+    def __post_init__(self) -> None:
+        if self.size is not None and (self.view is None or not 0 < self.view < self.size):
+            raise ValueError(
+                f"Task {self.image_id} size {self.size}: the view's long side {self.view} "
+                "must be given and smaller"
+            )
 
     @property
-    def key(self) -> tuple[str, int]:
-        return (self.image_id, self.sample)
+    def key(self) -> tuple[str, int | None, int]:
+        return (self.image_id, self.size, self.sample)
+
+    @property
+    def vtracer_params(self) -> dict[str, float]:
+        """What VTracer converts ``png`` with: ``params``, scaled to ``size`` if given."""
+        if self.size is None:
+            return dict(self.params)
+        return scale_params(self.params, self.size / self.view)
 
 
 def _empty_row(task: Task) -> dict[str, Any]:
-    row: dict[str, Any] = {"image_id": task.image_id, "sample": task.sample}
+    row: dict[str, Any] = {"image_id": task.image_id, "sample": task.sample, "size": task.size}
     row.update({n: task.params[n] for n in PARAM_NAMES})
     row.update(
         ssim=None, svg_bytes=None, n_paths=None, convert_ms=None, render_ms=None, ssim_ms=None
@@ -134,8 +156,9 @@ def run_sample(task: Task) -> dict[str, Any]:
             time.sleep(10**6)
         if task.fault == "slow":
             time.sleep(0.3)
-        rgb, reference = _REFERENCES.get(task.image_id, task.png)
-        params = dict(task.params)
+        # keyed by logo and size: a logo's view and its larger PNGs are different images
+        rgb, reference = _REFERENCES.get(f"{task.image_id}@{task.size}", task.png)
+        params = task.vtracer_params
         if task.fault == "panic":
             params["color_precision"] = 0  # VTracer asserts precision loss < 8 and panics
         t0 = time.perf_counter()
@@ -349,16 +372,21 @@ def run_local(
 
 @dataclass(frozen=True)
 class LogoJob:
-    """One cluster task: a logo's PNG (shipped once) and the samples to run on it."""
+    """One cluster task: a logo's PNG at one size (shipped once) and the samples to run on
+    it; ``size`` and ``view`` as in :class:`Task`."""
 
     image_id: str
     png: bytes
     vtracer: VtracerConfig
     samples: tuple[tuple[int, dict[str, float], str | None], ...]  # (sample, params, fault)
+    size: int | None = None
+    view: int | None = None
 
     def tasks(self) -> Iterator[Task]:
         for i, params, fault in self.samples:
-            yield Task(self.image_id, i, params, self.png, self.vtracer, fault)
+            yield Task(
+                self.image_id, i, params, self.png, self.vtracer, fault, self.size, self.view
+            )
 
 
 if __name__ == "__main__":

@@ -82,9 +82,30 @@ def predict_split(
     spec = InputSpec.from_meta(meta["input"])
     arrays = build_arrays(data, spec, mask)
     pred = predict(model, arrays.x)  # [n]
-    out = data.rows.loc[mask, ["image_id", "logo_type", *PARAM_NAMES]].reset_index(drop=True)
+    cols = ["image_id", "logo_type", "size", *PARAM_NAMES]
+    out = data.rows.loc[mask, cols].reset_index(drop=True)
     out["actual"] = arrays.y.astype(np.float64)
     out["predicted"] = pred.astype(np.float64)
+    return out
+
+
+def logo_at_size(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with a ``logo`` column, ``image_id@size``: the group whose parameter sets
+    ranking compares (one logo's sets at one long side; labels at several sizes hold one
+    group per size)."""
+    size = rows["size"].astype(str) if "size" in rows.columns else "view"
+    return rows.assign(logo=rows["image_id"].astype(str) + "@" + size)
+
+
+def per_size_metrics(predictions: pd.DataFrame) -> dict[int, dict[str, float]]:
+    """Per long side of the test rows: every metric and the within-logo ranking."""
+    out: dict[int, dict[str, float]] = {}
+    for size, sub in predictions.groupby("size", sort=True):
+        m = full_metrics(sub["actual"].to_numpy(), sub["predicted"].to_numpy())
+        m["n_images"] = int(sub["image_id"].nunique())
+        rank = ranking_metrics(logo_at_size(sub), VTRACER_DEFAULTS, group="logo")
+        m.update({f"rank/{k}": rank[k] for k in RANK_METRIC_NAMES})
+        out[int(size)] = m
     return out
 
 
@@ -237,9 +258,9 @@ def cross_validate(
         )
         pred = predict(res.model, held_xy.x)  # [n_held]
         m = full_metrics(held_xy.y, pred)
-        held = data.rows.loc[fold.held, ["image_id", *PARAM_NAMES]]
-        held = held.assign(actual=held_xy.y.astype(np.float64), predicted=pred)
-        rank = ranking_metrics(held, VTRACER_DEFAULTS)
+        held = data.rows.loc[fold.held, ["image_id", "size", *PARAM_NAMES]]
+        held = logo_at_size(held.assign(actual=held_xy.y.astype(np.float64), predicted=pred))
+        rank = ranking_metrics(held, VTRACER_DEFAULTS, group="logo")
         m.update({f"rank/{k}": rank[k] for k in RANK_METRIC_NAMES})
         m.update(
             {
@@ -488,6 +509,8 @@ class ValidationResult:
     ranking: dict[str, float] = dataclasses.field(default_factory=dict)  # within-logo, test
     # the same over each test logo's sets inside label.local_box (close sets: suggest's region)
     ranking_box: dict[str, float] = dataclasses.field(default_factory=dict)
+    # per long side of the test rows (labels at several sizes): metrics and ranking
+    per_size: dict[int, dict[str, float]] = dataclasses.field(default_factory=dict)
 
 
 def validate_model(
@@ -537,14 +560,17 @@ def validate_model(
         "best_epoch": meta.get("best_epoch"),
         "run_id": run_id or meta.get("mlflow_run_id"),
     }
-    ranking = ranking_metrics(predictions, VTRACER_DEFAULTS)
+    # the headline ranking is at the model's view (the smallest size), as before sizes
+    at_view = predictions[predictions["size"] == predictions["size"].min()]
+    ranking = ranking_metrics(at_view, VTRACER_DEFAULTS)
     ranking_box = {}
     if box:
-        inside = predictions.loc[in_box(predictions, box)]
+        inside = at_view.loc[in_box(at_view, box)]
         if len(inside):
             ranking_box = ranking_metrics(inside, VTRACER_DEFAULTS)
+    per_size = per_size_metrics(predictions) if predictions["size"].nunique() > 1 else {}
     return ValidationResult(
-        predictions, overall, per_type, cv, base, gates, conv, info, ranking, ranking_box
+        predictions, overall, per_type, cv, base, gates, conv, info, ranking, ranking_box, per_size
     )
 
 
@@ -561,6 +587,8 @@ def flat_metrics(res: ValidationResult) -> dict[str, Any]:
             out.update({f"test/type/{t}/{m}": float(r[m]) for m in METRIC_NAMES})
     out.update({f"test/rank/{k}": v for k, v in res.ranking.items()})
     out.update({f"test/rank_box/{k}": v for k, v in res.ranking_box.items()})
+    for size, m in res.per_size.items():
+        out.update({f"test/size/{size}/{k}": v for k, v in m.items()})
     if res.cv is not None:
         out.update({f"cv/{k}": v for k, v in res.cv["summary"].items()})
         out["cv/folds"] = res.cv["n_folds"]
@@ -662,6 +690,48 @@ def _ranking_lines(res: ValidationResult) -> list[str]:
         "sets inside that box (VTracer's defaults included): close sets, where `suggest` picks.",
         "",
         *_table(["split", "logos", "Spearman", "top-1 regret", "beats defaults"], rows),
+        *_size_lines(res),
+    ]
+
+
+def _size_lines(res: ValidationResult) -> list[str]:
+    """The per-size section (labels at several long sides; the rows above rank at the view)."""
+    if not res.per_size:
+        return []
+    rows = [
+        [
+            f"{size} px",
+            int(m["n"]),
+            m["n_images"],
+            _f(m["pearson"]),
+            _f(m["rmse"]),
+            _f(m["rank/spearman_mean"]),
+            _f(m["rank/regret_mean"], 5),
+            _f(m["rank/beats_defaults_share"], 3),
+        ]
+        for size, m in sorted(res.per_size.items())
+    ]
+    return [
+        "",
+        "## Per long side",
+        "",
+        "The test rows by the long side they were converted at (`data.sizes`; the model's "
+        "parameters are in the frame of its view, scaled for VTracer at each size). The "
+        "ranking columns rank each logo's sets at one size.",
+        "",
+        *_table(
+            [
+                "long side",
+                "rows",
+                "images",
+                "Pearson r",
+                "RMSE",
+                "Spearman",
+                "top-1 regret",
+                "beats defaults",
+            ],
+            rows,
+        ),
     ]
 
 

@@ -15,11 +15,13 @@ mean CIEDE2000 colour error (:mod:`svg_quality.colour`), which luma SSIM cannot 
 candidate whose colour error exceeds the defaults' by more than ``colour_tolerance`` is
 refused, whatever its SSIM.
 
-The model was trained on logos with a long side of ``image_size`` (256 px), where a
-``filter_speckle`` of 4 px is 1.6% of the logo; the same set at 1024 px means a 16 px
-speck. :func:`scale_params` maps a candidate to the input's size (``filter_speckle`` and
-``length_threshold`` times long side / image_size, ``path_precision``'s grid likewise) so
-it means there what the model scored (README, Native resolution: the measurements).
+The model sees every logo at its view (long side ``image_size``, 256 px) and expresses
+parameters in that view's frame, where a ``filter_speckle`` of 4 px is 1.6% of the logo;
+the same set at 1024 px means a 16 px speck. :func:`scale_params` maps a candidate to the
+input's size (``filter_speckle`` and ``length_threshold`` times long side / image_size,
+``path_precision``'s grid likewise) so it means there what the model scored. A model
+trained on labels at several long sides (``data.sizes``) also takes the size: it scores
+the candidates for the size they will be traced at (clamped to the trained sizes).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
-import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from svg_quality import objectives
-from svg_quality.paramspace import PARAM_NAMES, SPECS, VTRACER_DEFAULTS
+from svg_quality.paramspace import PARAM_NAMES, SPECS, VTRACER_DEFAULTS, scale_params
 from svg_quality.probe import SETTINGS
 
 MAX_SIDE = 2048  # px: a longer input is traced at this long side (and the output says so)
@@ -189,23 +190,6 @@ def candidate_matrix(ranges: tuple, n: int, seed: int) -> np.ndarray:
     return raw
 
 
-def scale_params(params: Mapping[str, float], factor: float) -> dict[str, float]:
-    """``params`` as the model scored them on its view, for a logo ``factor`` times as large
-    (long side / the view's), so each means there what it meant on the view:
-    ``filter_speckle`` (px, an integer >= 1) and ``length_threshold`` (px, >= 3.5, VTracer's
-    documented minimum) times ``factor``; ``path_precision`` (decimals, a grid of 10^-p
-    px) minus log10(``factor``), rounded, in [0, 8]: the same grid relative to the logo.
-    The other five are not lengths and stay."""
-    if not np.isfinite(factor) or factor <= 0:
-        raise ValueError(f"scale factor {factor!r} is invalid; allowed: a number > 0")
-    out = dict(params)
-    out["filter_speckle"] = max(1, round(params["filter_speckle"] * factor))
-    out["length_threshold"] = round(max(3.5, params["length_threshold"] * factor), 4)
-    grid = round(params["path_precision"] - math.log10(factor))
-    out["path_precision"] = min(8, max(0, int(grid)))
-    return out
-
-
 def fallbacks(default: Candidate, ssim: np.ndarray, lg: np.ndarray | None) -> list[Candidate]:
     """VTracer's defaults at each of :data:`FALLBACK_PRECISIONS` (``ssim``/``lg``: the
     model's predictions for them, in that order)."""
@@ -264,7 +248,7 @@ def suggest(
         from svg_quality.preprocess import load_full
 
         full, input_size = load_full(image, max_side, getattr(predictor, "min_size", 1))
-        logo = predictor.prepare(full)
+        logo = predictor.prepare(full, long_side=max(full.shape[:2]))  # scored at its size
     else:
         logo = predictor.prepare(image)
     t0 = time.perf_counter()

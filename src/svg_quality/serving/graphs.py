@@ -92,11 +92,25 @@ class _Affine(nn.Module):
         return (raw - self.shift) / self.scale
 
 
+class _Log2Scale(nn.Module):
+    """The size input: ``log2(long_side / view)`` (``inputspec.log2_scale``)."""
+
+    def __init__(self, view: int) -> None:
+        super().__init__()
+        self.register_buffer("view", torch.tensor([float(view)], dtype=torch.float32))
+
+    def forward(self, raw: torch.Tensor) -> torch.Tensor:
+        return torch.log2(raw / self.view)
+
+
 def _normalizers(spec: InputSpec) -> nn.ModuleDict:
     out = nn.ModuleDict()
     for s in spec.segments():
         affine = spec.affine(s.name)
-        out[s.raw] = _Affine(*affine) if affine is not None else nn.Identity()
+        if s.name == "size":
+            out[s.raw] = _Log2Scale(int(spec.sizes[0]))
+        else:
+            out[s.raw] = _Affine(*affine) if affine is not None else nn.Identity()
     return out
 
 

@@ -411,6 +411,9 @@ def self_test_inputs(meta: Mapping[str, Any], graph: str) -> dict[str, np.ndarra
         elif name in moments and moments[name][0] in inp:
             mean, std = (np.asarray(inp[k], dtype=np.float64) for k in moments[name])
             x = mean + std * (2 * u - 1)  # within one std of the training mean
+        elif name == "long_side":  # px within the trained long sides
+            lo, hi = min(inp["sizes"]), max(inp["sizes"])
+            x = lo + u * (hi - lo)
         elif name == "image_features":
             x = 2 * u  # pooled ReLU outputs: >= 0
         else:

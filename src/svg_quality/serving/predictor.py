@@ -14,6 +14,7 @@ against) and needs the backbone weights featurize used.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from collections.abc import Mapping, Sequence
@@ -54,6 +55,9 @@ class Logo:
     probe_ms: float = 0.0  # what the probe's one conversion cost
     probe_score: Any = None  # that conversion (vectorize.Score): verification reuses it
     probe_vtracer: Mapping[str, Any] | None = None  # the settings it was converted with
+    # The long side (px) predictions are for, when the model takes a size input: the
+    # parameters stay in the frame of the model's view (paramspace.scale_params maps them)
+    long_side: float | None = None
 
 
 class Predictor:
@@ -173,10 +177,15 @@ class Predictor:
         rows = [self.check_params(p) for p in params_list]
         return np.array([[r[n] for n in PARAM_NAMES] for r in rows], dtype=np.float32)
 
-    def prepare(self, image: str | Path | Any) -> Logo:
-        """Normalize a logo (path, PIL image or uint8 array) and compute the model's inputs."""
+    def prepare(self, image: str | Path | Any, long_side: float | None = None) -> Logo:
+        """Normalize a logo (path, PIL image or uint8 array) and compute the model's inputs.
+
+        ``long_side``: the long side (px) the SVG will be traced at, for a model with a size
+        input (:attr:`sizes`); default the model's view. Parameters keep the view's frame:
+        at long side S VTracer gets ``paramspace.scale_params(params, S / view)``."""
         if isinstance(image, Logo):
             return image
+        side = self.size_input(long_side)
         rgb = load_logo(image, self.image_size, self.min_size)
         x = backbone_input(rgb, self.metadata["preprocessing"]) if self.uses_resnet else None
         if self.uses_stats:
@@ -187,9 +196,26 @@ class Predictor:
                     "this code computes other logo statistics than the model was trained on; "
                     "use the svg-quality version that exported it"
                 )
-        return logo_inputs(
+        logo = logo_inputs(
             rgb, self.spec, self.metadata["vtracer"], x, f"{self.export_dir}: the exported model"
         )
+        return dataclasses.replace(logo, long_side=side)
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """The long sides the model was trained at (more than one: it takes a size input)."""
+        return tuple(self.spec.sizes) if self.spec.uses_size else (self.image_size,)
+
+    def size_input(self, long_side: float | None) -> float | None:
+        """The size fed for a long side (None without a size input): the view by default,
+        clamped to the trained sizes (a larger logo is scored as the largest trained)."""
+        if not self.spec.uses_size:
+            return None
+        if long_side is None:
+            return float(self.sizes[0])
+        if not np.isfinite(long_side) or long_side <= 0:
+            raise ValueError(f"long_side = {long_side!r} is invalid; allowed: px > 0")
+        return float(min(max(long_side, self.sizes[0]), self.sizes[-1]))
 
     # ------------------------------------------------------------------ predictions
 
@@ -317,7 +343,8 @@ def logo_inputs(
         from svg_quality.probe import measure
 
         probe, probe_ms, probe_score = measure(rgb, vtracer)
-    return Logo(rgb, image, stats, tables, probe, probe_ms, probe_score, dict(vtracer))
+    side = float(spec.sizes[0]) if spec.uses_size else None  # at the view, unless told
+    return Logo(rgb, image, stats, tables, probe, probe_ms, probe_score, dict(vtracer), side)
 
 
 def logo_blocks(logo: Logo, image_features: np.ndarray | None) -> dict[str, Any]:
@@ -327,6 +354,7 @@ def logo_blocks(logo: Logo, image_features: np.ndarray | None) -> dict[str, Any]
         "image_features": image_features,
         "stats": _batch(logo.stats),
         "probe": _batch(logo.probe),
+        "long_side": None if logo.long_side is None else np.array([[logo.long_side]], np.float32),
         "vtables": _batch(logo.tables),
     }
 

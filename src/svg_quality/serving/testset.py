@@ -30,10 +30,15 @@ class TestSet:
     def logo_blocks(self, spec: InputSpec, rows: np.ndarray) -> dict[str, np.ndarray]:
         """The per-logo raw blocks of the logos at table ``rows`` (``[len(rows), w]`` each),
         keyed by graph input name: what the candidates and end-to-end graphs take; with the
-        vtracer segment also their ``vtables`` (:meth:`InputSpec.complete` looks it up)."""
-        names = [s.raw for s in spec.segments() if s.per_logo]
+        vtracer segment also their ``vtables`` (:meth:`InputSpec.complete` looks it up).
+        A size input is fed the largest trained long side, so the checks run its
+        arithmetic away from the view (where its value is 0)."""
+        names = [s.raw for s in spec.segments() if s.per_logo and s.name != "size"]
         names += ["vtables"] if spec.uses_vtracer else []
-        return {n: _rows(self.tables[n], rows, n) for n in names}
+        out = {n: _rows(self.tables[n], rows, n) for n in names}
+        if spec.uses_size:
+            out["long_side"] = np.full((len(rows), 1), float(spec.sizes[-1]), np.float32)
+        return out
 
 
 def _rows(table: np.ndarray | None, rows: np.ndarray, name: str) -> np.ndarray:
