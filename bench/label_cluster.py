@@ -92,12 +92,22 @@ def main() -> None:
             dashboard_address=None,
         ) as cluster:
             on = dataclasses.replace(lab, cluster=cluster.scheduler_address)
-            label_dataset(warm, warm_dir, root / "w-warm", p.vtracer, on, progress=False)
+            label_dataset(
+                warm, warm_dir, root / "w-warm", p.vtracer, on, image_size=args.size, progress=False
+            )
             for r in range(args.rounds):
                 for name, cfg in (("local", lab), ("cluster", on)):
                     work = root / f"w-{name}-{r}"
                     runs[name].append(
-                        label_dataset(logos, logos_dir, work, p.vtracer, cfg, progress=False)
+                        label_dataset(
+                            logos,
+                            logos_dir,
+                            work,
+                            p.vtracer,
+                            cfg,
+                            image_size=args.size,
+                            progress=False,
+                        )
                     )
     (local, s_local), (remote, s_remote) = (
         max(runs[k], key=lambda run: run[1].computed / run[1].compute_s)

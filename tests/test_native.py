@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from svg_quality import objectives
-from svg_quality.paramspace import VTRACER_DEFAULTS
+from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS
 
 CLI = [sys.executable, "-m", "svg_quality.cli"]
 
@@ -377,3 +377,26 @@ def test_what_convert_writes_is_minified_and_renders_the_same(export_dir, tmp_pa
     same = SSIMReference(render(svg_plain, w, h)).score(render(svg_min, w, h))
     assert same >= 0.999
     assert abs(a["ssim"] - b["ssim"]) <= 1e-3
+
+
+def test_verify_scores_the_candidates_for_the_size_they_are_traced_at(export_dir, tmp_path):
+    """A model with a size input (labelled at the view and twice it) ranks a large logo's
+    candidates for its own long side (clamped to the trained sizes), not for the view."""
+    from svg_quality.preprocess import load_full
+    from svg_quality.serving.predictor import Predictor
+    from svg_quality.verify import candidate_matrix, suggest
+
+    p = Predictor.load(export_dir)
+    view, big = p.sizes
+    path = write_logo(tmp_path / "big.png", "complex", 4, 3 * view)
+    res = suggest(p, path, objective="quality", candidates=32, verify=1, top_k=3)
+    full, _ = load_full(path, 2048, p.min_size)
+    assert max(full.shape[:2]) == 3 * view  # verified at its own size ...
+    key = tuple((n, *map(float, p.ranges[n])) for n in PARAM_NAMES)
+    raw = candidate_matrix(key, 32, 0)
+    at = {side: p.score_candidates(p.prepare(full, long_side=side), raw)[0] for side in (view, big)}
+    assert p.size_input(3 * view) == big  # ... and scored for the largest trained size
+    rows = [np.abs(raw - [c.params[n] for n in PARAM_NAMES]).sum(1).argmin() for c in res.ranked]
+    want = [float(at[big][i]) for i in rows]
+    assert [c.predicted_ssim for c in res.ranked] == pytest.approx(want, abs=1e-6)
+    assert not np.allclose(at[view], at[big])  # the size input matters
