@@ -1,4 +1,4 @@
-# One entry point for humans; each target is a thin wrapper over a README command.
+# One entry point for humans; each target is a thin wrapper over a command of the README or docs/.
 .DEFAULT_GOAL := help
 PY ?= python
 
@@ -33,22 +33,25 @@ format:  ## apply ruff's formatting and safe fixes
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
+docs:  ## build the docs site strictly into site/ (broken links fail; as CI)
+	$(PY) -m mkdocs build --strict --quiet
+
 bench:  ## run every benchmark under bench/ (each prints its ratio last)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-ui:  ## open the MLflow UI on the local tracking database (README step 4)
+ui:  ## open the MLflow UI on the local tracking database (docs/tracking.md)
 	@echo "the runs: http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning"
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
 
-.PHONY: help setup lock repro test test-fast lint format bench ui
+.PHONY: help setup lock repro test test-fast lint format docs bench ui
 
 # A team tracking server on this machine: SQLite backend and artifacts under
 # .mlflow-server/ (absolute paths, so it works from any cwd), one worker and no job
 # execution keep it near 0.5 GB. Users then only set
-# MLFLOW_TRACKING_URI=http://127.0.0.1:$(MLFLOW_PORT) (README, MLflow server).
+# MLFLOW_TRACKING_URI=http://127.0.0.1:$(MLFLOW_PORT) (docs/tracking.md).
 MLFLOW_PORT ?= 5001
 MLFLOW_SERVER_DIR ?= $(CURDIR)/.mlflow-server
-mlflow-server:  ## MLflow tracking server on 127.0.0.1:5001 (MLFLOW_PORT=...) (README, MLflow server)
+mlflow-server:  ## MLflow tracking server on 127.0.0.1:5001 (MLFLOW_PORT=...) (docs/tracking.md)
 	@mkdir -p $(MLFLOW_SERVER_DIR)/artifacts
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) \
 		--workers 1 --backend-store-uri sqlite:///$(MLFLOW_SERVER_DIR)/mlflow.db \
