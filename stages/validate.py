@@ -50,19 +50,23 @@ def validate_size(args: argparse.Namespace, data, params, out: Path) -> list[Pat
 
 def validate_extra(args: argparse.Namespace, model, meta, params) -> dict[str, float]:
     """Each ``validate.extra_sets`` folder labelled with VTracer and scored by the trained
-    model: flat metrics ``extra/<folder name>/overall/rmse``, ... (svg_quality.evaluate)."""
+    model, at the view and at the larger sizes the model was trained at where a logo's
+    source reaches them: flat metrics ``extra/<folder name>/overall/rmse``, ...,
+    ``extra/<folder name>/by_size/1024/rmse`` (svg_quality.evaluate)."""
     from svg_quality.evaluate import ModelInfo, evaluate, flat, model_scorer
     from svg_quality.inputspec import InputSpec
 
     vt = {k: getattr(params.vtracer, k) for k in ("colormode", "hierarchical", "mode")}
-    info = ModelInfo(
-        params.data.image_size, params.data.min_size, vt, InputSpec.from_meta(meta["input"]).ranges
-    )
+    spec = InputSpec.from_meta(meta["input"])
+    sizes = tuple(spec.sizes[1:]) if spec.uses_size else ()  # the larger trained sizes too
+    info = ModelInfo(params.data.image_size, params.data.min_size, vt, spec.ranges, spec.sizes)
     scorer = model_scorer(model, meta, vt)
     out: dict[str, float] = {}
     for folder in params.validate.extra_sets:
         name = Path(folder).resolve().name
-        res = evaluate(folder, scorer, info, args.extra_work / name, design=params.label)
+        res = evaluate(
+            folder, scorer, info, args.extra_work / name, design=params.label, sizes=sizes
+        )
         o, r = res.metrics["overall"], res.metrics["rank"]
         log.info(
             "extra set %s: %d logos (%d files rejected), r %.3f, rmse %.4f, Spearman %.3f",

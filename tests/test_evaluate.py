@@ -193,6 +193,7 @@ def test_evaluate_reports_each_size_a_logo_reaches(export_dir: Path, tmp_path: P
         synthetic.generate(t, 5, 0, side).save(folder / t / f"{t}.png")
     res = evaluate_folder(folder, export_dir, tmp_path / "report", samples=3, progress=False)
     pred = pd.read_csv(tmp_path / "report" / "predictions.csv", dtype={"image_id": str})
+    assert list(pred.columns[:4]) == ["image_id", "logo_type", "source", "size"]
     counts = pred.groupby("logo_type")["size"].value_counts().to_dict()
     assert counts == {
         ("simple", view): 3,
@@ -215,3 +216,25 @@ def test_evaluate_reports_each_size_a_logo_reaches(export_dir: Path, tmp_path: P
         at_view = pred[(pred["image_id"] == image_id) & (pred["size"] == view)]
         assert not np.allclose(at_view["predicted"], g["predicted"])
     assert "px" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_validate_scores_extra_sets_at_the_trained_sizes(vtracer_export, tmp_path) -> None:
+    """validate.extra_sets: a size-aware model file is also scored at its larger trained
+    size on the logos that reach it (flat ``extra/<name>/by_size/<S>/...``)."""
+    from svg_quality.config import load_params
+    from svg_quality.model import load_model
+    from tests.conftest import load_stage
+
+    model, meta = load_model(vtracer_export["model"])
+    view, big = meta["input"]["sizes"]
+    folder = tmp_path / "extra"
+    (folder / "simple").mkdir(parents=True)
+    synthetic.generate("simple", 6, 0, 2 * big).save(folder / "simple" / "a.png")
+    params = load_params(vtracer_export["params"])
+    params = dataclasses.replace(
+        params, validate=dataclasses.replace(params.validate, extra_sets=(str(folder),))
+    )
+    args = argparse.Namespace(extra_work=tmp_path / "work")
+    flat = load_stage("validate").validate_extra(args, model, meta, params)
+    assert flat[f"extra/extra/by_size/{view}/n"] == flat[f"extra/extra/by_size/{big}/n"] == 8
+    assert flat["extra/extra/overall/n"] == 8  # the headline at the view

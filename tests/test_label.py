@@ -70,6 +70,20 @@ def make_logos(root: Path, per_type: int = 1, size: int = 48) -> tuple[pd.DataFr
     return df, logos_dir
 
 
+def thread_cluster() -> Any:
+    """A real Dask scheduler and one in-process worker (2 threads) on 127.0.0.1."""
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=1,
+        threads_per_worker=2,
+        processes=False,
+        protocol="tcp://",
+        host="127.0.0.1",
+        dashboard_address=None,
+    )
+
+
 def configs(tiny_params: dict[str, Any], **label: Any):
     raw = copy.deepcopy(tiny_params)
     raw["label"].update(label)
@@ -199,7 +213,6 @@ def test_planted_failures_become_rows_and_transient_ones_are_retried(tmp_path, t
 
 
 def test_dask_cluster_gives_the_same_labels_as_the_local_pool(tmp_path, tiny_params) -> None:
-    from distributed import LocalCluster
 
     logos, logos_dir = make_logos(tmp_path)
     ids = sorted(logos["image_id"])
@@ -208,14 +221,7 @@ def test_dask_cluster_gives_the_same_labels_as_the_local_pool(tmp_path, tiny_par
     local, _ = label_dataset(
         logos, logos_dir, tmp_path / "w1", vt, lab, faults=faults, progress=False
     )
-    with LocalCluster(
-        n_workers=1,
-        threads_per_worker=2,
-        processes=False,
-        protocol="tcp://",
-        host="127.0.0.1",
-        dashboard_address=None,
-    ) as cluster:
+    with thread_cluster() as cluster:
         vt, lab = configs(tiny_params, samples_per_image=3, cluster=cluster.scheduler_address)
         remote, stats = label_dataset(
             logos, logos_dir, tmp_path / "w2", vt, lab, faults=faults, progress=False

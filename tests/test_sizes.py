@@ -32,6 +32,7 @@ from svg_quality.labeling import (
 from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS, sample_params, scale_params
 from svg_quality.prepare import choose_sized, collect, write
 from tests.conftest import REPO_ROOT
+from tests.test_label import thread_cluster
 
 # The commit before the larger sizes: its generator is what today's logos were drawn with.
 BEFORE_SIZES = "271ad09e28efa6400be7dd742b8e4d4d79c99a87"
@@ -321,7 +322,6 @@ def test_view_rows_keep_their_resume_keys_and_values(tmp_path, tiny_params) -> N
 
 
 def test_a_dask_cluster_gives_the_same_rows_at_every_size(tmp_path, tiny_params) -> None:
-    from distributed import LocalCluster
 
     logos, logos_dir = sized_project(tmp_path)
     ids = sorted(logos["image_id"])
@@ -330,14 +330,7 @@ def test_a_dask_cluster_gives_the_same_rows_at_every_size(tmp_path, tiny_params)
     local, _ = label_dataset(
         logos, logos_dir, tmp_path / "w1", vt, lab, image_size=VIEW, faults=faults, progress=False
     )
-    with LocalCluster(
-        n_workers=1,
-        threads_per_worker=2,
-        processes=False,
-        protocol="tcp://",
-        host="127.0.0.1",
-        dashboard_address=None,
-    ) as cluster:
+    with thread_cluster() as cluster:
         _, lab = configs(tiny_params, cluster=cluster.scheduler_address)
         remote, stats = label_dataset(
             logos,
