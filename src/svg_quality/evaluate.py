@@ -12,7 +12,6 @@ export). Labels are cached in the work dir, so an interrupted evaluate resumes.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -110,10 +109,7 @@ def model_scorer(model: Any, meta: Mapping[str, Any], vtracer: Mapping[str, Any]
 
             with torch.inference_mode():
                 feats = backbone(preprocess(Image.fromarray(rgb))[None]).numpy()
-        logo = logo_inputs(rgb, spec, vtracer)
-        if spec.uses_size:
-            logo = dataclasses.replace(logo, long_side=float(long_side))
-        blocks = logo_blocks(logo, feats)
+        blocks = logo_blocks(logo_inputs(rgb, spec, vtracer, long_side=long_side), feats)
         x = spec.rows({**blocks, "params": raw}, broadcast=True)  # [n, spec.width]
         return predict(model, x).astype(np.float64), None
 

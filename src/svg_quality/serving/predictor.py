@@ -14,7 +14,6 @@ against) and needs the backbone weights featurize used.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import warnings
 from collections.abc import Mapping, Sequence
@@ -185,7 +184,6 @@ class Predictor:
         at long side S VTracer gets ``paramspace.scale_params(params, S / view)``."""
         if isinstance(image, Logo):
             return image
-        side = self.size_input(long_side)
         rgb = load_logo(image, self.image_size, self.min_size)
         x = backbone_input(rgb, self.metadata["preprocessing"]) if self.uses_resnet else None
         if self.uses_stats:
@@ -196,10 +194,14 @@ class Predictor:
                     "this code computes other logo statistics than the model was trained on; "
                     "use the svg-quality version that exported it"
                 )
-        logo = logo_inputs(
-            rgb, self.spec, self.metadata["vtracer"], x, f"{self.export_dir}: the exported model"
+        return logo_inputs(
+            rgb,
+            self.spec,
+            self.metadata["vtracer"],
+            x,
+            f"{self.export_dir}: the exported model",
+            long_side=long_side,
         )
-        return dataclasses.replace(logo, long_side=side)
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -207,15 +209,8 @@ class Predictor:
         return tuple(self.spec.sizes) if self.spec.uses_size else (self.image_size,)
 
     def size_input(self, long_side: float | None) -> float | None:
-        """The size fed for a long side (None without a size input): the view by default,
-        clamped to the trained sizes (a larger logo is scored as the largest trained)."""
-        if not self.spec.uses_size:
-            return None
-        if long_side is None:
-            return float(self.sizes[0])
-        if not np.isfinite(long_side) or long_side <= 0:
-            raise ValueError(f"long_side = {long_side!r} is invalid; allowed: px > 0")
-        return float(min(max(long_side, self.sizes[0]), self.sizes[-1]))
+        """The size fed for a long side (:func:`size_input`)."""
+        return size_input(self.spec, long_side)
 
     # ------------------------------------------------------------------ predictions
 
@@ -322,12 +317,14 @@ def logo_inputs(
     vtracer: Mapping[str, Any],
     image: np.ndarray | None = None,
     what: str = "the model",
+    long_side: float | None = None,
 ) -> Logo:
     """The per-logo raw inputs ``spec`` uses, of a normalized logo ``rgb``: statistics,
     VTracer tables (checked against the model's record, named ``what`` in the error) and
     the probe (VTracer's defaults converted, rendered and scored once, with the ``vtracer``
-    settings); ``image`` is the backbone input, when the model takes one. Shared by the
-    predictor and by evaluate's scoring of a trained model file."""
+    settings); ``image`` is the backbone input, when the model takes one; ``long_side``
+    the size predictions are for (:func:`size_input`). Shared by the predictor and by
+    evaluate's scoring of a trained model file."""
     stats = tables = probe = probe_score = None
     probe_ms = 0.0
     if spec.uses_stats:
@@ -343,8 +340,20 @@ def logo_inputs(
         from svg_quality.probe import measure
 
         probe, probe_ms, probe_score = measure(rgb, vtracer)
-    side = float(spec.sizes[0]) if spec.uses_size else None  # at the view, unless told
+    side = size_input(spec, long_side)
     return Logo(rgb, image, stats, tables, probe, probe_ms, probe_score, dict(vtracer), side)
+
+
+def size_input(spec: InputSpec, long_side: float | None) -> float | None:
+    """The size fed for a long side (None without a size input): the view by default,
+    clamped to the trained sizes (a larger logo is scored as the largest trained)."""
+    if not spec.uses_size:
+        return None
+    if long_side is None:
+        return float(spec.sizes[0])
+    if not np.isfinite(long_side) or long_side <= 0:
+        raise ValueError(f"long_side = {long_side!r} is invalid; allowed: px > 0")
+    return float(min(max(long_side, spec.sizes[0]), spec.sizes[-1]))
 
 
 def logo_blocks(logo: Logo, image_features: np.ndarray | None) -> dict[str, Any]:
