@@ -1,11 +1,12 @@
 """Build the real-icon folder for transfer checks (never for training), reproducibly.
 
 Source: five Iconify JSON icon sets from npm, pinned by version and tarball integrity
-(``PACKAGES``). Brand and logo sets are left out on purpose: they overlap the logos the
-model is judged on. For each package a seeded, deterministic sample of icons (``--per-package``,
-spread over the four logo types, see :func:`sample`) is wrapped as a standalone SVG,
-rendered with resvg (``svg_quality.vectorize.render``, on white) at each of ``--sizes`` px on
-the longest side, straight from the SVG (never resampled from another size), and written as::
+(``svg_quality.artsets.TRANSFER``, never training data). Brand and logo sets are left out
+on purpose: they overlap the logos the model is judged on. For each package a seeded,
+deterministic sample of icons (``--per-package``, spread over the four logo types, see
+``svg_quality.artwork.sample``) is wrapped as a standalone SVG, rendered with resvg
+(``svg_quality.artwork.render_png``, on white) at each of ``--sizes`` px on the longest
+side, straight from the SVG (never resampled from another size), and written as::
 
     <out>/<logo_type>/<package>-<icon>.png      # the layout data.source=<folder> reads
     <out>/manifest.csv                          # file, package, version, icon, type, ...
@@ -16,23 +17,27 @@ same icons under the same names and types (the sample is drawn once), e.g.
 ``--out '/work/real-icons-{size}' --sizes 256 1024`` writes /work/real-icons-256 and
 /work/real-icons-1024.
 
-``logo_type`` comes from the SVG by a fixed heuristic (:func:`classify`), first match wins:
+``logo_type`` comes from the SVG by a fixed heuristic (``svg_quality.artwork.classify``),
+first match wins:
 
 1. ``text``: the SVG has a ``<text>`` element, or the icon's name says its picture is letters
-   or digits (``TEXT_NAME``: letter-a, keycap-7, ab-button-blood-type, cool-button, atm-sign,
-   back-arrow, japanese-*-button, ...). The sets draw glyphs as paths, so the name is the signal.
+   or digits (``artwork.TEXT_NAME``: letter-a, keycap-7, ab-button-blood-type, cool-button,
+   atm-sign, back-arrow, japanese-*-button, ...). The sets draw glyphs as paths, so the name
+   is the signal.
 2. ``gradient``: a ``linearGradient`` or ``radialGradient``.
-3. ``complex``: more than ``SIMPLE_MAX_COLOURS`` distinct fill/stroke colours or more than
-   ``SIMPLE_MAX_SHAPES`` shape elements.
+3. ``complex``: more than ``artwork.SIMPLE_MAX_COLOURS`` distinct fill/stroke colours or
+   more than ``artwork.SIMPLE_MAX_SHAPES`` shape elements.
 4. ``simple``: the rest (few flat colours, few shapes), as the synthetic ``simple`` type.
 
 Every folder is built in a temporary directory; they replace their ``<out>`` only once every
-size rendered. Tarballs come from ``npm pack`` (the registry is the only network use) unless
-``--tarballs`` names a folder that already holds them; either way each tarball's sha512 is
-checked against the pin before it is read. ``--smoke`` needs no network and writes nothing
-that stays: it types and renders a few built-in SVGs through the same code at 256 and 1024 px
-(or ``--sizes``), checks types, pixel sizes and that the sizes show the same picture, and
-prints the render time of the largest size over the smallest last, as ``ratio <r>x``.
+size rendered. Tarballs are read from the cache folder ``--tarballs`` (default
+``~/.cache/svg-quality/npm``, ``svg_quality.artwork.cache_dir``), or downloaded from the npm
+registry into it over plain HTTPS (the only network use; npm itself is not needed); either
+way each tarball's sha512 is checked against the pin before it is read. ``--smoke`` needs
+no network and writes nothing that stays: it types and renders a few built-in SVGs through
+the same code at 256 and 1024 px (or ``--sizes``), checks types, pixel sizes and that the
+sizes show the same picture, and prints the render time of the largest size over the
+smallest last, as ``ratio <r>x``.
 
     python bench/build_real_icons.py                       # -> /work/real-icons, 60 per package
     python bench/build_real_icons.py --out '/work/real-icons-{size}' --sizes 256 1024
@@ -43,22 +48,12 @@ prints the render time of the largest size over the smallest last, as ``ratio <r
 from __future__ import annotations
 
 import argparse
-import base64
 import csv
-import hashlib
-import io as stdio
-import json
-import re
-import shutil
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
-import zlib
 from collections import Counter
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -67,79 +62,27 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from svg_quality import io
+from svg_quality import artsets, io
+from svg_quality.artsets import Package
+from svg_quality.artwork import (
+    SIMPLE_MAX_COLOURS,
+    SIMPLE_MAX_SHAPES,
+    Icon,
+    cache_dir,
+    classify,
+    colours_and_shapes,
+    fetch_tarball,
+    pixel_size,
+    read_icons,
+    render_png,
+    sample,
+)
 from svg_quality.config import LOGO_TYPES
-from svg_quality.vectorize import render
 
 DEFAULT_OUT = "/work/real-icons"  # a template: "{size}" in it becomes each size
 DEFAULT_SIZES = (256,)
 SMOKE_SIZES = (256, 1024)
 SIZE_RANGE = (16, 4096)
-
-
-@dataclass(frozen=True)
-class Package:
-    name: str
-    version: str
-    integrity: str  # npm's dist.integrity: "sha512-" + base64 digest of the .tgz
-    license: str
-
-    @property
-    def short(self) -> str:
-        return self.name.split("/")[-1]
-
-    @property
-    def tarball(self) -> str:
-        # npm pack's file name for a scoped package
-        return f"{self.name.lstrip('@').replace('/', '-')}-{self.version}.tgz"
-
-
-PACKAGES = (
-    Package(
-        "@iconify-json/twemoji",
-        "1.2.5",
-        "sha512-uKpuIEV0v6K5BW3Mjdyl+XKFVAbbcPxAgifKvEMtZoUZB5+YiY5zaMm2uNNCxyXzAWU9yNLlj41WU6/mvgALsw==",
-        "CC-BY-4.0",
-    ),
-    Package(
-        "@iconify-json/openmoji",
-        "1.2.29",
-        "sha512-vXdhkqcXVSO6suy+m9LbcUM3OdVyuNOtpV8/als/WqfkQIRxevL5Geb/g+6GH/Qwnq1OqksEmaDGTCmZ5nFKJQ==",
-        "CC-BY-SA-4.0",
-    ),
-    Package(
-        "@iconify-json/noto",
-        "1.2.9",
-        "sha512-DQiuXENbun41ch+XPSV55H9FaWKpHTyz46YIKtSaKYD4fIDDzL1tR6H4np/T38jfrTAeI3rcKF0mqHYeZVAuaw==",
-        "Apache-2.0",
-    ),
-    Package(
-        "@iconify-json/flat-color-icons",
-        "1.2.3",
-        "sha512-KcmJ7CY0TKFv5GuBjiS4/v++jEcNXna1jfY+yq014tnw/MN/jMI2oYpoMHGuIpYtUqDu7eove+WySnOYO8nS3w==",
-        "MIT",
-    ),
-    Package(
-        "@iconify-json/circle-flags",
-        "1.2.11",
-        "sha512-vrx2btOkTQ4/P75ElEDnjXShmNTwInXuhhpIQQ6U6YUTdxfWyvm/4ijNG8FX8iWFr+sqqQRCvXpm2RfRtjVXfg==",
-        "MIT",
-    ),
-)
-
-TEXT_NAME = re.compile(
-    r"^(letter-[a-z]$|regional-indicator|keycap-|input-latin|input-numbers"
-    r"|(a|b|ab|o|cl|cool|free|id|new|ng|ok|sos|up|vs|p|m)-button|japanese-.*-button"
-    r"|atm-sign|(back|end|on|soon|top)-arrow|copyright$|registered$|trade-mark$"
-    r"|hundred-points|alphabetical-sorting)"
-)
-GRADIENT = re.compile(r"<(linearGradient|radialGradient)\b")
-TEXT_ELEMENT = re.compile(r"<text\b")
-COLOUR = re.compile(r'(?:fill|stroke|stop-color)\s*=\s*"([^"]+)"')
-SHAPE = re.compile(r"<(path|circle|ellipse|rect|polygon|polyline|line)\b")
-NOT_A_COLOUR = {"none", "currentcolor", "transparent", "inherit"}
-SIMPLE_MAX_COLOURS = 4  # the synthetic `simple` type: 1-4 flat colours
-SIMPLE_MAX_SHAPES = 10
 
 MANIFEST_COLUMNS = [
     "file",
@@ -157,169 +100,22 @@ MANIFEST_COLUMNS = [
 ]
 
 
-@dataclass(frozen=True)
-class Icon:
-    package: Package
-    name: str
-    body: str
-    left: float
-    top: float
-    width: float
-    height: float
+# --------------------------------------------------------------------------- build and write
 
 
-# --------------------------------------------------------------------------- fetch and read
+def select(
+    packages: tuple[Package, ...], per_package: int, seed: int, tarballs: Path | None
+) -> list[tuple[Icon, str]]:
+    """The sampled icons of every package with their types; drawn once for all sizes.
 
-
-def _integrity(data: bytes) -> str:
-    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
-
-
-def fetch_tarball(pkg: Package, tarballs: Path | None, scratch: Path) -> bytes:
-    """The package's .tgz bytes, from ``tarballs`` if it holds them, else ``npm pack``."""
-    path = tarballs / pkg.tarball if tarballs is not None else None
-    if path is None or not path.is_file():
-        dest = tarballs if tarballs is not None else scratch
-        dest.mkdir(parents=True, exist_ok=True)
-        cmd = ["npm", "pack", f"{pkg.name}@{pkg.version}", "--pack-destination", str(dest)]
-        try:
-            subprocess.run(cmd, check=True, capture_output=True, text=True)
-        except FileNotFoundError:
-            raise RuntimeError(
-                "npm is not installed; install Node.js/npm or pass --tarballs with "
-                f"{pkg.tarball} already in it"
-            ) from None
-        except subprocess.CalledProcessError as exc:
-            raise RuntimeError(
-                f"`{' '.join(cmd)}` failed ({exc.stderr.strip()[-300:]}); check the registry "
-                "is reachable or pass --tarballs"
-            ) from None
-        path = dest / pkg.tarball
-    data = path.read_bytes()
-    got = _integrity(data)
-    if got != pkg.integrity:
-        raise RuntimeError(
-            f"{path}: integrity {got} does not match the pin {pkg.integrity} for "
-            f"{pkg.name}@{pkg.version}; delete the file and rerun to fetch it again"
-        )
-    return data
-
-
-def read_icons(pkg: Package, tgz: bytes) -> list[Icon]:
-    """Every visible, distinct icon of the package's ``icons.json`` (aliases and hidden skipped)."""
-    with tarfile.open(fileobj=stdio.BytesIO(tgz)) as tar:
-        member = tar.extractfile("package/icons.json")
-        if member is None:
-            raise RuntimeError(f"{pkg.name}@{pkg.version}: package/icons.json missing")
-        data = json.load(member)
-    width, height = data.get("width", 16), data.get("height", 16)
-    icons, bodies = [], set()
-    for name in sorted(data["icons"]):
-        spec = data["icons"][name]
-        # hidden = deprecated; transforms are rare and not worth rendering
-        if spec.get("hidden") or any(k in spec for k in ("rotate", "hFlip", "vFlip")):
-            continue
-        if spec["body"] in bodies:
-            continue
-        bodies.add(spec["body"])
-        icons.append(
-            Icon(
-                pkg,
-                name,
-                spec["body"],
-                spec.get("left", data.get("left", 0)),
-                spec.get("top", data.get("top", 0)),
-                spec.get("width", width),
-                spec.get("height", height),
-            )
-        )
-    return icons
-
-
-# --------------------------------------------------------------------------- classify, sample
-
-
-def colours_and_shapes(body: str) -> tuple[int, int]:
-    colours = {c.strip().lower() for c in COLOUR.findall(body)} - NOT_A_COLOUR
-    colours = {c for c in colours if not c.startswith("url(")}  # gradient refs are not colours
-    return len(colours), len(SHAPE.findall(body))
-
-
-def classify(name: str, body: str) -> str:
-    """The logo type of one icon; the module docstring states the rule."""
-    if TEXT_ELEMENT.search(body) or TEXT_NAME.search(name):
-        return "text"
-    if GRADIENT.search(body):
-        return "gradient"
-    colours, shapes = colours_and_shapes(body)
-    if colours > SIMPLE_MAX_COLOURS or shapes > SIMPLE_MAX_SHAPES:
-        return "complex"
-    return "simple"
-
-
-def sample(icons: list[Icon], n: int, seed: int) -> list[tuple[Icon, str]]:
-    """``n`` icons of one package: up to ``n // 4`` per type, the shortfall filled at random.
-
-    The order comes from a generator seeded by ``seed`` and the package name over the
-    name-sorted icons, so a pin and a seed give the same sample everywhere.
-    """
-    if not icons:
-        return []
-    rng = np.random.default_rng([seed, zlib.crc32(icons[0].package.name.encode())])
-    order = [icons[i] for i in rng.permutation(len(icons))]
-    typed = [(icon, classify(icon.name, icon.body)) for icon in order]
-    quota = n // len(LOGO_TYPES)
-    taken, per_type = [], Counter()
-    for icon, kind in typed:
-        if per_type[kind] < quota:
-            taken.append((icon, kind))
-            per_type[kind] += 1
-    chosen = {icon.name for icon, _ in taken}
-    for icon, kind in typed:
-        if len(taken) >= n:
-            break
-        if icon.name not in chosen:
-            taken.append((icon, kind))
-            chosen.add(icon.name)
-    return sorted(taken, key=lambda t: t[0].name)
-
-
-# --------------------------------------------------------------------------- render and write
-
-
-def standalone_svg(icon: Icon, width: int, height: int) -> str:
-    # width/height in px so resvg renders exactly that size (it rounds a scaled size its own way)
-    return (
-        '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
-        f'width="{width}" height="{height}" '
-        f'viewBox="{icon.left} {icon.top} {icon.width} {icon.height}">{icon.body}</svg>'
-    )
-
-
-def pixel_size(icon: Icon, size: int) -> tuple[int, int]:
-    """``(width, height)`` in px with ``size`` on the longest side, the aspect kept."""
-    scale = size / max(icon.width, icon.height)
-    return max(1, round(icon.width * scale)), max(1, round(icon.height * scale))
-
-
-def render_png(icon: Icon, size: int) -> bytes:
-    """The icon on white, ``size`` px on the longest side, as PNG bytes."""
-    w, h = pixel_size(icon, size)
-    rgb = render(standalone_svg(icon, w, h), w, h)
-    buf = stdio.BytesIO()
-    Image.fromarray(rgb, "RGB").save(buf, format="PNG", optimize=True)
-    return buf.getvalue()
-
-
-def select(per_package: int, seed: int, tarballs: Path | None) -> list[tuple[Icon, str]]:
-    """The sampled icons of every package with their types; drawn once for all sizes."""
+    Tarballs come from the cache folder ``tarballs`` (None: ``artwork.cache_dir()``) or are
+    downloaded into it, checked against their pins either way."""
     chosen = []
-    with tempfile.TemporaryDirectory(prefix="real-icons-npm-") as scratch:
-        for pkg in PACKAGES:
-            icons = read_icons(pkg, fetch_tarball(pkg, tarballs, Path(scratch)))
-            picked = sample(icons, per_package, seed)
-            chosen += picked
-            print(f"{pkg.name}@{pkg.version}: {len(icons)} icons, sampled {len(picked)}")
+    for pkg in packages:
+        icons = read_icons(pkg, fetch_tarball(pkg, tarballs))
+        picked = sample(icons, per_package, seed)
+        chosen += picked
+        print(f"{pkg.name}@{pkg.version}: {len(icons)} icons, sampled {len(picked)}")
     return chosen
 
 
@@ -364,19 +160,26 @@ def write_icons(
 
 
 def build(
-    out: str, sizes: list[int], per_package: int, seed: int, tarballs: Path | None
+    packages: tuple[Package, ...],
+    out: str,
+    sizes: list[int],
+    per_package: int,
+    seed: int,
+    tarballs: Path | None,
 ) -> dict[int, tuple[list[dict], float]]:
-    """Build one folder per size; each replaces its ``out`` only when every size rendered.
+    """Build one folder per size from ``packages`` (``artsets.TRANSFER`` from the CLI); each
+    replaces its ``out`` only when every size rendered.
 
     Returns ``{size: (manifest rows, render seconds)}``.
     """
-    chosen = select(per_package, seed, tarballs)
+    chosen = select(packages, per_package, seed, tarballs)
     results = {}
     with ExitStack() as stack:  # all temp folders are swapped in together, on success only
         for size in sizes:
             tmp = stack.enter_context(io.atomic_dir(out_path(out, size, sizes)))
             rows, seconds = write_icons(tmp, chosen, size)
-            (tmp / "README.md").write_text(readme(rows, out, sizes, per_package, seed, size))
+            readme_text = readme(rows, packages, out, sizes, per_package, seed, size)
+            (tmp / "README.md").write_text(readme_text)
             results[size] = (rows, seconds)
     return results
 
@@ -394,7 +197,13 @@ def out_path(out: str, size: int, sizes: list[int]) -> Path:
 
 
 def readme(
-    rows: list[dict], out: str, sizes: list[int], per_package: int, seed: int, size: int
+    rows: list[dict],
+    packages: tuple[Package, ...],
+    out: str,
+    sizes: list[int],
+    per_package: int,
+    seed: int,
+    size: int,
 ) -> str:
     folder = out_path(out, size, sizes)
     others = [f"{s} px: `{out_path(out, s, sizes)}`" for s in sizes if s != size]
@@ -406,13 +215,13 @@ def readme(
     )
     by_type = Counter(r["type"] for r in rows)
     pins = "\n".join(
-        f"| `{p.name}` | {p.version} | {p.license} | `{p.integrity}` |" for p in PACKAGES
+        f"| `{p.name}` | {p.version} | {p.license} | `{p.integrity}` |" for p in packages
     )
     table = "\n".join(
         f"| {kind} | {by_type.get(kind, 0)} | "
         + ", ".join(
             f"{p.short} {sum(r['type'] == kind and r['package'] == p.name for r in rows)}"
-            for p in PACKAGES
+            for p in packages
         )
         + " |"
         for kind in LOGO_TYPES
@@ -595,7 +404,11 @@ def main(argv: list[str] | None = None) -> None:
         help=f"longest side(s) in px, each rendered from the SVG (default {DEFAULT_SIZES[0]}, "
         f"--smoke: {' '.join(map(str, SMOKE_SIZES))})",
     )
-    ap.add_argument("--tarballs", type=Path, help="folder holding (or to keep) the .tgz files")
+    ap.add_argument(
+        "--tarballs",
+        type=Path,
+        help=f"cache folder holding (or to keep) the .tgz files (default {cache_dir()})",
+    )
     ap.add_argument(
         "--smoke", action="store_true", help="offline check of typing and rendering, no folder"
     )
@@ -618,10 +431,8 @@ def main(argv: list[str] | None = None) -> None:
         raise ValueError(f"--per-package = {args.per_package}; use 1 or more")
     for size in sizes:
         out_path(args.out, size, sizes)  # a bad --out fails before any download
-    if shutil.which("npm") is None and args.tarballs is None:
-        raise RuntimeError("npm is not on PATH; install Node.js/npm or pass --tarballs")
     start = time.perf_counter()
-    results = build(args.out, sizes, args.per_package, args.seed, args.tarballs)
+    results = build(artsets.TRANSFER, args.out, sizes, args.per_package, args.seed, args.tarballs)
     for size, (rows, seconds) in results.items():
         print(
             f"{size} px: {len(rows)} icons -> {out_path(args.out, size, sizes)}: "

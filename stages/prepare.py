@@ -1,4 +1,4 @@
-"""Stage `prepare`: logos from `data.source` -> normalized PNGs (a share also at the larger
+"""Stage `prepare`: logos from `data.sources` (synthetic, artwork, folders) -> normalized PNGs (a share also at the larger
 long sides of `data.sizes`), logos.csv, reports."""
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ def main() -> None:
 
     params = load_params(args.params)
     prepared = collect(params.data, params.split)
-    summary = write(prepared, args.logos_dir, args.logos_csv, args.reports, params.data.source)
+    summary = write(
+        prepared, args.logos_dir, args.logos_csv, args.reports, ", ".join(params.data.sources)
+    )
     for warning in split_warnings(prepared.logos, params.split):
         log.warning(warning)
     if summary["rejected"]:

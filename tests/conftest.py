@@ -36,6 +36,9 @@ def shrink(raw: dict[str, Any]) -> dict[str, Any]:
     """The real config, made tiny: a few logos per type, few samples, few epochs."""
     p = copy.deepcopy(raw)
     p["data"]["per_type"] = 4
+    # synthetic only: real artwork goes through prepare, labels and validate in
+    # tests/test_artwork_data.py, at a size these fixtures can afford
+    p["data"]["sources"] = ["synthetic"]
     p["data"]["image_size"] = 96
     # one logo per type (its train share) also at twice the view: the size input end to end
     p["data"]["sizes"] = [192]

@@ -15,6 +15,8 @@ from types import ModuleType
 import pytest
 from PIL import Image
 
+from svg_quality.artsets import Package
+from svg_quality.artwork import integrity
 from tests.conftest import REPO_ROOT
 
 
@@ -42,7 +44,7 @@ def test_several_sizes_need_a_size_placeholder(script: ModuleType, tmp_path: Pat
         script.main(["--out", str(tmp_path / "icons"), "--sizes", "32", "64"])
 
 
-def fake_package(script: ModuleType, folder: Path) -> object:
+def fake_package(script: ModuleType, folder: Path) -> Package:
     """A local Iconify-style tarball in ``folder``, pinned like the real ones."""
     icons = {
         # letter-<x> keeps the name rule for `text`; the others just need distinct names
@@ -61,20 +63,17 @@ def fake_package(script: ModuleType, folder: Path) -> object:
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
     tgz = buf.getvalue()
-    pkg = script.Package("@test/icons", "1.0.0", script._integrity(tgz), "MIT")
+    pkg = Package("@test/icons", "1.0.0", integrity(tgz), "MIT")
     (folder / pkg.tarball).write_bytes(tgz)
     return pkg
 
 
-def test_build_same_icons_at_every_size(
-    script: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_build_same_icons_at_every_size(script: ModuleType, tmp_path: Path) -> None:
     tarballs = tmp_path / "npm"
     tarballs.mkdir()
-    monkeypatch.setattr(script, "PACKAGES", (fake_package(script, tarballs),))
+    pkg = fake_package(script, tarballs)
     out = str(tmp_path / "icons-{size}")
-    args = ["--out", out, "--sizes", "32", "80", "--per-package", "8", "--tarballs", str(tarballs)]
-    script.main(args)
+    script.build((pkg,), out, [32, 80], per_package=8, seed=0, tarballs=tarballs)
     manifests = {}
     for size in (32, 80):
         folder = tmp_path / f"icons-{size}"
@@ -85,7 +84,9 @@ def test_build_same_icons_at_every_size(
             with Image.open(folder / row["file"]) as im:
                 assert im.size == (int(row["px_width"]), int(row["px_height"]))
                 assert max(im.size) == size
-        assert f"{tmp_path}/icons-{80 if size == 32 else 32}" in (folder / "README.md").read_text()
+        readme = (folder / "README.md").read_text()
+        assert f"{tmp_path}/icons-{80 if size == 32 else 32}" in readme
+        assert f"| `{pkg.name}` | {pkg.version} | {pkg.license} | `{pkg.integrity}` |" in readme
         manifests[size] = [(r["file"], r["type"], r["icon"]) for r in rows]
     assert manifests[32] == manifests[80]
     assert {t for _, t, _ in manifests[32]} == {"simple", "gradient", "complex", "text"}

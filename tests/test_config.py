@@ -10,7 +10,7 @@ from tests.conftest import REPO_ROOT
 
 def test_repo_params_load():
     p = load_params(REPO_ROOT / "params.yaml")
-    assert p.data.source == "synthetic"
+    assert p.data.sources == ("synthetic", "artwork")
     assert p.data.per_type >= 100  # issue 3: at least 100 logos per type by default
     assert len(p.vtracer.ranges) == 8
 

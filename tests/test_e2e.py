@@ -147,6 +147,7 @@ def make_scratch_repo(ws: Path, env: dict[str, str]) -> None:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
     shutil.copytree(REPO_ROOT / "stages", ws / "stages", ignore=ignore)
     shutil.copytree(REPO_ROOT / "src", ws / "src", ignore=ignore)
+    shutil.copytree(REPO_ROOT / "artwork", ws / "artwork")  # a prepare dep (vendored sets)
     params = shrink(load_repo_params())
     params["tracking"]["experiment"] = EXPERIMENT
     # Loose gates so the tiny model passes them and export registers it (the refusal

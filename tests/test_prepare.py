@@ -196,7 +196,7 @@ def _make_folder(root: Path) -> dict[str, str | None]:
 def test_folder_ingest_reports_every_bad_file(tmp_path):
     src = tmp_path / "src"
     expect = _make_folder(src)
-    data = DataConfig(source=str(src), image_size=64, min_size=16, max_pixels=4_000_000)
+    data = DataConfig(sources=(str(src),), image_size=64, min_size=16, max_pixels=4_000_000)
     prep = collect(data, SplitConfig(), workers=1)
     rejects = dict(zip(prep.rejects["source"], prep.rejects["reason"], strict=True))
     for rel, reason in expect.items():
@@ -214,7 +214,7 @@ def test_folder_ingest_reports_every_bad_file(tmp_path):
 
 def test_missing_source_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="data.source"):
-        collect(DataConfig(source=str(tmp_path / "nope")), SplitConfig(), workers=1)
+        collect(DataConfig(sources=(str(tmp_path / "nope"),)), SplitConfig(), workers=1)
 
 
 # --------------------------------------------------------------------------- splits
@@ -269,12 +269,14 @@ def test_stage_writes_outputs(tmp_path, tiny_params):
         "path",
         "logo_type",
         "source",
+        "origin",
         "width",
         "height",
         "split",
         "sizes",
     ]
     assert len(logos) == 16 and logos["image_id"].is_unique
+    assert set(logos["origin"]) == {"synthetic"}
     large = logos[logos["sizes"] == "192"]
     assert len(large) == 4 and set(large["split"]) == {"train"}  # round(0.5 * 1) = 0 in val, test
     assert (logos["sizes"].isin(["192", ""])).all()
@@ -323,7 +325,7 @@ def test_no_usable_logo_still_writes_the_rejects_report(tmp_path, tiny_params):
     src.mkdir()
     for i in range(3):  # images, but not in <logo_type>/ folders
         (src / f"logo{i}.png").write_bytes(_png(Image.new("RGB", (40, 40), (i * 60, 0, 0))))
-    raw = {**tiny_params, "data": {**tiny_params["data"], "source": str(src)}}
+    raw = {**tiny_params, "data": {**tiny_params["data"], "sources": [str(src)]}}
     res = _prepare_stage(tmp_path, raw)
     assert res.returncode == 1 and "Traceback" not in res.stderr
     rejects_csv = tmp_path / "reports/prepare/rejects.csv"
@@ -340,7 +342,7 @@ def test_splits_too_small_to_train_or_validate_are_warned_about(tmp_path, tiny_p
     src.mkdir(parents=True)
     for i in range(3):
         (src / f"logo{i}.png").write_bytes(_png(synthetic.generate("simple", 0, i, 64)))
-    raw = {**tiny_params, "data": {**tiny_params["data"], "source": str(src.parent)}}
+    raw = {**tiny_params, "data": {**tiny_params["data"], "sources": [str(src.parent)]}}
     res = _prepare_stage(tmp_path, raw)
     assert res.returncode == 0, res.stderr
     logos = pd.read_csv(tmp_path / "data/logos.csv")

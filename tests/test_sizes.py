@@ -210,7 +210,7 @@ def test_folder_logos_are_never_upsampled(tmp_path) -> None:
         arr = np.full((h, w, 4), 0, np.uint8)  # transparent: composited on white
         arr[h // 4 : 3 * h // 4, w // 4 : w // 2] = (40 * i, 90, 200, 255)
         (src / rel).write_bytes(_png(Image.fromarray(arr, "RGBA")))
-    data = DataConfig(source=str(src), image_size=64, sizes=(128, 256), size_share=1.0)
+    data = DataConfig(sources=(str(src),), image_size=64, sizes=(128, 256), size_share=1.0)
     prep = collect(data, SplitConfig(), workers=1)
     by_source = prep.logos.set_index("source")
     assert by_source.loc["simple/big.png", "sizes"] == "128 256"

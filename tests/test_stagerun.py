@@ -27,13 +27,14 @@ DVC_YAML = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())
 
 
 def scratch_repo(root: Path, raw_params: dict[str, Any]) -> Path:
-    """dvc.yaml, stages/, src/ and Makefile of this repo plus a params.yaml, in ``root``."""
+    """dvc.yaml, stages/, src/, artwork/ and Makefile of this repo plus a params.yaml, in ``root``."""
     root.mkdir(parents=True, exist_ok=True)
     for name in ("dvc.yaml", "Makefile"):
         shutil.copy2(REPO_ROOT / name, root / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
     shutil.copytree(REPO_ROOT / "stages", root / "stages", ignore=ignore)
     shutil.copytree(REPO_ROOT / "src", root / "src", ignore=ignore)
+    shutil.copytree(REPO_ROOT / "artwork", root / "artwork")  # a prepare dep (vendored sets)
     (root / "params.yaml").write_text(yaml.safe_dump(raw_params, sort_keys=False))
     return root
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from svg_quality.artsets import VENDORED, check_sets
 from svg_quality.paramspace import SHOWN_CHARS, shown
 
 T = TypeVar("T")
@@ -122,10 +123,17 @@ def build(cls: type[T], section: str, raw: Mapping[str, Any] | None) -> T:
 # --------------------------------------------------------------------------- sections
 
 
+SOURCE_KINDS = ("synthetic", "artwork")  # data.sources entries besides folders
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = "synthetic"  # "synthetic" or a folder laid out as <logo_type>/<file>
+    # mixed in one prepare: "synthetic" (per_type per logo type), "artwork" (per_set icons of
+    # each set in `artwork`, real vector art), and folders laid out as <logo_type>/<file>
+    sources: tuple[str, ...] = ("synthetic",)
     per_type: int = 100  # synthetic logos per logo type
+    artwork: tuple[str, ...] = VENDORED  # pinned icon sets (svg_quality.artsets.TRAINING)
+    per_set: int = 60  # icons per artwork set, type-balanced (artwork.sample)
     seed: int = 0
     image_size: int = 256  # longest side after normalization
     min_size: int = 16  # images with a side shorter than this are rejected
@@ -136,8 +144,16 @@ class DataConfig:
     size_share: float = 0.25  # share of the logos of each type and split that get `sizes`
 
     def __post_init__(self) -> None:
-        if not self.source:
-            raise _fail("data.source", self.source, "'synthetic' or a folder path")
+        if not self.sources or any(not s for s in self.sources):
+            raise _fail(
+                "data.sources", list(self.sources), "a list of 'synthetic', 'artwork' or folders"
+            )
+        if len(set(self.sources)) != len(self.sources):
+            raise _fail("data.sources", list(self.sources), "each source once")
+        check_sets("data.artwork", self.artwork)
+        if "artwork" in self.sources and not self.artwork:
+            raise _fail("data.artwork", [], "at least one set when data.sources has 'artwork'")
+        check_range("data.per_set", self.per_set, 1, 100_000)
         check_range("data.per_type", self.per_type, 1, 100_000)
         check_range("data.image_size", self.image_size, 32, 4096)
         check_range("data.min_size", self.min_size, 1, self.image_size)

@@ -168,7 +168,12 @@ def load_labeled(
     features, stats, index, meta = read_features(features_dir)
     # logos.csv owns the split; a split column copied into the labels must agree with it
     label_split = ok.pop("split") if "split" in ok.columns else None
-    rows = ok.merge(logos[["image_id", "split"]], on="image_id", how="left", validate="many_to_one")
+    ok = ok.drop(columns=["origin"], errors="ignore")  # logos.csv owns the origin too
+    if "origin" not in logos.columns:  # logos.csv from before data.sources
+        logos = logos.assign(origin="unknown")
+    rows = ok.merge(
+        logos[["image_id", "split", "origin"]], on="image_id", how="left", validate="many_to_one"
+    )
     if rows["split"].isna().any():
         lost = rows.loc[rows["split"].isna(), "image_id"].iloc[0]
         raise ValueError(
@@ -194,7 +199,16 @@ def load_labeled(
             f"image {lost} has labels but no features in {features_dir}; run `dvc repro featurize`"
         )
     rows["feature_row"] = rows["feature_row"].astype(np.int64)
-    keep = ["image_id", "logo_type", "split", "size", *PARAM_NAMES, "ssim", "feature_row"]
+    keep = [
+        "image_id",
+        "logo_type",
+        "split",
+        "origin",
+        "size",
+        *PARAM_NAMES,
+        "ssim",
+        "feature_row",
+    ]
     if "svg_bytes" in rows.columns:  # the size head's target
         keep.insert(keep.index("ssim") + 1, "svg_bytes")
     rows = rows[keep].reset_index(drop=True)

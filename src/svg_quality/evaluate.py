@@ -126,7 +126,7 @@ def read_folder(
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: not a folder; give a folder laid out as {LAYOUT}")
     data = DataConfig(
-        source=str(folder),
+        sources=(str(folder),),
         image_size=info.image_size,
         min_size=info.min_size,
         sizes=sizes,

@@ -353,7 +353,9 @@ def label_dataset(
     # it); a view row is stored without its size (its key has none) and gets it here.
     rows = [dict(stored[w.key], sample=w.sample, size=w.size or views[w.image_id]) for w in work]
     df = pd.DataFrame(rows)
-    meta = logos.set_index("image_id")[["logo_type", "split"]]
+    meta = logos.set_index("image_id")[["logo_type", "split"]].copy()
+    # where the logo came from (prepare's origin: synthetic, artwork, folder)
+    meta["origin"] = logos["origin"].to_numpy() if "origin" in logos.columns else "unknown"
     df = df.join(meta, on="image_id")
     return _typed(df), stats
 
@@ -369,6 +371,7 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
             "size": df["size"].astype("int64"),
             "logo_type": df["logo_type"].astype(str),
             "split": df["split"].astype(str),
+            "origin": df["origin"].astype(str),
         }
     )
     for name in PARAM_NAMES:

@@ -1,16 +1,22 @@
 """The ``prepare`` stage's library: gather logos, normalize, dedupe, split, report.
 
-Sources: ``synthetic`` (svg_quality.synthetic) or a folder laid out as
-``<logo_type>/<image file>``. Bad files never stop the stage: each becomes a row of
-``rejects.csv`` with a reason code (see :func:`svg_quality.images.open_image`, plus
-``unknown_file``, ``no_type_folder``, ``unsupported_mode`` and ``duplicate``).
+Sources (``data.sources``, mixed in one run): ``synthetic`` (svg_quality.synthetic),
+``artwork`` (real vector icons of the pinned sets ``data.artwork``, svg_quality.artwork:
+vendored in ``artwork/``, or fetched when a set is not or ``data.per_set`` exceeds what is
+vendored) and folders laid out as ``<logo_type>/<image file>``. logos.csv's ``origin`` says
+which (``synthetic``, ``artwork``, ``folder``); splits are stratified by logo type within
+each stratum (:func:`stratum`: synthetic, each artwork set, each folder). Bad files never
+stop the stage: each becomes a row of ``rejects.csv`` with a reason code (see
+:func:`svg_quality.images.open_image`, plus ``unknown_file``, ``no_type_folder``,
+``unsupported_mode``, ``render_failed`` and ``duplicate``).
 
 Every logo is stored at long side ``data.image_size`` (``<image_id>.png``, the model's
 view; its bytes are the ``image_id``). A share ``data.size_share`` of each logo type and
 split (:func:`choose_sized`) is also stored at each larger long side ``S`` of
 ``data.sizes`` as ``<S>/<image_id>.png``, for label to convert at that size: a synthetic
 logo drawn at the largest size and area-downsampled to the others, a folder logo
-normalized from its source when that is at least ``S`` px long (never upsampled).
+normalized from its source when that is at least ``S`` px long (never upsampled), an
+artwork icon rendered from its SVG at ``S``.
 logos.csv's ``sizes`` lists the larger sizes written for each logo ("512 1024", or "").
 """
 
@@ -32,10 +38,23 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-from svg_quality import images, io, synthetic
+from svg_quality import artwork, images, io, synthetic
+from svg_quality.artsets import TRAINING, VENDORED
 from svg_quality.config import LOGO_TYPES, DataConfig, SplitConfig
+from svg_quality.vectorize import RenderFailed
 
-LOGO_COLUMNS = ["image_id", "path", "logo_type", "source", "width", "height", "split", "sizes"]
+LOGO_COLUMNS = [
+    "image_id",
+    "path",
+    "logo_type",
+    "source",
+    "origin",
+    "width",
+    "height",
+    "split",
+    "sizes",
+]
+ARTWORK_DIR = Path("artwork")  # the vendored sets, relative to the repository root
 REJECT_COLUMNS = ["source", "reason", "detail"]
 _TYPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 T = TypeVar("T")
@@ -43,12 +62,17 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Job:
-    """One candidate logo: a synthetic recipe or a file in the source folder."""
+    """One candidate logo: a synthetic recipe, an artwork icon or a file in a source folder."""
 
     logo_type: str
-    source: str  # "synthetic:<type>:<index>" or the path relative to the source folder
+    # "synthetic:<type>:<index>", "artwork:<set>:<icon>", or the path relative to the source
+    # folder (prefixed with the folder when data.sources names several folders)
+    source: str
     file: str | None = None  # absolute path for folder sources
     index: int = 0
+    origin: str = "synthetic"  # "synthetic", "artwork" or "folder"
+    icon: artwork.Icon | None = None  # artwork sources
+    stratum: str = "synthetic"  # what splits are stratified within (with the logo type)
 
 
 @dataclass(frozen=True)
@@ -65,17 +89,79 @@ def synthetic_jobs(cfg: DataConfig) -> list[Job]:
     return [Job(t, f"synthetic:{t}:{i}", index=i) for t in LOGO_TYPES for i in range(cfg.per_type)]
 
 
-def folder_jobs(root: Path) -> tuple[list[Job], list[Result]]:
-    """Every file under ``root``; the first path component is the logo type."""
+def artwork_icons(name: str, per_set: int, seed: int, folder: Path = ARTWORK_DIR) -> list:
+    """``per_set`` icons of the set ``name`` with their types (``[(Icon, type)]``).
+
+    Brand logos and national flags are never drawn (:func:`artwork.training_icons`). A
+    type-balanced :func:`svg_quality.artwork.sample` of the vendored icons
+    (``<folder>/<name>.json``) when the set is vendored and holds enough, else of the whole
+    pinned package, fetched (hash-checked, cached outside the DVC outs)."""
+    path = folder / f"{name}.json"
+    if name in VENDORED:
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"data.artwork: {path} is missing (run prepare from the repository root, or "
+                "restore it: `git checkout -- artwork/` or `python scripts/vendor_artwork.py`)"
+            )
+        vendored = artwork.training_icons([icon for icon, _ in artwork.read_vendored(path)])
+        if per_set <= len(vendored):
+            return artwork.sample(vendored, per_set, seed)
+    pkg = TRAINING[name]
+    icons = artwork.training_icons(artwork.read_icons(pkg, artwork.fetch_tarball(pkg)))
+    return artwork.sample(icons, per_set, seed)
+
+
+def artwork_jobs(cfg: DataConfig, folder: Path = ARTWORK_DIR) -> list[Job]:
+    """One job per chosen icon of every set in ``data.artwork``."""
+    return [
+        Job(
+            kind,
+            f"artwork:{name}:{icon.name}",
+            origin="artwork",
+            icon=icon,
+            stratum=f"artwork:{name}",
+        )
+        for name in cfg.artwork
+        for icon, kind in artwork_icons(name, cfg.per_set, cfg.seed, folder)
+    ]
+
+
+def source_jobs(cfg: DataConfig, folder: Path = ARTWORK_DIR) -> tuple[list[Job], list[Result]]:
+    """The jobs (and the rejects found by listing) of every source in ``data.sources``."""
+    jobs, rejects = [], []
+    folders = [s for s in cfg.sources if s not in ("synthetic", "artwork")]
+    for source in cfg.sources:
+        if source == "synthetic":
+            jobs += synthetic_jobs(cfg)
+        elif source == "artwork":
+            jobs += artwork_jobs(cfg, folder)
+        else:
+            more, bad = folder_jobs(Path(source), prefix=len(folders) > 1)
+            jobs += more
+            rejects += bad
+    return jobs, rejects
+
+
+def folder_jobs(root: Path, prefix: bool = False) -> tuple[list[Job], list[Result]]:
+    """Every file under ``root``; the first path component is the logo type.
+
+    ``prefix``: name sources ``<root>/<path>`` (several folders), not ``<path>``."""
     if not root.is_dir():
         raise FileNotFoundError(
-            f"data.source = {str(root)!r} is not a folder; use 'synthetic' or a folder laid out "
-            "as <logo_type>/<image file>"
+            f"data.sources: {str(root)!r} is not a folder; use 'synthetic', 'artwork' or a "
+            "folder laid out as <logo_type>/<image file>"
         )
     jobs, rejects = [], []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()
-        job = Job(path.relative_to(root).parts[0], rel, file=str(path))
+        name = f"{root.as_posix()}/{rel}" if prefix else rel
+        job = Job(
+            path.relative_to(root).parts[0],
+            name,
+            file=str(path),
+            origin="folder",
+            stratum=f"folder:{root.as_posix()}",
+        )
         if len(path.relative_to(root).parts) < 2:
             rejects.append(
                 Result(
@@ -102,13 +188,17 @@ def folder_jobs(root: Path) -> tuple[list[Job], list[Result]]:
 def process(job: Job, cfg: DataConfig) -> Result:
     """Produce one normalized logo (or a reject). Runs in worker processes."""
     try:
-        if job.file is None:
+        if job.icon is not None:
+            im = Image.fromarray(artwork.render_rgb(job.icon, cfg.image_size), "RGB")
+        elif job.file is None:
             im = synthetic.generate(job.logo_type, cfg.seed, job.index, cfg.image_size)
         else:
             im = images.open_image(job.file, max_pixels=cfg.max_pixels, min_size=cfg.min_size)
         norm = images.normalize(im, cfg.image_size)
     except images.ImageRejected as exc:
         return Result(job, reason=exc.reason, detail=exc.detail)
+    except RenderFailed as exc:
+        return Result(job, reason="render_failed", detail=str(exc))
     return Result(job, images.png_bytes(norm), norm.width, norm.height)
 
 
@@ -123,6 +213,12 @@ class Sized:
 def process_sizes(job: Job, cfg: DataConfig) -> Sized:
     """``job``'s logo at every size of ``cfg.sizes`` it can have. Runs in worker processes."""
     try:
+        if job.icon is not None:  # vector art: rendered from the SVG at every size
+            pngs = {
+                s: images.png_bytes(Image.fromarray(artwork.render_rgb(job.icon, s), "RGB"))
+                for s in cfg.sizes
+            }
+            return Sized(pngs, {})
         if job.file is None:
             # Drawn once at the largest size, area-averaged down to the others: one drawing
             # (the expensive part) and the same picture at every size.
@@ -144,6 +240,8 @@ def process_sizes(job: Job, cfg: DataConfig) -> Sized:
         return Sized({}, dict.fromkeys(cfg.sizes, "layout_differs"))
     except images.ImageRejected as exc:  # read a moment ago; changed since
         return Sized({}, dict.fromkeys(cfg.sizes, exc.reason))
+    except RenderFailed:
+        return Sized({}, dict.fromkeys(cfg.sizes, "render_failed"))
 
 
 def _run_all(
@@ -167,15 +265,21 @@ def _run_all(
 
 
 def assign_splits(df: pd.DataFrame, cfg: SplitConfig) -> pd.Series:
-    """Per image, stratified by logo type, reproducible from ``split.seed``.
+    """Per image, stratified by logo type within each stratum, reproducible from ``split.seed``.
 
-    Within each type the sorted image ids are permuted by a generator seeded from the
-    split seed and the type name, so the split depends only on the set of images.
+    Within each (stratum, type) group the sorted image ids are permuted by a generator seeded
+    from the split seed and the type name (with the stratum, ``artwork:<set>/<type>``, unless
+    the stratum is ``synthetic`` or the only one), so the split depends only on the set of
+    images, and mixing in another source leaves the synthetic logos' splits as they were.
+    ``df`` may lack a ``stratum`` column (one stratum).
     """
     split = pd.Series("train", index=df.index, dtype=object)
-    for logo_type, group in df.groupby("logo_type", sort=True):
+    strata = df["stratum"] if "stratum" in df.columns else pd.Series("synthetic", index=df.index)
+    alone = strata.nunique() <= 1
+    for (stratum, logo_type), group in df.groupby([strata, df["logo_type"]], sort=True):
+        key = str(logo_type) if alone or stratum == "synthetic" else f"{stratum}/{logo_type}"
         ids = group.sort_values("image_id").index.to_numpy()
-        rng = np.random.default_rng([cfg.seed, zlib.crc32(str(logo_type).encode())])
+        rng = np.random.default_rng([cfg.seed, zlib.crc32(key.encode())])
         ids = ids[rng.permutation(len(ids))]
         n = len(ids)
         n_test = _share(n, cfg.test)
@@ -195,7 +299,7 @@ def _share(n: int, frac: float) -> int:
 def choose_sized(logos: pd.DataFrame, share: float) -> pd.Series:
     """Which logos also get ``data.sizes`` (a boolean Series on ``logos``' index).
 
-    In each (logo type, split) group, the ``round(share * n)`` logos (half to even) whose
+    In each (stratum, logo type, split) group, the ``round(share * n)`` logos (half to even) whose
     salted hash of the ``image_id`` sorts first: a function of the images, their types and
     splits and the share only, so neither the order of the rows nor the workers change the
     choice, and it is not the logos that sort first by ``image_id`` (the contact sheet's)."""
@@ -203,7 +307,8 @@ def choose_sized(logos: pd.DataFrame, share: float) -> pd.Series:
     if share <= 0 or logos.empty:
         return chosen
     salted = logos["image_id"].map(lambda i: io.sha256_hex(f"sizes:{i}".encode()))
-    for _, group in salted.groupby([logos["logo_type"], logos["split"]], sort=True):
+    strata = logos["stratum"] if "stratum" in logos.columns else pd.Series("", logos.index)
+    for _, group in salted.groupby([strata, logos["logo_type"], logos["split"]], sort=True):
         chosen[group.sort_values().index[: round(share * len(group))]] = True
     return chosen
 
@@ -217,12 +322,14 @@ class Prepared:
     sized: dict[str, Sized] = field(default_factory=dict)
 
 
-def collect(data: DataConfig, split: SplitConfig, workers: int | None = None) -> Prepared:
+def collect(
+    data: DataConfig,
+    split: SplitConfig,
+    workers: int | None = None,
+    artwork_dir: Path = ARTWORK_DIR,
+) -> Prepared:
     """Gather, normalize, dedupe and split; nothing is written here."""
-    if data.source == "synthetic":
-        jobs, rejected = synthetic_jobs(data), []
-    else:
-        jobs, rejected = folder_jobs(Path(data.source))
+    jobs, rejected = source_jobs(data, artwork_dir)
     workers = workers if workers is not None else len(os.sched_getaffinity(0))
     rows, pngs, seen, kept = [], {}, {}, {}
     for res in _run_all(process, jobs, data, workers, "prepare"):
@@ -244,11 +351,13 @@ def collect(data: DataConfig, split: SplitConfig, workers: int | None = None) ->
                 "path": f"{image_id}.png",
                 "logo_type": res.job.logo_type,
                 "source": res.job.source,
+                "origin": res.job.origin,
                 "width": res.width,
                 "height": res.height,
+                "stratum": res.job.stratum,
             }
         )
-    logos = pd.DataFrame(rows, columns=LOGO_COLUMNS[:-2])
+    logos = pd.DataFrame(rows, columns=[*LOGO_COLUMNS[:-2], "stratum"])
     logos["split"] = assign_splits(logos, split)
     logos = logos.sort_values(["logo_type", "image_id"]).reset_index(drop=True)
     # Second pass, once the splits are known: only the chosen logos at the larger sizes.
@@ -287,7 +396,7 @@ def no_logos_error(prep: Prepared, source: str, rejects_csv: Path) -> ValueError
         else ("put images in <logo_type>/ subfolders of the source folder")
     )
     return ValueError(
-        f"data.source = {source!r} yielded no usable logos ({counts}); every file and its "
+        f"data.sources = {source!r} yielded no usable logos ({counts}); every file and its "
         f"reason is in {rejects_csv}; fix: {fix}"
     )
 
@@ -363,6 +472,11 @@ def summarize(prep: Prepared) -> dict:
         "logos": len(prep.logos),
         "rejected": len(prep.rejects),
         "by_type": {k: int(v) for k, v in Counter(prep.logos["logo_type"]).items()},
+        "by_origin": {k: int(v) for k, v in Counter(prep.logos["origin"]).items()},
+        "by_origin_split": {
+            f"{o}/{s}": int(n)
+            for (o, s), n in prep.logos.groupby(["origin", "split"]).size().items()
+        },
         "by_split": {k: int(v) for k, v in Counter(prep.logos["split"]).items()},
         "by_type_split": {f"{t}/{s}": int(n) for (t, s), n in by_type_split.items()},
         "rejects_by_reason": {k: int(v) for k, v in Counter(prep.rejects["reason"]).items()},

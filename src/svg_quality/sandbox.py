@@ -44,6 +44,7 @@ COLUMNS = (
     "size",  # long side (px) of the PNG converted; the params are in the view's frame
     "logo_type",
     "split",
+    "origin",  # where the logo came from: synthetic, artwork, folder (prepare's logos.csv)
     *PARAM_NAMES,
     "ssim",
     "svg_bytes",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,6 +83,8 @@ def predict_split(
     arrays = build_arrays(data, spec, mask)
     pred = predict(model, arrays.x)  # [n]
     cols = ["image_id", "logo_type", "size", *PARAM_NAMES]
+    if "origin" in data.rows.columns:
+        cols.insert(2, "origin")
     out = data.rows.loc[mask, cols].reset_index(drop=True)
     out["actual"] = arrays.y.astype(np.float64)
     out["predicted"] = pred.astype(np.float64)
@@ -97,16 +99,30 @@ def logo_at_size(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.assign(logo=rows["image_id"].astype(str) + "@" + size)
 
 
-def per_size_metrics(predictions: pd.DataFrame) -> dict[int, dict[str, float]]:
-    """Per long side of the test rows: every metric and the within-logo ranking."""
-    out: dict[int, dict[str, float]] = {}
-    for size, sub in predictions.groupby("size", sort=True):
+def per_group_metrics(predictions: pd.DataFrame, column: str) -> dict[Any, dict[str, float]]:
+    """Per value of ``column`` of the test rows: every metric and the within-logo ranking
+    (each logo's sets at one size)."""
+    out: dict[Any, dict[str, float]] = {}
+    for key, sub in predictions.groupby(column, sort=True):
         m = full_metrics(sub["actual"].to_numpy(), sub["predicted"].to_numpy())
         m["n_images"] = int(sub["image_id"].nunique())
         rank = ranking_metrics(logo_at_size(sub), VTRACER_DEFAULTS, group="logo")
         m.update({f"rank/{k}": rank[k] for k in RANK_METRIC_NAMES})
-        out[int(size)] = m
+        out[key] = m
     return out
+
+
+def per_size_metrics(predictions: pd.DataFrame) -> dict[int, dict[str, float]]:
+    """Per long side of the test rows: every metric and the within-logo ranking."""
+    return {int(k): m for k, m in per_group_metrics(predictions, "size").items()}
+
+
+def per_origin_metrics(predictions: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per origin of the test rows (synthetic, artwork, folder), all sizes: every metric and
+    the within-logo ranking. Empty unless the test rows hold two origins or more."""
+    if "origin" not in predictions.columns or predictions["origin"].nunique() < 2:
+        return {}
+    return {str(k): m for k, m in per_group_metrics(predictions, "origin").items()}
 
 
 def type_order(types: Sequence[str]) -> list[str]:
@@ -511,6 +527,8 @@ class ValidationResult:
     ranking_box: dict[str, float] = dataclasses.field(default_factory=dict)
     # per long side of the test rows (labels at several sizes): metrics and ranking
     per_size: dict[int, dict[str, float]] = dataclasses.field(default_factory=dict)
+    # per origin of the test rows (synthetic and artwork apart): metrics and ranking
+    per_origin: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
 
 
 def validate_model(
@@ -570,7 +588,18 @@ def validate_model(
             ranking_box = ranking_metrics(inside, VTRACER_DEFAULTS)
     per_size = per_size_metrics(predictions) if predictions["size"].nunique() > 1 else {}
     return ValidationResult(
-        predictions, overall, per_type, cv, base, gates, conv, info, ranking, ranking_box, per_size
+        predictions,
+        overall,
+        per_type,
+        cv,
+        base,
+        gates,
+        conv,
+        info,
+        ranking,
+        ranking_box,
+        per_size,
+        per_origin_metrics(predictions),
     )
 
 
@@ -589,6 +618,8 @@ def flat_metrics(res: ValidationResult) -> dict[str, Any]:
     out.update({f"test/rank_box/{k}": v for k, v in res.ranking_box.items()})
     for size, m in res.per_size.items():
         out.update({f"test/size/{size}/{k}": v for k, v in m.items()})
+    for origin, m in res.per_origin.items():
+        out.update({f"test/origin/{origin}/{k}": v for k, v in m.items()})
     if res.cv is not None:
         out.update({f"cv/{k}": v for k, v in res.cv["summary"].items()})
         out["cv/folds"] = res.cv["n_folds"]
@@ -691,16 +722,14 @@ def _ranking_lines(res: ValidationResult) -> list[str]:
         "",
         *_table(["split", "logos", "Spearman", "top-1 regret", "beats defaults"], rows),
         *_size_lines(res),
+        *_origin_lines(res),
     ]
 
 
-def _size_lines(res: ValidationResult) -> list[str]:
-    """The per-size section (labels at several long sides; the rows above rank at the view)."""
-    if not res.per_size:
-        return []
-    rows = [
+def _group_rows(groups: Mapping[Any, Mapping[str, float]], name: Callable[[Any], str]) -> list:
+    return [
         [
-            f"{size} px",
+            name(key),
             int(m["n"]),
             m["n_images"],
             _f(m["pearson"]),
@@ -709,8 +738,41 @@ def _size_lines(res: ValidationResult) -> list[str]:
             _f(m["rank/regret_mean"], 5),
             _f(m["rank/beats_defaults_share"], 3),
         ]
-        for size, m in sorted(res.per_size.items())
+        for key, m in sorted(groups.items())
     ]
+
+
+GROUP_HEADER = (
+    "rows",
+    "images",
+    "Pearson r",
+    "RMSE",
+    "Spearman",
+    "top-1 regret",
+    "beats defaults",
+)
+
+
+def _origin_lines(res: ValidationResult) -> list[str]:
+    """The per-source section (data.sources mixing synthetic logos and real artwork)."""
+    if not res.per_origin:
+        return []
+    return [
+        "",
+        "## Per source",
+        "",
+        "The test rows by where the logo came from (`data.sources`: `synthetic` logos, "
+        "`artwork` = real vector icons of `data.artwork`, `folder`), at every size; the "
+        "ranking columns rank each logo's sets at one size.",
+        "",
+        *_table(["source", *GROUP_HEADER], _group_rows(res.per_origin, str)),
+    ]
+
+
+def _size_lines(res: ValidationResult) -> list[str]:
+    """The per-size section (labels at several long sides; the rows above rank at the view)."""
+    if not res.per_size:
+        return []
     return [
         "",
         "## Per long side",
@@ -719,19 +781,7 @@ def _size_lines(res: ValidationResult) -> list[str]:
         "parameters are in the frame of its view, scaled for VTracer at each size). The "
         "ranking columns rank each logo's sets at one size.",
         "",
-        *_table(
-            [
-                "long side",
-                "rows",
-                "images",
-                "Pearson r",
-                "RMSE",
-                "Spearman",
-                "top-1 regret",
-                "beats defaults",
-            ],
-            rows,
-        ),
+        *_table(["long side", *GROUP_HEADER], _group_rows(res.per_size, lambda s: f"{s} px")),
     ]
 
 
