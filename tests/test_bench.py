@@ -32,6 +32,7 @@ SCRIPTS = (
     "input_ablation.py",  # ~9: a tiny labelled project, 2 configs
     "featurize_throughput.py",  # ~8: ResNet-50 on 4 images
     "learning_curve.py",  # ~7
+    "artwork_curve.py",  # ~7: a tiny project with 6 real icons, 2 points
     "train_throughput.py",  # ~6
     "label_cluster.py",  # ~5: a 1-worker Dask LocalCluster
     "label_throughput.py",  # ~2

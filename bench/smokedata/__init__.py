@@ -1,10 +1,11 @@
 """A tiny labelled project for the benchmarks' ``--smoke`` runs (input_ablation,
-learning_curve): the pipeline's data layout in seconds, no ``dvc repro`` needed.
+learning_curve, artwork_curve): the pipeline's data layout in seconds, no ``dvc repro`` needed.
 
 A package, not a module, so ``make bench`` (which runs every ``bench/*.py``) skips it.
 
     <root>/data/logos/<image_id>.png   synthetic logos (svg_quality.synthetic), normalized
-    <root>/data/logos.csv              image_id, logo_type, split (train/val/test in turn)
+    <root>/data/logos.csv              image_id, logo_type, split (train/val/test in turn);
+                                       with ``artwork``, also real icons and an origin column
     <root>/data/labels.parquet         real labels: the label stage's own label_dataset
     <root>/data/features/              the real logo statistics and VTracer tables; random
                                        stand-ins for the ResNet-50 features
@@ -38,33 +39,58 @@ from svg_quality.vtables import compute_tables
 
 
 def tiny_project(
-    root: Path, params: Params, per_type: int = 3, samples: int = 6, size: int = 96
+    root: Path,
+    params: Params,
+    per_type: int = 3,
+    samples: int = 6,
+    size: int = 96,
+    artwork: int = 0,
 ) -> Path:
     """Write a labelled project of ``per_type`` logos per logo type (``size`` px, logo
     ``i`` of each type in split ``i % 3``), ``samples`` parameter sets each, under
-    ``root``; return its data directory (``root / "data"``)."""
+    ``root``; return its data directory (``root / "data"``).
+
+    ``artwork`` > 0 adds that many real icons of the first ``data.artwork`` set (vendored,
+    no network; icon ``i`` in split ``i % 3``) and an ``origin`` column (``synthetic`` |
+    ``artwork``); 0 leaves logos.csv as it was before ``data.sources``, without the column.
+    """
     data = root / "data"
     logos_dir = data / "logos"
     logos_dir.mkdir(parents=True)
+    jobs = [
+        (t, i, "synthetic", normalize(generate(t, params.data.seed, i, size), size))
+        for t in LOGO_TYPES
+        for i in range(per_type)
+    ]
+    if artwork:  # real icons, rendered as prepare renders them (resvg, on white)
+        from PIL import Image
+
+        from svg_quality.artwork import render_rgb
+        from svg_quality.prepare import artwork_icons
+
+        icons = artwork_icons(params.data.artwork[0], artwork, params.data.seed)
+        jobs += [
+            (t, i, "artwork", normalize(Image.fromarray(render_rgb(icon, size), "RGB"), size))
+            for i, (icon, t) in enumerate(icons)
+        ]
     rows, rgbs = [], []
-    for t in LOGO_TYPES:
-        for i in range(per_type):
-            im = normalize(generate(t, params.data.seed, i, size), size)
-            png = png_bytes(im)
-            image_id = image_id_for(png)
-            (logos_dir / f"{image_id}.png").write_bytes(png)
-            rows.append(
-                {
-                    "image_id": image_id,
-                    "path": f"{image_id}.png",
-                    "logo_type": t,
-                    "source": "synthetic",
-                    "width": im.width,
-                    "height": im.height,
-                    "split": SPLITS[i % len(SPLITS)],
-                }
-            )
-            rgbs.append(np.asarray(im))  # [H, W, 3] uint8
+    for t, i, origin, im in jobs:
+        png = png_bytes(im)
+        image_id = image_id_for(png)
+        (logos_dir / f"{image_id}.png").write_bytes(png)
+        rows.append(
+            {
+                "image_id": image_id,
+                "path": f"{image_id}.png",
+                "logo_type": t,
+                "source": origin,
+                "width": im.width,
+                "height": im.height,
+                "split": SPLITS[i % len(SPLITS)],
+                **({"origin": origin} if artwork else {}),
+            }
+        )
+        rgbs.append(np.asarray(im))  # [H, W, 3] uint8
     logos = pd.DataFrame(rows)
     logos.to_csv(data / "logos.csv", index=False)
 
@@ -89,9 +115,10 @@ def tiny_project(
 
 
 @contextlib.contextmanager
-def data_dir(root: Path, smoke: bool, prefix: str) -> Iterator[Path]:
+def data_dir(root: Path, smoke: bool, prefix: str, artwork: int = 0) -> Iterator[Path]:
     """The data folder a benchmark reads: ``root/data`` (a pipeline run's), or with
-    ``smoke`` a tiny labelled project built in a temporary folder for the block's length.
+    ``smoke`` a tiny labelled project built in a temporary folder for the block's length
+    (``artwork``: real icons added, :func:`tiny_project`).
     Sets torch to 2 threads unless ``OMP_NUM_THREADS`` says otherwise."""
     import tempfile
 
@@ -105,4 +132,4 @@ def data_dir(root: Path, smoke: bool, prefix: str) -> Iterator[Path]:
         yield root / "data"
         return
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
-        yield tiny_project(Path(tmp), load_params(root / "params.yaml"))
+        yield tiny_project(Path(tmp), load_params(root / "params.yaml"), artwork=artwork)
