@@ -27,6 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCH = REPO_ROOT / "bench"
 # Slowest first, so the two runners finish together (seconds on 2 busy cores, alone).
 SCRIPTS = (
+    "convert_throughput.py",  # ~55: builds the tests' tiny export (native_resolution's smoke)
     "inference_latency.py",  # ~20: three ONNX exports of a random model
     "gpu_check.py",  # ~20: a pytest run, ResNet-50 featurize, train
     "input_ablation.py",  # ~9: a tiny labelled project, 2 configs
