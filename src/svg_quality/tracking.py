@@ -535,11 +535,23 @@ def log_flat_metrics(metrics: Mapping[str, Any], prefix: str = "", step: int | N
         mlflow.log_metrics(clean, step=step)
 
 
-def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    """Nested metrics -> ``{"a/b": float}``, keeping only finite numbers (not bools)."""
+def flatten_metrics(
+    metrics: Mapping[str, Any], prefix: str = "", *, numbers_only: bool = True
+) -> dict[str, Any]:
+    """Nested metrics -> flat ``/`` keys (``test/type/text/pearson``): the one flattener
+    behind every flat metric key, in MLflow and in the DVC metrics files (validate's
+    metrics.json and size.json, :mod:`svg_quality.report`; export's metrics.json).
+
+    ``numbers_only`` (MLflow's view): only finite numbers, as floats (bools left out).
+    Otherwise every leaf as it is (ints, bools, None, NaN), as a DVC metrics file keeps
+    them (written through :func:`svg_quality.metrics.finite_or_none`).
+    """
+    flat = flatten(metrics, prefix, sep="/")
+    if not numbers_only:
+        return flat
     return {
         k: float(v)
-        for k, v in flatten(metrics, prefix, sep="/").items()
+        for k, v in flat.items()
         if not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v)
     }
 
