@@ -1,10 +1,10 @@
-"""Featurize throughput: the stage's extractor vs the seed's per-image loop, same images, one run.
+"""Featurize throughput: the stage's extractor vs the original per-image loop, same images.
 
-Seed: for each image, PIL open, Resize(224), CenterCrop(224), ToTensor, Normalize, a batch
-of one through the same ResNet-50 trunk in fp32. Stage: svg_quality.features.extract -
-DataLoader workers decode and letterbox in parallel (and compute the logo statistics,
-as the stage does; --no-stats to leave them out), batched, channels_last, inference_mode,
-autocast on CUDA, pinned memory. Both use the same weights (random: speed does not
+Seed (the original project's way): for each image, PIL open, Resize(224), CenterCrop(224),
+ToTensor, Normalize, a batch of one through the same ResNet-50 trunk in fp32. Stage:
+svg_quality.features.extract - DataLoader workers decode and letterbox in parallel (and
+compute the logo statistics, as the stage does; --no-stats to leave them out), batched,
+channels_last, inference_mode, autocast on CUDA, pinned memory. Both use the same weights (random: speed does not
 depend on them). Prints both rates and, last, ``ratio X.XXx``.
 
 Needs only torch, torchvision, numpy, pillow and tqdm (no install: src/ is put on the path).
@@ -67,7 +67,7 @@ def make_logos(n: int, out: Path, seed: int = 0) -> list[Path]:
 
 
 def seed_loop(paths: list[Path], model: torch.nn.Module, device: torch.device) -> float:
-    """The seed's way; returns seconds."""
+    """The original project's way; returns seconds."""
     import torchvision.transforms as T
 
     tf = T.Compose(
@@ -85,7 +85,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--n", type=int, default=96, help="images for the stage's extractor")
-    ap.add_argument("--baseline-n", type=int, default=None, help="images for the seed (<= n)")
+    ap.add_argument("--baseline-n", type=int, default=None, help="images for the seed loop (<= n)")
     ap.add_argument("--data-dir", type=Path, default=None, help="PNGs to use (else generated)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--workers", default="auto", help="DataLoader workers (auto = cores, max 8)")

@@ -33,12 +33,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from svg_quality.backbone import PREPROCESSING, load_backbone
 from svg_quality.config import load_params
 from svg_quality.images import to_rgb_on_white
-from svg_quality.model import InputSpec, QualityMLP, load_model
+from svg_quality.model import InputSpec, QualityMLP, build_model, load_model
+from svg_quality.model import model_meta as build_model_meta
 from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS, sobol_candidates
-from svg_quality.serving.graphs import MLPForExport
+from svg_quality.serving.export import seal
+from svg_quality.serving.graphs import MLPForExport, candidate_scorer
 from svg_quality.serving.latency import latency
+from svg_quality.serving.metadata import build_metadata
 from svg_quality.serving.parity import torch_rows_fn
 from svg_quality.serving.predictor import Predictor
 from svg_quality.serving.runtime import FILES, ort_session
@@ -54,12 +58,6 @@ OPSET = 18
 def random_export(out: Path, params_file: Path) -> None:
     """Export a randomly initialised model of ``params_file``'s architecture (BatchNorm
     statistics warmed on random rows) into ``out``, every served graph, sealed."""
-    from svg_quality.backbone import PREPROCESSING, load_backbone
-    from svg_quality.model import build_model
-    from svg_quality.model import model_meta as build_model_meta
-    from svg_quality.serving.export import seal
-    from svg_quality.serving.metadata import build_metadata
-
     params = load_params(params_file)
     spec = default_layout(params)
     torch.manual_seed(0)
@@ -112,8 +110,6 @@ class EagerScorer:
     """The candidates model in eager PyTorch behind the predictor's backend interface."""
 
     def __init__(self, mlp: QualityMLP, spec: InputSpec) -> None:
-        from svg_quality.serving.graphs import candidate_scorer
-
         self.scorer = candidate_scorer(mlp, spec)
         self.spec = spec
 

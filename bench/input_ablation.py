@@ -38,6 +38,10 @@ from typing import Any
 
 import numpy as np
 
+from svg_quality.crossval import cross_validate
+from svg_quality.trainer import fit, predict
+from svg_quality.validation import SSIM_HEAD
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from svg_quality.config import ModelConfig, Params, load_params
@@ -182,9 +186,6 @@ def main() -> None:
 def run(args: argparse.Namespace, params: Params, d: Path) -> list[dict[str, Any]]:
     """Train and score every config and seed on the project data in ``d``; print each
     result as a JSON line and return them."""
-    from svg_quality.trainer import fit, predict
-    from svg_quality.validation import cross_validate
-
     # probe=True for every config: all of them see the same logos (those with a probe)
     data = load_labeled(d / "labels.parquet", d / "features", d / "logos.csv", probe=True)
     real = None
@@ -235,7 +236,9 @@ def run(args: argparse.Namespace, params: Params, d: Path) -> list[dict[str, Any
                     out[f"hgb_{name}"] = scores(a.y, p, a.image_id, rows, box)
             if args.cv:
                 vcfg = dataclasses.replace(params.validate, cv_folds=args.cv, seed=seed)
-                cv = cross_validate(data, model_cfg, train_cfg, vcfg, ranges, progress=False)
+                cv = cross_validate(
+                    data, SSIM_HEAD, model_cfg, train_cfg, vcfg, ranges, progress=False
+                )
                 out["cv"] = {
                     "r": cv["summary"]["pearson_mean"],
                     "rmse": cv["summary"]["rmse_mean"],

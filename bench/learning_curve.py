@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from svg_quality.trainer import fit, predict
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from svg_quality.config import Params, load_params
@@ -74,8 +76,6 @@ def main() -> None:
 def run(args: argparse.Namespace, params: Params, d: Path) -> None:
     """Every point and seed on the project data in ``d``; the table and the ratio line."""
     import pandas as pd
-
-    from svg_quality.trainer import fit, predict
 
     data = load_labeled(d / "labels.parquet", d / "features", d / "logos.csv")
     points = [(f, 0) for f in args.logos] + [(1.0, n) for n in args.samples]

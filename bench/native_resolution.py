@@ -39,7 +39,16 @@ from typing import Any
 import numpy as np
 
 from svg_quality import objectives
+from svg_quality.colour import ColourReference
+from svg_quality.convert import find_jobs
+from svg_quality.minify import minify
 from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS, from_unit
+from svg_quality.preprocess import load_full
+from svg_quality.serving.predictor import Predictor
+from svg_quality.ssim import SSIMReference
+from svg_quality.synthetic import generate
+from svg_quality.vectorize import ConversionFailed, RenderFailed, score
+from svg_quality.verify import suggest, vtracer_config
 
 TOL = objectives.DEFAULT_TOLERANCE
 COLOUR_TOL = 0.5
@@ -48,10 +57,6 @@ COLOUR_TOL = 0.5
 def measure(rgb: np.ndarray, sets: list[dict[str, float]], cfg: Any) -> list[tuple]:
     """(SSIM, bytes, delta E) of each set converted at the logo's size ((0, inf, inf) on a
     failure, which never wins)."""
-    from svg_quality.colour import ColourReference
-    from svg_quality.ssim import SSIMReference
-    from svg_quality.vectorize import ConversionFailed, RenderFailed, score
-
     ref, colour = SSIMReference(rgb), ColourReference(rgb)
     out = []
     for p in sets:
@@ -67,8 +72,6 @@ def smoke_setup(tmp: Path, model: str | None) -> tuple[Path, Path]:
     """An export (``model``, else the tests' tiny one, built here in about a minute) and
     2 synthetic logos at 128 px."""
     import sys
-
-    from svg_quality.synthetic import generate
 
     if model is None:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -99,14 +102,6 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="also write the per-logo rows here")
     ap.add_argument("--smoke", action="store_true", help="seconds: tiny export, 2 logos")
     args = ap.parse_args()
-
-    from svg_quality.colour import ColourReference
-    from svg_quality.convert import find_jobs
-    from svg_quality.minify import minify
-    from svg_quality.preprocess import load_full
-    from svg_quality.serving.predictor import Predictor
-    from svg_quality.ssim import SSIMReference
-    from svg_quality.verify import suggest, vtracer_config
 
     tmp = tempfile.TemporaryDirectory()
     if args.smoke:

@@ -42,7 +42,13 @@ from typing import Any
 import numpy as np
 
 from svg_quality import objectives
+from svg_quality.convert import find_jobs
+from svg_quality.inputspec import InputSpec
 from svg_quality.paramspace import PARAM_NAMES, SPECS, VTRACER_DEFAULTS, from_unit
+from svg_quality.serving.predictor import Predictor
+from svg_quality.ssim import SSIMReference
+from svg_quality.vectorize import ConversionFailed, RenderFailed, score
+from svg_quality.verify import suggest, vtracer_config
 
 TOL = objectives.DEFAULT_TOLERANCE
 PRESETS = {  # VTracer's cmdapp presets (config.rs), the parameters we model; colormode color
@@ -65,16 +71,12 @@ class Scorer:
 
         from PIL import Image
 
-        from svg_quality.ssim import SSIMReference
-
         buf = io.BytesIO()
         Image.fromarray(rgb).save(buf, format="PNG")
         self.rgb, self.png, self.ref, self.cfg = rgb, buf.getvalue(), SSIMReference(rgb), cfg
 
     def __call__(self, params: dict[str, float]) -> tuple[float, float]:
         """(SSIM, log10 bytes); a failed conversion scores (0, +inf) and never wins."""
-        from svg_quality.vectorize import ConversionFailed, RenderFailed, score
-
         try:
             s = score(self.rgb, params, self.cfg, png_bytes=self.png, reference=self.ref)
         except (ConversionFailed, RenderFailed):
@@ -90,6 +92,7 @@ class TorchSizeHead:
     has_size_head = True
 
     def __init__(self, predictor: Any, path: str) -> None:
+        # lazy: torch and pandas, for this PyTorch fallback only
         from svg_quality.model import load_model
         from svg_quality.sizehead import SizeScale
 
@@ -103,11 +106,6 @@ class TorchSizeHead:
 
     def score_candidates(self, logo: Any, raw: np.ndarray):
         import torch
-
-        try:
-            from svg_quality.inputspec import InputSpec
-        except ImportError:
-            from svg_quality.model import InputSpec
 
         ssim, _ = self.predictor.score_candidates(logo, raw)
         spec = InputSpec.from_meta(self.meta_input)
@@ -181,8 +179,6 @@ def logos_of(args: argparse.Namespace) -> list[tuple[str, str, Path]]:
     import pandas as pd
 
     if args.folder:
-        from svg_quality.convert import find_jobs
-
         root = Path(args.folder)
         jobs = find_jobs([root])
         out = [(j.rel, Path(j.rel).parts[0] if "/" in j.rel else "-", j.source) for j in jobs]
@@ -242,10 +238,6 @@ def main() -> None:
         args.split, args.folder, args.limit, args.candidates = "test", None, 2, 64
         searches, verifies = (4,), (1, 2)
     args.model = args.model or "models/export"
-
-    from svg_quality.images import ImageRejected  # noqa: F401  (import cost outside timings)
-    from svg_quality.serving.predictor import Predictor
-    from svg_quality.verify import suggest, vtracer_config
 
     predictor = Predictor.load(args.model)
     if not predictor.has_size_head and args.size_model:

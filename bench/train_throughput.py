@@ -1,11 +1,12 @@
-"""Training throughput: the train stage's trainer vs the seed's Dataset/DataLoader loop.
+"""Training throughput: the train stage's trainer vs the original Dataset/DataLoader loop.
 
 Both train the same MLP for one epoch on the same synthetic rows (random tensors of the
 real shapes, in logos of ``label.samples_per_image`` sets), in one process:
 
-- naive (the seed's way): a Dataset holding one tensor per row, a DataLoader with batch
-  64 and shuffling, each batch copied to the device, AdamW as the seed built it, fp32,
-  plain MSE (each member on its own loss, as the trainer does, when the MLP has several).
+- naive (the original project's way): a Dataset holding one tensor per row, a DataLoader
+  with batch 64 and shuffling, each batch copied to the device, AdamW as the original
+  project built it, fp32, plain MSE (each member on its own loss, as the trainer does,
+  when the MLP has several).
 - trainer: ``svg_quality.trainer.fit`` with the stage's settings (``train`` in
   params.yaml: batch size, fused AdamW, grad clipping, whole-logo batches and the ranking
   loss of ``train.rank_weight``, the AMP idiom of ``svg_quality.accel``: bf16/fp16 on
@@ -14,11 +15,11 @@ real shapes, in logos of ``label.samples_per_image`` sets), in one process:
 
 The pair is timed first on the default model (``model.inputs`` resolved as on the default
 data, whose trunk is random-init offline; the members and periodic embedding of
-params.yaml), informational, then on the seed's MLP (2056 -> 1024 -> 512 -> 256 -> 1;
-``--features`` sets its width), whose ratio is printed last. On 2 CPU cores both are bound
-by fp32 matrix multiplies (~180 GFLOP/s here); the seed's loop loses most of its time in
-the unfused optimizer step and small batches. Needs only torch, numpy and
-pyyaml (``PYTHONPATH=src`` on a box without the package):
+params.yaml), informational, then on the ResNet-only layout's MLP (``model.inputs:
+resnet``, 2056 -> 1024 -> 512 -> 256 -> 1; ``--features`` sets its width), whose ratio is
+printed last. On 2 CPU cores both are bound by fp32 matrix multiplies (~180 GFLOP/s here);
+the naive loop loses most of its time in the unfused optimizer step and small batches.
+Needs only torch, numpy and pyyaml (``PYTHONPATH=src`` on a box without the package):
 
     python bench/train_throughput.py [--rows 20000] [--device cuda]
     python bench/train_throughput.py --smoke     # seconds: 1024 rows, the same code paths
@@ -43,8 +44,9 @@ from svg_quality.model import RESNET_DIM, InputSpec, build_model
 from svg_quality.paramspace import PARAM_NAMES
 from svg_quality.probe import PROBE_NAMES
 from svg_quality.trainer import fit, per_image
+from svg_quality.vtables import COND_NAMES, table_meta
 
-SEED_WIDTH = RESNET_DIM + len(PARAM_NAMES)  # the seed's rows: 2048 ResNet features + 8 params
+RESNET_ONLY_WIDTH = RESNET_DIM + len(PARAM_NAMES)  # model.inputs=resnet: 2048 features + 8 params
 SMOKE_ROWS = 1024
 
 
@@ -69,9 +71,9 @@ def synthetic_rows(n: int, width: int, sets_per_logo: int, seed: int = 0) -> Row
     return Rows(x, y, np.arange(n) // max(1, sets_per_logo))
 
 
-def seed_model_config(cfg: ModelConfig) -> ModelConfig:
-    """The seed's MLP at ``cfg``'s widths (2056 -> 1024 -> 512 -> 256 -> 1 by default): one
-    member, no embedding, the raw ResNet block, no input dropout."""
+def resnet_only_model_config(cfg: ModelConfig) -> ModelConfig:
+    """The ResNet-only layout's MLP at ``cfg``'s widths (2056 -> 1024 -> 512 -> 256 -> 1 by
+    default): one member, no embedding, the raw ResNet block, no input dropout."""
     return dataclasses.replace(
         cfg,
         inputs="resnet",
@@ -90,7 +92,6 @@ def default_layout(params: Params) -> InputSpec:
     layout matters here."""
     weights = "imagenet" if params.features.weights == "imagenet" else "random"
     inputs = resolve_inputs(params.model.inputs, weights, params.model.probe)
-    from svg_quality.vtables import COND_NAMES, table_meta
 
     def unit(names: tuple[str, ...]) -> dict[str, tuple[float, ...]]:
         return {"mean": (0.0,) * len(names), "std": (1.0,) * len(names)}
@@ -113,7 +114,7 @@ def default_layout(params: Params) -> InputSpec:
 
 
 class RowDataset(Dataset):
-    """The seed's dataset: one (x, y) tensor pair per row, collated per batch."""
+    """The original project's dataset: one (x, y) tensor pair per row, collated per batch."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
         self.rows = [torch.tensor(r) for r in x]
@@ -144,7 +145,7 @@ def naive_epoch(
     batch_size: int,
     resnet_width: int = 0,
 ) -> float:
-    """One epoch the seed's way; returns seconds (dataset construction excluded)."""
+    """One epoch the original project's way; returns seconds (dataset construction excluded)."""
     torch.manual_seed(0)
     model = build_model(model_cfg, rows.x.shape[1], resnet_width)
     if model.resnet is not None:  # the fixed projection, fitted as trainer.fit does
@@ -169,7 +170,7 @@ def naive_epoch(
         opt.zero_grad()
         loss.backward()
         opt.step()
-        _ = loss.item()  # the seed accumulated the running loss each batch
+        _ = loss.item()  # the original project accumulated the running loss each batch
     sync(device)
     return time.perf_counter() - t0
 
@@ -226,10 +227,12 @@ def compare(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=None, help="training rows (default 20000)")
-    ap.add_argument("--features", type=int, default=SEED_WIDTH, help="the seed's input width")
+    ap.add_argument(
+        "--features", type=int, default=RESNET_ONLY_WIDTH, help="the ResNet-only input width"
+    )
     ap.add_argument("--params", default="params.yaml", help="the stage's train/model settings")
     ap.add_argument("--batch-size", type=int, help="the trainer's batch (default: params.yaml)")
-    ap.add_argument("--naive-batch-size", type=int, default=64, help="the seed's batch size")
+    ap.add_argument("--naive-batch-size", type=int, default=64, help="the original batch size")
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--amp", help="the trainer's amp (default: params.yaml, i.e. fp32 on CPU)")
     ap.add_argument("--smoke", action="store_true", help=f"seconds: {SMOKE_ROWS} rows")
@@ -254,8 +257,8 @@ def main() -> None:
         args, params.model, cfg, spec.width, f"default model ({spec.inputs})", sets,
         spec.resnet_width,
     )  # fmt: skip
-    seed_cfg = seed_model_config(params.model)
-    ratio = compare(args, seed_cfg, cfg, args.features, "the seed's MLP and inputs", sets)
+    resnet_only = resnet_only_model_config(params.model)
+    ratio = compare(args, resnet_only, cfg, args.features, "the ResNet-only MLP and inputs", sets)
     print(f"ratio {ratio:.2f}x")
 
 

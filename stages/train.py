@@ -13,13 +13,15 @@ from pathlib import Path
 
 from svg_quality import tracking
 from svg_quality.accel import configure_cpu_threads
+from svg_quality.checkpoints import load_resume
 from svg_quality.config import flatten, load_params
 from svg_quality.dataset import data_summary, load_labeled, split_arrays, weights_used
 from svg_quality.inputgroups import describe_resnet
 from svg_quality.io import dir_digest, file_digest, write_csv_rows, write_json
 from svg_quality.model import build_model, count_parameters, model_meta, save_model
+from svg_quality.sizehead import train_and_save
 from svg_quality.stagerun import run_stage
-from svg_quality.trainer import fit, load_resume
+from svg_quality.trainer import fit
 
 log = logging.getLogger("train")
 
@@ -121,8 +123,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         save_model(args.model, result.model, {**meta, "best_epoch": result.best_epoch})
         final = {**result.summary(), "inputs": spec.inputs}
         if args.size_model is not None:  # the second MLP: log10(SVG bytes), same inputs
-            from svg_quality.sizehead import train_and_save
-
             size = train_and_save(args.size_model, data, spec, params.model, params.train, meta)
             final.update({f"size_{k}": v for k, v in size.items()})
             log.info(

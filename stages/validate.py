@@ -1,15 +1,16 @@
-"""Stage `validate`: model + labels + features -> reports/validate/ (metrics, CV, baselines,
-gates, plots, report.md), all logged into the training run named by models/run.json."""
+"""Stage `validate`: model (+ size model) + labels + features -> one validation result of
+both heads and the extra sets -> reports/validate/ (metrics, size, CV, baselines, gates,
+plots, report.md), written once, all logged into the training run named by models/run.json."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -17,43 +18,21 @@ from svg_quality import tracking
 from svg_quality.accel import configure_cpu_threads
 from svg_quality.config import load_params
 from svg_quality.dataset import load_labeled
-from svg_quality.io import write_json
 from svg_quality.model import load_model
-from svg_quality.plots import write_plots
+from svg_quality.report import flat_metrics, flat_size_metrics, write_reports
 from svg_quality.stagerun import run_stage
-from svg_quality.validation import flat_metrics, validate_model, write_reports
+from svg_quality.validation import validate_model
 
 log = logging.getLogger("validate")
 
 
-def validate_size(args: argparse.Namespace, data, params, out: Path) -> list[Path]:
-    """size.json (flat metrics) and the size section appended to report.md."""
-    from svg_quality.io import write_json, write_text
-    from svg_quality.sizehead import flat_size_metrics, render_size_section, validate_size_head
-    from svg_quality.validation import finite_or_none
-
-    size_model, size_meta = load_model(args.size_model)
-    report = validate_size_head(
-        data, size_model, size_meta, params.model, params.train, params.validate
-    )
-    write_json(out / "size.json", finite_or_none(flat_size_metrics(report)))
-    md = out / "report.md"
-    write_text(md, md.read_text() + "\n" + render_size_section(report))
-    t = report["test"]
-    log.info(
-        "size head: test r %.4f on log10 bytes, median |ratio-1| %.3f",
-        t["pearson_log10"],
-        t["median_abs_ratio_err"],
-    )
-    return [out / "size.json"]
-
-
-def validate_extra(args: argparse.Namespace, model, meta, params) -> dict[str, float]:
+def validate_extra(args: argparse.Namespace, model, meta, params) -> dict[str, dict[str, Any]]:
     """Each ``validate.extra_sets`` folder labelled with VTracer and scored by the trained
     model, at the view and at the larger sizes the model was trained at where a logo's
-    source reaches them: flat metrics ``extra/<folder name>/overall/rmse``, ...,
-    ``extra/<folder name>/by_size/1024/rmse`` (svg_quality.evaluate)."""
-    from svg_quality.evaluate import ModelInfo, evaluate, flat, model_scorer
+    source reaches them: its metrics by folder name (svg_quality.evaluate), flat in
+    metrics.json as ``extra/<folder name>/overall/rmse``, ...,
+    ``extra/<folder name>/by_size/1024/rmse``."""
+    from svg_quality.evaluate import ModelInfo, evaluate, model_scorer
     from svg_quality.inputspec import InputSpec
 
     vt = {k: getattr(params.vtracer, k) for k in ("colormode", "hierarchical", "mode")}
@@ -61,7 +40,7 @@ def validate_extra(args: argparse.Namespace, model, meta, params) -> dict[str, f
     sizes = tuple(spec.sizes[1:]) if spec.uses_size else ()  # the larger trained sizes too
     info = ModelInfo(params.data.image_size, params.data.min_size, vt, spec.ranges, spec.sizes)
     scorer = model_scorer(model, meta, vt)
-    out: dict[str, float] = {}
+    out: dict[str, dict[str, Any]] = {}
     for folder in params.validate.extra_sets:
         name = Path(folder).resolve().name
         res = evaluate(
@@ -77,7 +56,7 @@ def validate_extra(args: argparse.Namespace, model, meta, params) -> dict[str, f
             o["rmse"],
             r["spearman_mean"] if r["spearman_mean"] is not None else float("nan"),
         )
-        out.update(flat(res.metrics, f"extra/{name}/"))
+        out[name] = res.metrics
     return out
 
 
@@ -108,35 +87,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise FileNotFoundError(f"{args.history}: no training history; run `dvc repro train`")
     history = pd.read_csv(args.history)
     vcfg = params.validate
+    if vcfg.extra_sets and args.extra_work is None:
+        raise ValueError("validate.extra_sets is set but the stage got no --extra-work")
+    size = None if args.size_model is None else load_model(args.size_model)
     run_id = tracking.read_run_json(args.run)["run_id"]
-    box = params.label.local_box
     res = validate_model(
-        data, model, meta, history, params.model, params.train, vcfg, run_id, box=box
+        data,
+        model,
+        meta,
+        history,
+        params.model,
+        params.train,
+        vcfg,
+        run_id,
+        box=params.label.local_box,
+        size=size,  # the size head: test, per type, grouped CV
+        extra=validate_extra(args, model, meta, params) if vcfg.extra_sets else None,
     )
+    files = write_reports(res, args.out, vcfg, history, data.rows)
 
-    files = write_reports(res, args.out, vcfg)
-    size_flat = {}
-    if args.size_model is not None:  # the size head: test, per type, grouped CV
-        files += validate_size(args, data, params, args.out)
-        size_flat = json.loads((args.out / "size.json").read_text())
-    files += write_plots(res, history, data.rows, vcfg.gates, args.out)
-    extra_flat = {}
-    if vcfg.extra_sets:
-        if args.extra_work is None:
-            raise ValueError("validate.extra_sets is set but the stage got no --extra-work")
-        extra_flat = validate_extra(args, model, meta, params)
-        metrics_json = args.out / "metrics.json"
-        merged = {**json.loads(metrics_json.read_text()), **extra_flat}
-        write_json(metrics_json, merged)
     verdict = "ready" if res.gates["passed"] else "not_ready"
     with tracking.resume_run(params.tracking, args.run, tags={"validate_verdict": verdict}) as run:
+        flat = flat_metrics(res)
+        if res.size is not None:
+            flat.update(flat_size_metrics(res.size))
         # Booleans become 0/1 so the MLflow UI can chart and compare them.
-        flat = {**flat_metrics(res), **size_flat, **extra_flat}
-        run.log_metrics(
-            {k: float(v) if isinstance(v, bool) else v for k, v in flat.items() if v is not None}
-        )
+        run.log_metrics({k: float(v) if isinstance(v, bool) else v for k, v in flat.items()})
         run.log_files(files, "validate", base=args.out)
 
+    if res.size is not None:
+        t = res.size["test"]
+        log.info(
+            "size head: test r %.4f on log10 bytes, median |ratio-1| %.3f",
+            t["pearson_log10"],
+            t["median_abs_ratio_err"],
+        )
     o = res.overall
     log.info(
         "test r %.3f, rmse %.4f, within 0.1 %.3f on %d rows; best baseline %s rmse %.4f; "

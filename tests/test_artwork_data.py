@@ -22,7 +22,8 @@ from svg_quality.config import DataConfig, SplitConfig, parse_params
 from svg_quality.labeling import label_dataset
 from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS
 from svg_quality.prepare import collect, write
-from svg_quality.validation import _origin_lines, per_origin_metrics
+from svg_quality.report import _origin_lines
+from svg_quality.validation import per_origin_metrics
 from tests.conftest import REPO_ROOT
 
 ARTWORK = REPO_ROOT / "artwork"

@@ -17,6 +17,7 @@ from svg_quality.cli import main
 from svg_quality.config import LOGO_TYPES
 from svg_quality.evaluate import evaluate_folder
 from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS
+from svg_quality.tracking import flatten_metrics
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +140,8 @@ def test_the_trained_model_scores_like_its_export(evaluated, vtracer_export, tmp
         params, validate=dataclasses.replace(params.validate, extra_sets=(str(res.folder),))
     )
     args = argparse.Namespace(extra_work=tmp_path / "work")
-    flat = load_stage("validate").validate_extra(args, model, meta, params)
+    extra = load_stage("validate").validate_extra(args, model, meta, params)
+    flat = flatten_metrics({"extra": extra})  # as report.flat_metrics writes them
     name = Path(res.folder).name
     assert flat[f"extra/{name}/files/rejected"] == 2
     assert flat[f"extra/{name}/label/samples_per_image"] == 8  # evaluate's default
@@ -235,6 +237,8 @@ def test_validate_scores_extra_sets_at_the_trained_sizes(vtracer_export, tmp_pat
         params, validate=dataclasses.replace(params.validate, extra_sets=(str(folder),))
     )
     args = argparse.Namespace(extra_work=tmp_path / "work")
-    flat = load_stage("validate").validate_extra(args, model, meta, params)
+    flat = flatten_metrics(
+        {"extra": load_stage("validate").validate_extra(args, model, meta, params)}
+    )
     assert flat[f"extra/extra/by_size/{view}/n"] == flat[f"extra/extra/by_size/{big}/n"] == 8
     assert flat["extra/extra/overall/n"] == 8  # the headline at the view

@@ -260,8 +260,9 @@ def test_featurize_batches_are_pinned_and_copied_non_blocking(
 def test_train_fp16_uses_a_grad_scaler(
     tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from svg_quality.checkpoints import load_checkpoint
     from svg_quality.model import build_model
-    from svg_quality.trainer import fit, load_checkpoint
+    from svg_quality.trainer import fit
 
     model_cfg, cfg = _cfgs(kind, amp="fp16", epochs=4)
     ranked = _spy_rank(monkeypatch)
@@ -290,8 +291,9 @@ def test_train_bf16(
 ) -> None:
     """bf16 autocast, no loss scaling; on CPU too (the same autocast, members, embedding
     and ranking-loss code, so it is checked on machines without a GPU)."""
+    from svg_quality.checkpoints import load_checkpoint
     from svg_quality.model import build_model
-    from svg_quality.trainer import fit, load_checkpoint
+    from svg_quality.trainer import fit
 
     model_cfg, cfg = _cfgs(kind, device, amp="bf16", epochs=4)
     ranked = _spy_rank(monkeypatch)

@@ -13,7 +13,8 @@ import pytest
 
 from svg_quality import synthetic
 from svg_quality.cli import main
-from svg_quality.config import MAX_PARAMS_BYTES, parse_params
+from svg_quality.config import parse_params
+from svg_quality.paramsfile import MAX_PARAMS_BYTES
 from svg_quality.paramspace import MAX_CANDIDATES, sobol_candidates
 from tests.conftest import load_repo_params
 from tests.export_fixtures import repo_ranges

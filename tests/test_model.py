@@ -33,12 +33,12 @@ def spec_for(inputs: str, params: dict) -> InputSpec:
     )
 
 
-def test_seed_architecture_has_2766337_parameters(repo_params: dict) -> None:
-    # the seed's inputs (model.inputs=resnet) with params.yaml's widths, dropout and
-    # embedding (auto: none for this layout, so the MLP is the seed's)
+def test_resnet_only_architecture_has_2766337_parameters(repo_params: dict) -> None:
+    # the ResNet-only layout (model.inputs=resnet) with params.yaml's widths, dropout and
+    # embedding (auto: none for this layout, so the MLP is the original plain one)
     # (and the raw features: resnet_pca 0)
-    seed = {"inputs": "resnet", "resnet_pca": 0}
-    cfg = ModelConfig(**{**parse_params(repo_params).model.__dict__, **seed})
+    resnet_only = {"inputs": "resnet", "resnet_pca": 0}
+    cfg = ModelConfig(**{**parse_params(repo_params).model.__dict__, **resnet_only})
     assert cfg.embedding == "auto"
     spec = spec_for("resnet", repo_params)
     model = build_model(cfg, spec.width, spec.resnet_width)
@@ -285,7 +285,7 @@ def test_periodic_embedding_round_trips_and_its_column_subsets_agree(
     assert emb.positions(4) == [16, 17, 18, 19]
 
     auto = build_model(ModelConfig(**{**cfg.__dict__, "embedding": "auto"}), spec.width)
-    assert auto.embed is not None  # auto: periodic for any layout but the seed's
+    assert auto.embed is not None  # auto: periodic for any layout but the ResNet-only one
     save_model(tmp_path / "m.pt", model, model_meta(cfg, spec))
     back, meta = load_model(tmp_path / "m.pt")
     assert meta["model"]["embedding"] == "periodic" and meta["model"]["embedding_dim"] == 4
@@ -362,7 +362,7 @@ def test_members_are_independent_side_by_side_and_fold_into_one_plain_mlp(
     with pytest.raises(ValueError, match=r"model.hidden\[1\] = 6 .*multiple of model.members"):
         ModelConfig(**base, members=4)
 
-    # auto: two members, but the seed's layout keeps one MLP (the seed's)
+    # auto: two members, but the ResNet-only layout keeps its original single MLP
     auto = ModelConfig(**base, members="auto")
     assert build_model(auto, spec.width).members == 2  # no ResNet block: stats-like rows
     assert build_model(auto, spec.width, spec.resnet_width).members == 1

@@ -16,14 +16,9 @@ import yaml
 from svg_quality.config import ModelConfig, TrainConfig, ValidateConfig, parse_params
 from svg_quality.dataset import load_labeled, make_input_spec
 from svg_quality.model import load_model
-from svg_quality.sizehead import (
-    OUTPUT,
-    SizeScale,
-    flat_size_metrics,
-    render_size_section,
-    size_metrics,
-    validate_size_head,
-)
+from svg_quality.report import flat_size_metrics, render_size_section
+from svg_quality.sizehead import OUTPUT, SizeScale, size_metrics
+from svg_quality.validation import validate_size_head
 from tests.conftest import load_stage
 from tests.test_train import RANGES, write_fake_data
 

@@ -16,6 +16,7 @@ import pytest
 import torch
 import yaml
 
+from svg_quality.checkpoints import load_checkpoint
 from svg_quality.config import ModelConfig, TrainConfig, load_params, parse_params
 from svg_quality.dataset import (
     Arrays,
@@ -32,7 +33,6 @@ from svg_quality.trainer import (
     _Batches,
     batches_per_epoch,
     fit,
-    load_checkpoint,
     lr_factor,
     predict,
     within_group_mse,

@@ -15,15 +15,12 @@ from scipy import stats
 from sklearn import metrics as skm
 
 from svg_quality import metrics, tracking
+from svg_quality.baselines import compare_baselines
 from svg_quality.config import ModelConfig, TrainConfig, ValidateConfig, parse_params
+from svg_quality.crossval import grouped_folds
+from svg_quality.gates import convergence, evaluate_gates
 from svg_quality.paramspace import PARAM_NAMES, denormalize
-from svg_quality.validation import (
-    compare_baselines,
-    convergence,
-    evaluate_gates,
-    grouped_folds,
-    per_type_metrics,
-)
+from svg_quality.validation import per_type_metrics
 from tests.conftest import load_repo_params, load_stage
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -281,13 +278,15 @@ def tiny_params(tiny: dict[str, Any], tmp_path: Path) -> Path:
 
 
 def train_tiny_model(paths: dict, params_path: Path, tmp_path: Path, uri: str) -> dict[str, Path]:
-    """models/model.pt, run.json (a real MLflow run) and history.csv via the train APIs."""
+    """models/model.pt, size_model.pt, run.json (a real MLflow run) and history.csv via the
+    train APIs."""
     import mlflow
 
     from svg_quality import tracking
     from svg_quality.config import load_params
     from svg_quality.dataset import load_labeled, split_arrays
     from svg_quality.model import model_meta, save_model
+    from svg_quality.sizehead import train_and_save
     from svg_quality.trainer import fit
 
     params = load_params(params_path)
@@ -307,11 +306,13 @@ def train_tiny_model(paths: dict, params_path: Path, tmp_path: Path, uri: str) -
         pass
     out = {
         "model": tmp_path / "model.pt",
+        "size_model": tmp_path / "size_model.pt",
         "run": tmp_path / "run.json",
         "history": tmp_path / "history.csv",
     }
     meta = model_meta(params.model, spec, {"mlflow_run_id": run.info.run_id})
     save_model(out["model"], res.model, {**meta, "best_epoch": res.best_epoch})
+    train_and_save(out["size_model"], data, spec, params.model, params.train, meta, progress=False)
     tracking.write_run_json(out["run"], run, uri)
     pd.DataFrame(res.history).to_csv(out["history"], index=False)
     return out
@@ -344,6 +345,8 @@ def test_stage_reports_a_tiny_run_and_logs_into_its_mlflow_run(
         str(model["history"]),
         "--out",
         str(out),
+        "--size-model",
+        str(model["size_model"]),
     ]
     stage = load_stage("validate")
     assert stage.main(argv) == 0  # gates missed on a tiny model, but fail_on_gates is false
@@ -370,6 +373,7 @@ def test_stage_reports_a_tiny_run_and_logs_into_its_mlflow_run(
     assert list(pred.columns) == [
         "image_id",
         "logo_type",
+        "origin",
         "size",
         *PARAM_NAMES,
         "actual",
@@ -399,6 +403,12 @@ def test_stage_reports_a_tiny_run_and_logs_into_its_mlflow_run(
     assert rank["defaults_logos"] == m["test/rank/defaults_logos"] == 0
     assert m["test/rank/beats_defaults_share"] is None
     assert "## Ranking within a logo" in report
+    # the size head: its own flat metrics file, and its section at the end of the one report
+    size = json.loads((out / "size.json").read_text())
+    assert size["size/test/n"] == m["test/n"] and "size/cv/rmse_log10_mean" in size
+    assert all(k.startswith("size/") for k in size) and not any(k.startswith("size/") for k in m)
+    assert report.count("## Size head (log10 SVG bytes)") == 1
+    assert report.index("## Plots") < report.index("## Size head")
     # the same over each logo's sets inside label.local_box only
     from svg_quality.config import load_params
     from svg_quality.metrics import in_box
@@ -449,6 +459,9 @@ def test_stage_reports_a_tiny_run_and_logs_into_its_mlflow_run(
     assert logged.data.metrics["gates/pass"] == float(m["gates/pass"])
     assert "test/type/simple/pearson" in logged.data.metrics
     assert logged.data.metrics["test/rank/regret_mean"] == pytest.approx(m["test/rank/regret_mean"])
+    assert logged.data.metrics["size/test/rmse_log10"] == pytest.approx(
+        size["size/test/rmse_log10"]
+    )
     arts = {a.path for a in mlflow.MlflowClient(uri).list_artifacts(logged.info.run_id, "validate")}
     assert {"validate/report.md", "validate/metrics.json", "validate/plots"} <= arts
 
@@ -463,15 +476,16 @@ def test_stage_reports_a_tiny_run_and_logs_into_its_mlflow_run(
 
 
 def test_cv_retrains_through_the_trainer_with_standardizer_per_fold(tmp_path: Path) -> None:
+    from svg_quality.crossval import cross_validate
     from svg_quality.dataset import load_labeled
-    from svg_quality.validation import cross_validate
+    from svg_quality.validation import SSIM_HEAD
 
     paths = write_tiny_data(tmp_path, n_images=24, samples=4)
     data = load_labeled(paths["labels"], paths["features"], paths["logos"])
     cfg = ModelConfig(inputs="stats", hidden=(8,), dropout=(0.0,))
     tcfg = TrainConfig(epochs=50, warmup_epochs=40, batch_size=16, device="cpu", patience=0)
     vcfg = ValidateConfig(cv_folds=2, cv_epochs=2, seed=5)
-    cv = cross_validate(data, cfg, tcfg, vcfg, RANGES, progress=False)
+    cv = cross_validate(data, SSIM_HEAD, cfg, tcfg, vcfg, RANGES, progress=False)
     assert [f["epochs_run"] for f in cv["folds"]] == [2, 2]  # cv_epochs, warmup clipped to fit
     pool = data.rows[data.rows.split != "test"]
     assert cv["rows"] == len(pool) == sum(f["n"] for f in cv["folds"])
@@ -481,8 +495,9 @@ def test_cv_retrains_through_the_trainer_with_standardizer_per_fold(tmp_path: Pa
 
 def test_cv_too_small_names_the_real_cause_not_a_fold_count_never_set(tmp_path: Path) -> None:
     """A 3-image folder splits 1/1/1; 2 images in train+val leave each fold 1 to train on."""
+    from svg_quality.crossval import cross_validate
     from svg_quality.dataset import load_labeled
-    from svg_quality.validation import cross_validate
+    from svg_quality.validation import SSIM_HEAD
 
     paths = write_tiny_data(tmp_path, n_images=3, samples=4)
     logos = pd.read_csv(paths["logos"])
@@ -494,7 +509,8 @@ def test_cv_too_small_names_the_real_cause_not_a_fold_count_never_set(tmp_path: 
     cfg = ModelConfig(inputs="stats", hidden=(8,), dropout=(0.0,))
     vcfg = ValidateConfig(cv_folds=2, cv_epochs=2)
     with pytest.raises(ValueError) as exc:
-        cross_validate(data, cfg, TrainConfig(epochs=2, device="cpu"), vcfg, RANGES, progress=False)
+        tcfg = TrainConfig(epochs=2, device="cpu")
+        cross_validate(data, SSIM_HEAD, cfg, tcfg, vcfg, RANGES, progress=False)
     message = str(exc.value)
     assert "validate.cv_folds = 1" not in message
     assert "fold 1 trains on 1 image(s) (train+val hold 2 images, validate.cv_folds = 2)" in message

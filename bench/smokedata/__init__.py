@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from svg_quality.backbone import FEATURE_DIM, WeightsInfo
-from svg_quality.config import LOGO_TYPES, Params
+from svg_quality.config import LOGO_TYPES, Params, load_params
 from svg_quality.dataset import SPLITS
 from svg_quality.features import fingerprints, write_outputs
 from svg_quality.images import normalize, png_bytes
@@ -123,8 +123,6 @@ def data_dir(root: Path, smoke: bool, prefix: str, artwork: int = 0) -> Iterator
     import tempfile
 
     import torch
-
-    from svg_quality.config import load_params
 
     if "OMP_NUM_THREADS" not in os.environ:  # else as the caller set it
         torch.set_num_threads(2)

@@ -34,6 +34,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from svg_quality.images import to_rgb_on_white
+
 BACKBONE = "torchvision.resnet50"
 FEATURE_DIM = 2048  # global-average-pooled output of the last stage
 INPUT_SIZE = 224
@@ -65,8 +67,6 @@ def letterbox(img: Image.Image, size: int = INPUT_SIZE) -> Image.Image:
     Transparent areas are composited on white first, like the normalized logos.
     """
     if img.mode != "RGB":
-        from svg_quality.images import to_rgb_on_white
-
         img = to_rgb_on_white(img)
     w, h = img.size
     scale = size / max(w, h)

@@ -14,14 +14,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from svg_quality import synthetic
+from svg_quality.config import LOGO_TYPES, LabelConfig, load_params
+from svg_quality.convert import PAGE, Settings, logo_line, printable, run_batch, summary_line
+from svg_quality.io import atomic_path
+from svg_quality.objectives import DEFAULT_TOLERANCE, OBJECTIVES
+from svg_quality.paramspace import MAX_CANDIDATES
+from svg_quality.serving.predictor import Predictor
+from svg_quality.suggesttext import print_suggestions
+from svg_quality.verify import COLOUR_TOLERANCE, MAX_SIDE, suggest
+
 
 def _check_params(args: argparse.Namespace) -> int:
-    import yaml
-
-    from svg_quality.config import load_params
+    import yaml  # lazy: only this command prints YAML
 
     params = load_params(args.params)
     if args.quiet:
@@ -36,9 +45,6 @@ SAMPLE_SIZES = (16, 2048)  # px: drawn at 2x above 512 px (synthetic), so 2048 p
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from svg_quality import synthetic
-    from svg_quality.config import LOGO_TYPES
-
     if not 1 <= args.per_type <= SAMPLE_MAX_PER_TYPE:
         raise ValueError(
             f"--per-type {args.per_type} is invalid; allowed: 1 to {SAMPLE_MAX_PER_TYPE:,}"
@@ -59,8 +65,6 @@ def _sample(args: argparse.Namespace) -> int:
             f"{out}: {len(taken)} of the files sample would write exist already (e.g. "
             f"{taken[0]}); give a new folder, or --force to overwrite them"
         )
-    from svg_quality.io import atomic_path
-
     for t, i, path in files:
         with atomic_path(path) as tmp:  # never half a PNG, never through a link
             synthetic.generate(t, args.seed, i, args.size).save(tmp, format="PNG")
@@ -95,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # --------------------------------------------------------------------------- predict, suggest
 # Served from an export directory (models/export) on ONNX Runtime by default: no torch,
-# no params.yaml. Heavy imports stay inside the handlers so `--help` is instant.
+# no params.yaml. ONNX Runtime, torch, pandas and scipy load only inside the handlers
+# that need them, so `--help` stays fast.
 
 
 def _parse_param(text: str) -> tuple[str, float]:
@@ -121,9 +126,7 @@ def _parse_params(texts: Sequence[str]) -> dict[str, float]:
     return given
 
 
-def _load_predictor(args: argparse.Namespace):
-    from svg_quality.serving.predictor import Predictor
-
+def _load_predictor(args: argparse.Namespace) -> Predictor:
     predictor = Predictor.load(args.model, runtime=args.runtime)
     _warn_missed_gates(Path(args.model))
     return predictor
@@ -132,8 +135,6 @@ def _load_predictor(args: argparse.Namespace):
 def _warn_missed_gates(export_dir: Path) -> None:
     """Say so when the export stage found the model missed validate's readiness gates
     (``registry.json``, written beside the model): it is served, but not vouched for."""
-    import json
-
     path = export_dir / "registry.json"
     if not path.is_file():
         return
@@ -169,24 +170,9 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fmt_bytes(v: float | None) -> str:
-    return "      n/a" if v is None else f"{v:>9,.0f}"
-
-
-def _row(rank: str, c, tag: str = "") -> str:
-    values = " ".join(f"{k}={v:g}" for k, v in c.params.items())
-    tag = tag or ("  (VTracer defaults)" if c.is_default else "")
-    return (
-        f"{rank}. predicted SSIM {c.predicted_ssim:.4f}  bytes {_fmt_bytes(c.predicted_bytes)}"
-        f"  {values}{tag}"
-    )
-
-
 def _check_candidates(n: int) -> None:
     """``--candidates``: 1 to MAX_CANDIDATES, refused before anything loads (memory grows
     with it: ~2 GB at the maximum; 2,000,000 was killed by the kernel at 22.8 GB)."""
-    from svg_quality.paramspace import MAX_CANDIDATES
-
     if not 1 <= n <= MAX_CANDIDATES:
         raise ValueError(
             f"--candidates {n:,} is invalid; allowed: 1 to {MAX_CANDIDATES:,} (scoring "
@@ -195,8 +181,6 @@ def _check_candidates(n: int) -> None:
 
 
 def _suggest(args: argparse.Namespace) -> int:
-    from svg_quality.verify import suggest
-
     if args.top_k < 1:
         raise ValueError(f"--top-k {args.top_k} is invalid; allowed: at least 1")
     _check_candidates(args.candidates)
@@ -218,70 +202,11 @@ def _suggest(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"logo": str(args.logo), **res.to_dict()}, indent=2))
         return 0
-    bar = f", SSIM bar {res.threshold:.4f}" if res.threshold is not None else ""
-    print(
-        f"{res.n_candidates} parameter sets scored in {res.score_ms:.1f} ms (objective "
-        f"{res.objective}{bar}); VTracer defaults predict {res.default.predicted_ssim:.4f}"
-        + (
-            f", {res.default.predicted_bytes:,.0f} bytes"
-            if res.default.predicted_bytes is not None
-            else ""
-        )
-    )
-    for rank, c in enumerate(res.ranked, 1):
-        print(_row(f"{rank:2d}", c))
-    if res.pareto is not None:
-        print(f"Pareto front (predicted SSIM / bytes), {len(res.pareto)} sets, smallest first:")
-        for c in res.pareto:
-            print(_row(" -", c))
-    if res.verified is not None:
-        _print_verified(res)
+    print_suggestions(res)
     return 0
 
 
-def _print_verified(res) -> None:
-    """Actual SSIM, bytes, colour error and paths of each verified set, then the choice."""
-    where = "the model's view"
-    if res.size is not None:
-        where = f"{res.size[0]}x{res.size[1]} px"
-        if tuple(res.size) != tuple(res.input_size):
-            where += f" (the input, {res.input_size[0]}x{res.input_size[1]}, resampled)"
-    print(
-        f"verified with VTracer at {where} ({len(res.verified)} conversions, "
-        f"{res.verify_ms:.0f} ms; pixel parameters x{res.scale:.2f}):"
-    )
-    names = {"defaults": "defaults ", "fallback": "fallback "}
-    for v in res.verified:
-        name = names.get(v.candidate.origin, "candidate")
-        if v.error:
-            print(f"  {name} failed: {v.error}")
-            continue
-        de = "   n/a" if v.delta_e is None else f"{v.delta_e:6.2f}"
-        print(
-            f"  {name} actual SSIM {v.ssim:.4f}  dE {de}  {v.svg_bytes:>9,} bytes"
-            f"  {v.n_paths:>5} paths  (predicted {v.candidate.predicted_ssim:.4f}, "
-            f"{_fmt_bytes(v.candidate.predicted_bytes).strip()} bytes)"
-        )
-    best, default = res.chosen, res.verified[0]
-    if default.error is None:
-        print(
-            f"verified with VTracer: chosen SSIM {best.ssim:.4f} ({best.svg_bytes:,} bytes "
-            f"SVG), defaults SSIM {default.ssim:.4f} ({default.svg_bytes:,} bytes SVG), "
-            f"uplift {best.ssim - default.ssim:+.4f}"
-            + ("; no model candidate won: keeping VTracer's defaults" if res.fell_back else "")
-            + (
-                f"; {res.colour_refused} better candidate refused for its colour error"
-                if res.colour_refused
-                else ""
-            )
-        )
-    values = " ".join(f"{k}={v:g}" for k, v in best.candidate.params.items())
-    print(f"chosen by {res.objective}: {values}")
-
-
 def _convert(args: argparse.Namespace) -> int:
-    from svg_quality.convert import PAGE, Settings, logo_line, printable, run_batch, summary_line
-
     if args.workers < 1:
         raise ValueError(f"--workers {args.workers} is invalid; allowed: at least 1")
     _check_candidates(args.candidates)
@@ -354,8 +279,6 @@ def _register_predict(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_objective_args(p: argparse.ArgumentParser, default: str | None) -> None:
-    from svg_quality.objectives import DEFAULT_TOLERANCE, OBJECTIVES
-
     p.add_argument(
         "--objective",
         choices=OBJECTIVES,
@@ -386,8 +309,6 @@ def _add_objective_args(p: argparse.ArgumentParser, default: str | None) -> None
 
 
 def _add_native_args(p: argparse.ArgumentParser) -> None:
-    from svg_quality.verify import COLOUR_TOLERANCE, MAX_SIDE
-
     p.add_argument(
         "--max-side",
         type=int,
@@ -455,7 +376,7 @@ def _register_convert(sub: argparse._SubParsersAction) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from svg_quality.config import LabelConfig, load_params
+    # lazy: evaluate loads pandas and pyarrow, which no other command needs
     from svg_quality.evaluate import evaluate_folder, table
 
     if args.samples < 1 or args.workers < 0:
@@ -550,7 +471,7 @@ def _user_error(args: argparse.Namespace, exc: BaseException) -> str | None:
     its traceback."""
     if isinstance(exc, ValueError | OSError):
         return str(exc)
-    # Imported only here: the cheap subcommands never load them.
+    # Imported only here: vectorize loads scipy, which the cheap subcommands never need.
     from svg_quality.vectorize import ConversionFailed, RenderFailed, _is_panic
 
     if isinstance(exc, ConversionFailed | RenderFailed) or _is_panic(exc):
@@ -582,8 +503,6 @@ _WARNED: set[str] = set()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import warnings
-
     args = build_parser().parse_args(argv)
     try:
         with warnings.catch_warnings():

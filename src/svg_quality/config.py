@@ -17,16 +17,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from svg_quality.artsets import VENDORED, check_sets
-from svg_quality.paramspace import SHOWN_CHARS, shown
+from svg_quality.inputgroups import parse_inputs
+from svg_quality.metrics import METRIC_NAMES
+from svg_quality.paramsfile import read_yaml
+from svg_quality.paramspace import MAX_CANDIDATES, SHOWN_CHARS, SPECS, shown, validate_ranges
 
 T = TypeVar("T")
 
 LOGO_TYPES = ("simple", "text", "gradient", "complex")
-# Limits on a params file, so a hostile one is refused in milliseconds: the repository's
-# is ~15 kB and a few levels deep; PyYAML's pure-Python reader is slow on megabytes
-# (a 50 MB value took 42 s), and an alias bomb expands a few lines into gigabytes.
-MAX_PARAMS_BYTES = 1 << 20
-MAX_YAML_DEPTH = 32
 MAX_SIZE = 4096  # px: the largest data.sizes entry (a 4096 px logo is drawn on 8192 px)
 
 
@@ -191,8 +189,6 @@ class VtracerConfig:
     ranges: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from svg_quality.paramspace import validate_ranges
-
         check_choice("vtracer.colormode", self.colormode, ("color", "binary"))
         check_choice("vtracer.hierarchical", self.hierarchical, ("stacked", "cutout"))
         check_choice("vtracer.mode", self.mode, ("spline", "polygon", "none"))
@@ -214,8 +210,6 @@ class LabelConfig:
     local_box: dict[str, tuple[float, ...]] = field(default_factory=dict)  # name -> [low, high]
 
     def __post_init__(self) -> None:
-        from svg_quality.paramspace import SPECS
-
         check_range("label.samples_per_image", self.samples_per_image, 1, 4096)
         check_range("label.samples_per_size", self.samples_per_size, 1, 4096)
         check_range("label.workers", self.workers, 0, 1024)
@@ -259,7 +253,7 @@ class FeaturesConfig:
             raise _fail("features.amp", self.amp, allowed)
 
 
-AUTO_MEMBERS = 2  # model.members: auto, except for the seed's layout (one MLP)
+AUTO_MEMBERS = 2  # model.members: auto, except for the ResNet-only layout (one MLP)
 
 
 @dataclass(frozen=True)
@@ -276,19 +270,17 @@ class ModelConfig:
     # none | periodic | auto: periodic embeds each non-ResNet column -> ReLU(W [sin 2pi c x,
     # cos 2pi c x] + b), embedding_frequencies trained frequencies c ~ N(0, embedding_sigma),
     # embedding_dim outputs per column (model.PeriodicEmbedding), before the first Linear;
-    # auto = periodic, except none for the seed's layout (ResNet features + the 8 params)
+    # auto = periodic, except none for the ResNet-only layout (ResNet features + 8 params)
     embedding: str = "none"
     embedding_frequencies: int = 16
     embedding_dim: int = 16
     embedding_sigma: float = 0.1
     # K independent members side by side in one MLP, each trained on its own loss and
     # predicting the sigmoid of their mean logit: `hidden` is split between them (each
-    # width / K), each has its own embedding. auto = 2, but 1 for the seed's layout
+    # width / K), each has its own embedding. auto = 2, but 1 for the ResNet-only layout
     members: int | str = 1
 
     def __post_init__(self) -> None:
-        from svg_quality.inputgroups import parse_inputs
-
         parse_inputs(self.inputs)
         if not self.hidden:
             raise _fail("model.hidden", self.hidden, "at least one layer width")
@@ -427,7 +419,6 @@ class ValidateConfig:
             raise _fail("validate.cv_folds", 1, "0 (off) or at least 2")
         check_range("validate.cv_epochs", self.cv_epochs, 1)
         check_range("validate.cv_val_share", self.cv_val_share, 0.05, 0.5)
-        from svg_quality.metrics import METRIC_NAMES
 
         allowed = (*METRIC_NAMES, *(f"type_{m}" for m in METRIC_NAMES))
         for name, threshold in self.gates.items():
@@ -451,7 +442,6 @@ class ExportConfig:
         check_range("export.opset", self.opset, 18, 30)  # the dynamo exporter emits >= 18
         check_range("export.parity_batch", self.parity_batch, 2)
         check_range("export.latency_repeats", self.latency_repeats, 1)
-        from svg_quality.paramspace import MAX_CANDIDATES
 
         check_range("export.suggest_candidates", self.suggest_candidates, 1, MAX_CANDIDATES)
         check_range("export.suggest_logos", self.suggest_logos, 0)
@@ -530,72 +520,6 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: params file not found; run from the repository root")
     return parse_params(read_yaml(path))
-
-
-def read_yaml(path: str | Path) -> Any:
-    """Parse a YAML file strictly: a syntax error or a key given twice in one mapping
-    raises ``ValueError`` naming the file, the line and the fix (PyYAML would raise a
-    multi-line error, and silently keep the last of two equal keys). A file over
-    ``MAX_PARAMS_BYTES``, an alias (``*name``: the "billion laughs" expands a few lines
-    into gigabytes) and nesting deeper than ``MAX_YAML_DEPTH`` are refused before any
-    value is built."""
-    import yaml  # lazy: the trainer (and its benchmark) import config without needing PyYAML
-
-    class StrictLoader(yaml.SafeLoader):
-        depth = 0
-
-        def compose_node(self, parent: Any, index: Any) -> Any:
-            if self.check_event(yaml.AliasEvent):
-                event = self.peek_event()
-                raise ValueError(
-                    f"{path}: line {event.start_mark.line + 1}: YAML aliases "
-                    f"(*{event.anchor[:40]}) are not accepted; write the value out"
-                )
-            self.depth += 1
-            if self.depth > MAX_YAML_DEPTH:
-                line = self.peek_event().start_mark.line + 1
-                raise ValueError(
-                    f"{path}: line {line}: nested more than {MAX_YAML_DEPTH} levels deep; "
-                    "a params file is a few levels of mappings"
-                )
-            try:
-                return super().compose_node(parent, index)
-            finally:
-                self.depth -= 1
-
-        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-            seen: dict[Any, int] = {}
-            for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=deep)
-                line = key_node.start_mark.line + 1
-                try:
-                    given = key in seen
-                except TypeError:  # a list or mapping as a key
-                    raise ValueError(
-                        f"{path}: line {line}: a {type(key).__name__} as a key; keys are names"
-                    ) from None
-                if given:
-                    raise ValueError(
-                        f"{path}: line {line}: key {shown(key)} is given twice (first on line "
-                        f"{seen[key]}); keep one"
-                    )
-                seen[key] = line
-            return super().construct_mapping(node, deep=deep)
-
-    with Path(path).open("rb") as fh:
-        data = fh.read(MAX_PARAMS_BYTES + 1)
-    if len(data) > MAX_PARAMS_BYTES:
-        raise ValueError(
-            f"{path}: larger than {MAX_PARAMS_BYTES >> 20} MB, the most a params file may be "
-            "(the repository's is ~15 kB); check the path, or trim the file"
-        )
-    try:
-        return yaml.load(data, Loader=StrictLoader) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ValueError(f"{path}: not valid YAML: {where}{problem}; fix the syntax") from None
 
 
 def flatten(d: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str, Any]:

@@ -33,6 +33,13 @@ from typing import Any
 
 import numpy as np
 
+from svg_quality.convertpage import page
+from svg_quality.io import file_digest, json_digest, sha256_hex, write_bytes, write_json, write_text
+from svg_quality.minify import minify
+from svg_quality.serving.predictor import Predictor
+from svg_quality.verify import suggest
+from svg_quality.workers import die_with_parent
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 JOURNAL = ".svg-quality-convert.jsonl"
 LOCK = ".svg-quality-convert.lock"
@@ -64,8 +71,6 @@ class Settings:
     def key(self) -> str:
         """What decides the output besides the input: these settings and the model's
         metadata (its digests name every model file)."""
-        from svg_quality.io import file_digest, json_digest
-
         meta = Path(self.model) / "metadata.json"
         model = file_digest(meta) if meta.is_file() else self.model
         return json_digest(
@@ -130,8 +135,6 @@ def read_journal(out: Path) -> dict[str, dict[str, Any]]:
 
 
 def _digest(path: Path) -> str | None:
-    from svg_quality.io import file_digest
-
     try:
         return file_digest(path)
     except OSError:
@@ -155,12 +158,8 @@ _PREDICTOR: Any = None
 def _init_worker(settings: Settings, parent_pid: int | None = None) -> None:
     global _PREDICTOR
     if parent_pid is not None:  # a pool worker: end with the batch, however it ends
-        from svg_quality.workers import die_with_parent
-
         die_with_parent(parent_pid)
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # workers are the parallelism
-    from svg_quality.serving.predictor import Predictor
-
     _PREDICTOR = Predictor.load(settings.model, runtime=settings.runtime)
 
 
@@ -195,8 +194,7 @@ def convert_one(job: Job, settings: Settings) -> tuple[dict[str, Any], Output]:
     """Suggest, verify and pick one logo's SVG at its own size, minified unless
     ``settings.minify`` is off -> (record, output); never raises for a bad image (status
     ``bad``) or a failed conversion (status ``failed``)."""
-    from svg_quality.ssim import SSIMReference
-    from svg_quality.verify import suggest
+    from svg_quality.ssim import SSIMReference  # lazy: scipy, which `--help` need not load
 
     rec: dict[str, Any] = {"source": str(job.source), "output": job.rel}
     t0 = time.perf_counter()
@@ -226,8 +224,6 @@ def convert_one(job: Job, settings: Settings) -> tuple[dict[str, Any], Output]:
     svg = written = sized_svg(chosen.svg, size, traced)
     ssim = chosen.ssim
     if settings.minify:
-        from svg_quality.minify import minify
-
         small = minify(svg, *traced)
         if small.changed:  # the figures of what is written, at the size traced
             written = small.svg
@@ -451,8 +447,6 @@ def run_batch(
     writes it to ``out/convert-report.json``, and the page ``out/index.html``."""
     from tqdm import tqdm
 
-    from svg_quality.io import sha256_hex, write_bytes, write_json, write_text
-
     if settings.verify < 1:
         raise ValueError(
             f"--verify {settings.verify} is invalid for convert; allowed: at least 1 (the SVG "
@@ -526,7 +520,6 @@ def run_batch(
             "logos": ordered,
         }
         write_json(out / REPORT, report)
-        from svg_quality.convertpage import page
 
         write_text(out / PAGE, page(report))
     return report

@@ -24,7 +24,7 @@ import pandas as pd
 
 from svg_quality import io
 from svg_quality.config import LOGO_TYPES, DataConfig, LabelConfig, SplitConfig, VtracerConfig
-from svg_quality.metrics import full_metrics, ranking_metrics
+from svg_quality.metrics import finite_or_none, full_metrics, ranking_metrics
 from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS
 
 # (normalized logo PNG at the view, raw parameter sets [N, 8] in the view's frame, the long
@@ -339,7 +339,7 @@ def compute_metrics(pred: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame]:
     """Validate's metrics on the ok rows: overall, per type, ranking and size head at the
     model's view (the smallest size; comparable with evaluations before sizes), and the
     metrics and ranking at every size (``by_size``)."""
-    from svg_quality.validation import finite_or_none, per_type_metrics, type_order
+    from svg_quality.validation import per_type_metrics, type_order
 
     ok_all = pred[pred["status"] == "ok"]
     if ok_all.empty:
@@ -367,17 +367,6 @@ def compute_metrics(pred: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame]:
     for entry in out["type"].values():
         entry.pop("Index", None)
     return finite_or_none(out), per_type
-
-
-def flat(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    """``overall/rmse``, ``type/text/pearson``, ``rank/regret_mean``, ... (numbers only)."""
-    out: dict[str, float] = {}
-    for k, v in metrics.items():
-        if isinstance(v, Mapping):
-            out.update(flat(v, f"{prefix}{k}/"))
-        elif isinstance(v, int | float) and not isinstance(v, bool):
-            out[f"{prefix}{k}"] = float(v)
-    return out
 
 
 def write(res: EvalResult, out: Path) -> list[Path]:

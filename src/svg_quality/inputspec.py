@@ -37,7 +37,7 @@ from svg_quality.inputgroups import groups_of
 from svg_quality.paramspace import PARAM_NAMES, normalize
 from svg_quality.probe import PROBE_NAMES
 
-INPUT_CHOICES = ("resnet", "resnet+stats", "stats")  # the seed's; any resolved request works
+INPUT_CHOICES = ("resnet", "resnet+stats", "stats")  # the first three; any resolved one works
 RESNET_DIM = 2048  # ResNet-50's pooled feature width
 GRAPHS = ("mlp", "e2e", "candidates")
 SSIM_HEAD, SIZE_HEAD = "ssim", "log10_svg_bytes"
@@ -324,7 +324,7 @@ class InputSpec:
         out = dict(raw)
         if not self.uses_vtracer or out.get("vtracer") is not None:
             return out
-        from svg_quality import vtables
+        from svg_quality import vtables  # lazy: scipy; this module stays numpy-only
 
         tables, params = out.get("vtables"), out.get("params")
         if tables is None or params is None:

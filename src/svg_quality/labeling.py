@@ -73,7 +73,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from svg_quality.io import json_digest
+from svg_quality.io import atomic_path, json_digest
 from svg_quality.paramspace import PARAM_NAMES, SPECS, sample_params
 from svg_quality.sandbox import (  # noqa: F401  (re-exported: the label API in one place)
     COLUMNS,
@@ -337,7 +337,7 @@ def label_dataset(
     t0 = time.perf_counter()
     try:
         if todo and label_cfg.cluster:
-            from svg_quality.label_cluster import run_dask
+            from svg_quality.label_cluster import run_dask  # lazy: Dask, cluster runs only
 
             run_dask(jobs(), label_cfg.cluster, label_cfg.timeout_s, on_row)
         elif todo:
@@ -442,8 +442,6 @@ def plot_ssim_by_type(df: pd.DataFrame, path: str | Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from svg_quality.io import atomic_path
 
     ok = df[df["status"] == "ok"]
     types = sorted(ok["logo_type"].unique())

@@ -1,4 +1,5 @@
-"""Regression metrics on predicted vs. true SSIM (numpy; float64 internally).
+"""Regression metrics on predicted vs. true SSIM (numpy; float64 internally), the
+within-logo ranking metrics, and JSON-safe values for the metrics files.
 
 Kept free of torch so reports and validate can use them on plain arrays.
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -229,3 +230,19 @@ def ranking_metrics(
         "defaults_logos": len(beats),
         "logos": len(regrets),
     }
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def finite_or_none(obj: Any) -> Any:
+    """Replace NaN/inf (invalid JSON, unreadable by DVC) by None, recursively."""
+    if isinstance(obj, Mapping):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite_or_none(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj

@@ -55,6 +55,7 @@ def minify(svg: str, width: int, height: int) -> Minified:
     """``svg`` minified when its rendering at ``width`` x ``height`` stays the same (SSIM
     against the original's >= 1 - MAX_SSIM_LOSS) and it is smaller, with that rendering
     (so the caller can score what it writes without rendering it again); else ``svg``."""
+    # lazy: both load scipy, which convert (and so the CLI) need not load at import
     from svg_quality.ssim import SSIMReference
     from svg_quality.vectorize import RenderFailed, render
 

@@ -31,10 +31,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from svg_quality.config import ModelConfig
+from svg_quality.config import AUTO_MEMBERS, ModelConfig
+from svg_quality.inputgroups import AUTO, parse_inputs, resolve_inputs
 from svg_quality.inputspec import INPUT_CHOICES as INPUT_CHOICES  # re-exported
 from svg_quality.inputspec import RESNET_DIM as RESNET_DIM  # re-exported
 from svg_quality.inputspec import InputSpec
+from svg_quality.io import atomic_path
 from svg_quality.paramspace import PARAM_NAMES
 
 MODEL_FORMAT = 1  # bump when the model file's layout changes
@@ -255,31 +257,32 @@ class PeriodicEmbedding(nn.Module):
         return out
 
 
-def is_seed_layout(in_features: int, resnet_width: int) -> bool:
-    """Whether rows ``in_features`` wide are the seed's: the ResNet features and the 8
-    parameters only (``model.inputs: resnet``), whose MLP the ``auto`` choices keep."""
+def is_resnet_only_layout(in_features: int, resnet_width: int) -> bool:
+    """Whether rows ``in_features`` wide are the ResNet-only layout (``model.inputs:
+    resnet``): the ResNet features and the 8 parameters, nothing else, whose original
+    plain MLP the ``auto`` choices keep."""
     return resnet_width > 0 and in_features - resnet_width == len(PARAM_NAMES)
 
 
 def resolve_embedding(choice: str, in_features: int, resnet_width: int) -> str:
     """``model.embedding`` for rows ``in_features`` wide with ``resnet_width`` leading ResNet
-    columns: ``auto`` is ``periodic`` except for the seed's layout (ResNet features and the
-    8 parameters only, ``model.inputs: resnet``), whose MLP stays the seed's (DESIGN.md)."""
+    columns: ``auto`` is ``periodic`` except for the ResNet-only layout (ResNet features and
+    the 8 parameters, ``model.inputs: resnet``), whose MLP stays the original plain 2056-wide
+    one (DESIGN.md)."""
     if choice not in ("none", "periodic", "auto"):
         raise ValueError(f"model.embedding = {choice!r} is invalid; allowed: none, periodic, auto")
     if choice != "auto":
         return choice
-    return "none" if is_seed_layout(in_features, resnet_width) else "periodic"
+    return "none" if is_resnet_only_layout(in_features, resnet_width) else "periodic"
 
 
 def resolve_members(choice: int | str, in_features: int, resnet_width: int) -> int:
     """``model.members`` for rows ``in_features`` wide: ``auto`` is 2 members, except one
-    MLP for the seed's layout (``model.inputs: resnet``), whose MLP stays the seed's."""
-    from svg_quality.config import AUTO_MEMBERS
-
+    MLP for the ResNet-only layout (``model.inputs: resnet``), which keeps the original
+    plain MLP."""
     if choice != "auto":
         return int(choice)
-    return 1 if is_seed_layout(in_features, resnet_width) else AUTO_MEMBERS
+    return 1 if is_resnet_only_layout(in_features, resnet_width) else AUTO_MEMBERS
 
 
 class QualityMLP(nn.Module):
@@ -372,7 +375,7 @@ def plain_mlp(mlp: QualityMLP) -> QualityMLP:
     Linear (``W_r z = W_r proj^T (x - mean)``), its dropout dropped; K members as one MLP
     of the summed widths (masked weights zero, the last Linear averaging their logits).
     The same function in eval mode (to float32 rounding), so every exported graph keeps
-    the plain-MLP shape (with ``inputs: resnet``, the seed's 2056 -> 1024 -> 512 -> 256 -> 1)."""
+    the plain-MLP shape (with ``inputs: resnet``, the original 2056 -> 1024 -> 512 -> 256 -> 1)."""
     block = mlp.resnet
     if block is None and mlp.members == 1:
         return mlp
@@ -492,8 +495,6 @@ def model_meta(
     cfg: ModelConfig, spec: InputSpec, extra: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """Everything needed to rebuild and feed the model, as plain Python values."""
-    from svg_quality.inputgroups import AUTO, parse_inputs, resolve_inputs
-
     asked = cfg.requested_inputs
     if AUTO not in parse_inputs(asked) and resolve_inputs(asked, "random") != spec.inputs:
         raise ValueError(f"model.inputs {asked!r} differs from the input spec's {spec.inputs!r}")
@@ -513,8 +514,6 @@ def model_meta(
 
 def save_model(path: str | Path, model: nn.Module, meta: Mapping[str, Any]) -> None:
     """Write ``{"state_dict", "meta"}`` atomically; loadable with ``weights_only=True``."""
-    from svg_quality.io import atomic_path
-
     if "model" in meta and "input" in meta:  # load_model must rebuild this very module
         got, want = set(model.state_dict()), set(model_from_meta(meta).state_dict())
         if got != want:

@@ -16,10 +16,18 @@ import pandas as pd
 
 from svg_quality.io import atomic_path
 from svg_quality.metrics import LOWER_IS_BETTER
-from svg_quality.validation import PLOT_FILES, ValidationResult, type_order
+from svg_quality.validation import ValidationResult, type_order
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+PLOT_FILES = {
+    "pred_vs_actual": "plots/pred_vs_actual.png",
+    "per_type": "plots/per_type.png",
+    "residuals": "plots/residuals.png",
+    "training_curves": "plots/training_curves.png",
+    "ssim_by_type": "plots/ssim_by_type.png",
+}
 
 TYPE_COLORS = {"simple": "#1f77b4", "text": "#d62728", "gradient": "#2ca02c", "complex": "#9467bd"}
 
@@ -161,7 +169,7 @@ def write_plots(
     gates: Mapping[str, float],
     out_dir: str | Path,
 ) -> list[Path]:
-    """All five validation PNGs under ``out_dir`` (names from ``validation.PLOT_FILES``)."""
+    """All five validation PNGs under ``out_dir`` (names from :data:`PLOT_FILES`)."""
     out = Path(out_dir)
     f = {k: out / v for k, v in PLOT_FILES.items()}
     return [

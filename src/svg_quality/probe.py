@@ -36,6 +36,7 @@ def measure(rgb: np.ndarray, vtracer: Mapping[str, Any]) -> tuple[np.ndarray, fl
     the Score as its defaults conversion."""
     import time
 
+    # lazy: scipy; verify, the predictor and the CLI import this module
     from svg_quality.vectorize import ConversionFailed, RenderFailed, score
 
     cfg = SimpleNamespace(**{k: vtracer[k] for k in SETTINGS})

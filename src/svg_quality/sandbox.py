@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from svg_quality.native import require
 from svg_quality.paramspace import PARAM_NAMES, scale_params
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ class _References:
     def get(self, image_id: str, png: bytes) -> tuple[np.ndarray, Any]:
         from PIL import Image
 
-        from svg_quality.ssim import SSIMReference
+        from svg_quality.ssim import SSIMReference  # lazy: scipy, in the workers only
 
         hit = self._cache.get(image_id)
         if hit is None:
@@ -145,6 +146,7 @@ _REFERENCES = _References()
 
 def run_sample(task: Task) -> dict[str, Any]:
     """Convert, render and score one sample in this process. Never raises for a bad sample."""
+    # lazy: scipy (and VTracer, resvg), in the workers only; the pool's parent stays light
     from svg_quality.vectorize import ConversionFailed, RenderFailed, convert, count_paths, render
 
     row = _empty_row(task)
@@ -223,7 +225,6 @@ def _worker_main() -> None:
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     inp = sys.stdin.buffer
-    from svg_quality.native import require
 
     require("resvg_py")  # import errors should surface before "ready"
     require("vtracer")

@@ -13,15 +13,17 @@ schedulers, early stopping and export graphs serve both heads.
 
 Validation (:func:`size_metrics`): Pearson r on log10 bytes, and the median of
 ``|predicted bytes / actual bytes - 1|`` (a relative error a person can read: 0.15 means
-the typical prediction is 15% off), overall, per logo type and in grouped CV.
+the typical prediction is 15% off), overall, per logo type
+(:func:`svg_quality.validation.validate_size_head`) and in grouped CV
+(:func:`svg_quality.crossval.cross_validate` with :data:`SIZE_HEAD`: the SSIM head's
+folds, inner splits and epochs). Its flat keys and report.md section:
+:mod:`svg_quality.report`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,11 +35,9 @@ from svg_quality.metrics import pearson
 if TYPE_CHECKING:
     from torch import nn
 
-    from svg_quality.config import ModelConfig, TrainConfig, ValidateConfig
+    from svg_quality.config import ModelConfig, TrainConfig
     from svg_quality.dataset import Arrays, LabeledData
     from svg_quality.model import InputSpec
-
-log = logging.getLogger(__name__)
 
 OUTPUT = "log10_svg_bytes"
 MARGIN = 0.5  # log10 units beyond the train split's extremes (x3.2 either way)
@@ -185,132 +185,43 @@ def predict_size_split(
     return out
 
 
-def per_type_size(pred: pd.DataFrame, min_examples: int) -> dict[str, dict[str, Any]]:
-    from svg_quality.validation import type_order
+@dataclass(frozen=True)
+class SizeHead:
+    """The size MLP as :func:`svg_quality.crossval.cross_validate` sees it: its own training
+    settings, log10 bytes scaled by a :class:`SizeScale` fitted on each fold's training
+    rows, and :func:`size_metrics` on the held-out fold."""
 
-    out: dict[str, dict[str, Any]] = {}
-    for t in type_order(pred["logo_type"].tolist()):
-        sub = pred[pred["logo_type"] == t]
-        if len(sub) < min_examples:
-            out[t] = {"status": "skipped", "n": len(sub)}
-        else:
-            m = size_metrics(sub["actual_bytes"].to_numpy(), sub["predicted_log10"].to_numpy())
-            out[t] = {"status": "reported", **m}
-    return out
+    name: str = "size"
+    summary: tuple[str, ...] = ("pearson_log10", "rmse_log10", "median_abs_ratio_err")
+    scale: SizeScale | None = None  # set per fold by fitted()
 
+    def train_config(self, train_cfg: TrainConfig) -> TrainConfig:
+        return size_train_config(train_cfg)
 
-def cross_validate_size(
-    data: LabeledData,
-    model_cfg: ModelConfig,
-    train_cfg: TrainConfig,
-    vcfg: ValidateConfig,
-    ranges: Mapping[str, Sequence[float]],
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Grouped K-fold CV of the size MLP: the same folds, inner split and epochs as the SSIM
-    head's :func:`svg_quality.validation.cross_validate` (the test split is never touched)."""
-    from svg_quality.dataset import build_arrays, make_input_spec
-    from svg_quality.trainer import fit, predict
-    from svg_quality.validation import cv_folds, cv_train_config
+    def fitted(self, data: LabeledData, fit: np.ndarray) -> SizeHead:
+        return dataclasses.replace(self, scale=SizeScale.fit(svg_bytes_of(data, fit)))
 
-    folds = cv_folds(data, vcfg)
-    cfg = cv_train_config(size_train_config(train_cfg), vcfg)
-    results = []
-    for i, fold in enumerate(folds):
-        fit_mask, stop_mask, held_mask = fold.fit, fold.stop, fold.held
-        spec = make_input_spec(data, model_cfg.requested_inputs, ranges, fit_mask=fit_mask)
-        scale = SizeScale.fit(svg_bytes_of(data, fit_mask))
-        res = fit(
-            size_arrays(data, spec, scale, fit_mask),
-            size_arrays(data, spec, scale, stop_mask),
-            model_cfg,
-            cfg,
-            progress=progress,
-            resnet_width=spec.resnet_width,
+    def _scale(self) -> SizeScale:
+        if self.scale is None:
+            raise ValueError("the size head has no scale yet: call fitted() on a fold first")
+        return self.scale
+
+    def arrays(self, data: LabeledData, spec: InputSpec, mask: np.ndarray) -> Arrays:
+        return size_arrays(data, spec, self._scale(), mask)
+
+    def score(
+        self, data: LabeledData, held: np.ndarray, arrays: Arrays, pred: np.ndarray
+    ) -> dict[str, Any]:
+        return size_metrics(svg_bytes_of(data, held), self._scale().to_log10(pred))
+
+    def describe(self, m: Mapping[str, Any]) -> str:
+        return (
+            f"r {m['pearson_log10']:.3f} on log10 bytes, "
+            f"median |ratio-1| {m['median_abs_ratio_err']:.3f}"
         )
-        x_held = build_arrays(data, spec, held_mask).x
-        m = size_metrics(svg_bytes_of(data, held_mask), scale.to_log10(predict(res.model, x_held)))
-        m.update({"fold": i + 1, "best_epoch": res.best_epoch})
-        log.info(
-            "size fold %d/%d: r %.3f on log10 bytes, median |ratio-1| %.3f",
-            i + 1,
-            len(folds),
-            m["pearson_log10"],
-            m["median_abs_ratio_err"],
-        )
-        results.append(m)
-    summary: dict[str, float] = {}
-    for name in ("pearson_log10", "rmse_log10", "median_abs_ratio_err"):
-        vals = np.array([r[name] for r in results], dtype=np.float64)
-        summary[f"{name}_mean"] = float(np.mean(vals))
-        summary[f"{name}_std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan
-    return {"folds": results, "summary": summary, "n_folds": len(folds)}
 
 
-def validate_size_head(
-    data: LabeledData,
-    model: nn.Module,
-    meta: Mapping[str, Any],
-    model_cfg: ModelConfig,
-    train_cfg: TrainConfig,
-    vcfg: ValidateConfig,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Test metrics overall and per type, plus grouped CV when ``validate.cv_folds`` > 0."""
-    if meta.get("output") != OUTPUT:
-        raise ValueError(f"not a size model: its output is {meta.get('output')!r}, not {OUTPUT!r}")
-    pred = predict_size_split(data, model, meta)
-    report: dict[str, Any] = {
-        "test": size_metrics(pred["actual_bytes"].to_numpy(), pred["predicted_log10"].to_numpy()),
-        "per_type": per_type_size(pred, vcfg.min_type_examples),
-        "cv": None,
-    }
-    if vcfg.cv_folds:
-        ranges = meta["input"]["ranges"]
-        report["cv"] = cross_validate_size(data, model_cfg, train_cfg, vcfg, ranges, progress)
-    return report
-
-
-def flat_size_metrics(report: Mapping[str, Any]) -> dict[str, float]:
-    """``size/test/pearson_log10``, ``size/test/type/text/median_abs_ratio_err``, ``size/cv/...``."""
-    out = {f"size/test/{k}": v for k, v in report["test"].items()}
-    for t, m in report["per_type"].items():
-        out.update({f"size/test/type/{t}/{k}": v for k, v in m.items() if k != "status"})
-    if report.get("cv"):
-        out.update({f"size/cv/{k}": v for k, v in report["cv"]["summary"].items()})
-    return out
-
-
-def render_size_section(report: Mapping[str, Any]) -> str:
-    """The size head's section of report.md."""
-    t = report["test"]
-    lines = [
-        "## Size head (log10 SVG bytes)",
-        "",
-        f"Test: r {t['pearson_log10']:.4f} on log10 bytes, RMSE {t['rmse_log10']:.4f}, "
-        f"median |predicted/actual bytes - 1| {t['median_abs_ratio_err']:.3f} ({t['n']} rows).",
-        "",
-        "| logo type | n | r (log10) | median abs ratio err |",
-        "|---|---|---|---|",
-    ]
-    for name, m in report["per_type"].items():
-        if m["status"] == "reported":
-            lines.append(
-                f"| {name} | {m['n']} | {m['pearson_log10']:.4f} | "
-                f"{m['median_abs_ratio_err']:.3f} |"
-            )
-        else:
-            lines.append(f"| {name} | {m['n']} | skipped | skipped |")
-    cv = report.get("cv")
-    if cv:
-        s = cv["summary"]
-        lines += [
-            "",
-            f"Grouped CV ({cv['n_folds']} folds): r {s['pearson_log10_mean']:.4f} "
-            f"± {s['pearson_log10_std']:.4f}, median abs ratio err "
-            f"{s['median_abs_ratio_err_mean']:.3f} ± {s['median_abs_ratio_err_std']:.3f}.",
-        ]
-    return "\n".join(lines) + "\n"
+SIZE_HEAD = SizeHead()
 
 
 def train_and_save(

@@ -19,6 +19,10 @@ The random draws depend on ``(logo_type, seed, index)``, not on ``size``, so a l
 the same picture at every size (prepare draws a share of the logos again at the larger
 long sides of ``data.sizes``); ``generate(..., like=...)`` catches the rare logo whose
 layout a size tips over anyway.
+
+The shapes, fills, gradients and fitted text the four types are composed of are
+:mod:`svg_quality.drawing`; this module picks the canvas, background and palette and
+lays each type out.
 """
 
 from __future__ import annotations
@@ -26,22 +30,33 @@ from __future__ import annotations
 import colorsys
 import io
 import math
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageFilter
 
 from svg_quality.config import LOGO_TYPES
+from svg_quality.drawing import (
+    FLAT_SHAPES,
+    SHAPES,
+    Color,
+    Rng,
+    draw_shape,
+    fit_text,
+    gradient,
+    layout_box,
+    new_mask,
+    paint,
+    random_word,
+    shade,
+    shape_points,
+    square_in,
+    system_fonts,
+)
 
 SS = 4  # supersampling factor: drawn hard-edged at 4x, anti-aliased by the downsample
 SS_LARGE = 2  # ... above SS_LARGE_FROM px: at 1024 px 0.05-0.3 s a logo (4x: 0.2-2.3 s)
 SS_LARGE_FROM = 512  # px; up to here SS, so logos of data.image_size (256) are as before
-FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", str(Path.home() / ".fonts"))
-
-Color = tuple[int, int, int, int]
-Rng = np.random.Generator
 
 
 # --------------------------------------------------------------------------- public API
@@ -101,7 +116,7 @@ def supersampling(size: int) -> int:
 
 def available_fonts() -> list[str]:
     """TrueType/OpenType fonts on this machine, sorted (plus Pillow's built-in as ``""``)."""
-    return [*_system_fonts(), ""]
+    return [*system_fonts(), ""]
 
 
 # --------------------------------------------------------------------------- canvas & colour
@@ -169,240 +184,12 @@ def _jpeg_roundtrip(img: Image.Image, quality: int) -> Image.Image:
     return Image.open(buf).convert("RGBA")
 
 
-# --------------------------------------------------------------------------- geometry
-
-
-def _shape_points(kind: str, cx: float, cy: float, rx: float, ry: float, rot: float, rng: Rng):
-    """Polygon outline of a named shape (ellipses are polygons too: one code path)."""
-    t = np.linspace(0, 2 * np.pi, 180, endpoint=False)
-    if kind == "ellipse":
-        x, y = np.cos(t), np.sin(t)
-    elif kind == "squircle":  # app-icon rounded square
-        p = rng.uniform(3, 6)
-        x = np.sign(np.cos(t)) * np.abs(np.cos(t)) ** (2 / p)
-        y = np.sign(np.sin(t)) * np.abs(np.sin(t)) ** (2 / p)
-    elif kind.startswith("poly"):
-        n = int(kind[4:])
-        a = np.linspace(0, 2 * np.pi, n, endpoint=False) - np.pi / 2
-        x, y = np.cos(a), np.sin(a)
-    elif kind.startswith("star"):
-        n = int(kind[4:])
-        inner = rng.uniform(0.35, 0.6)
-        a = np.linspace(0, 2 * np.pi, 2 * n, endpoint=False) - np.pi / 2
-        r = np.where(np.arange(2 * n) % 2 == 0, 1.0, inner)
-        x, y = r * np.cos(a), r * np.sin(a)
-    elif kind == "heart":
-        x = 16 * np.sin(t) ** 3 / 17
-        y = -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t)) / 17
-    elif kind == "blob":  # organic shape: a smooth random radius
-        r = np.ones_like(t)
-        for k in range(2, 6):
-            r += rng.uniform(0, 0.25 / k * 2) * np.sin(k * t + rng.uniform(0, 2 * np.pi))
-        r /= r.max()
-        x, y = r * np.cos(t), r * np.sin(t)
-    elif kind == "leaf":
-        x = np.cos(t)
-        y = np.sin(t) * np.abs(np.sin(t / 2)) ** 0.5 * 0.9
-    elif kind == "rect":
-        x, y = np.array([-1.0, 1.0, 1.0, -1.0]), np.array([-1.0, -1.0, 1.0, 1.0])
-    elif kind == "chevron":
-        x = np.array([-1, 0, 1, 1, 0, -1])
-        y = np.array([-0.2, -1, -0.2, 0.35, -0.45, 0.35])
-    elif kind == "arrow":
-        x = np.array([-1, 0.2, 0.2, 1, 0.2, 0.2, -1])
-        y = np.array([-0.3, -0.3, -0.8, 0, 0.8, 0.3, 0.3])
-    elif kind == "cross":
-        a = rng.uniform(0.2, 0.4)
-        x = np.array([-a, a, a, 1, 1, a, a, -a, -a, -1, -1, -a])
-        y = np.array([-1, -1, -a, -a, a, a, 1, 1, a, a, -a, -a])
-    else:
-        raise ValueError(f"unknown shape {kind!r}")
-    c, s = math.cos(rot), math.sin(rot)
-    px = cx + rx * (x * c - y * s)
-    py = cy + ry * (x * s + y * c)
-    return list(zip(px.tolist(), py.tolist(), strict=True))
-
-
-SHAPES = (
-    "ellipse",
-    "squircle",
-    "poly3",
-    "poly4",
-    "poly5",
-    "poly6",
-    "poly8",
-    "star5",
-    "star6",
-    "star8",
-    "heart",
-    "blob",
-    "leaf",
-    "chevron",
-    "arrow",
-    "cross",
-)
-FLAT_SHAPES = ("ellipse", "squircle", "poly3", "poly4", "poly6", "star5", "chevron", "cross")
-
-
-def _mask(size: tuple[int, int]) -> tuple[Image.Image, ImageDraw.ImageDraw]:
-    m = Image.new("L", size, 0)
-    return m, ImageDraw.Draw(m)
-
-
-def _fill(canvas: Image.Image, mask: Image.Image, fill: Color | Image.Image) -> None:
-    """Paint ``fill`` (a colour or an RGBA image) through ``mask`` onto ``canvas``."""
-    if isinstance(fill, Image.Image):
-        layer = fill.copy()
-        alpha = np.asarray(layer.getchannel("A"), dtype=np.uint16) * np.asarray(mask) // 255
-        layer.putalpha(Image.fromarray(alpha.astype(np.uint8)))
-    else:
-        layer = Image.new("RGBA", canvas.size, fill[:3] + (0,))
-        layer.putalpha(mask.point(lambda v, a=fill[3]: v * a // 255))
-    canvas.alpha_composite(layer)
-
-
-def _draw_shape(canvas, rng, kind, box, fill, outline=None, width=0, hole=None, rot=None) -> None:
-    """A shape inside ``box`` (x0, y0, x1, y1), optionally with a cut-out ``hole`` shape."""
-    x0, y0, x1, y1 = box
-    cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
-    if rot is None:  # most marks sit upright; some are tilted
-        rot = float(rng.choice([0.0, 0.0, rng.uniform(-0.5, 0.5)]))
-    pts = _shape_points(kind, cx, cy, rx, ry, rot, rng)
-    mask, d = _mask(canvas.size)
-    d.polygon(pts, fill=255)
-    if hole is not None:  # rings, crescents, cut-outs: transparent where the hole is
-        hk, (dx, dy, scale) = hole
-        hole_pts = _shape_points(hk, cx + dx * rx, cy + dy * ry, rx * scale, ry * scale, rot, rng)
-        d.polygon(hole_pts, fill=0)
-    _fill(canvas, mask, fill)
-    if outline is not None and width > 0:
-        omask, od = _mask(canvas.size)
-        od.line([*pts, pts[0]], fill=255, width=int(width), joint="curve")
-        _fill(canvas, omask, outline)
-
-
-def _gradient(size, rng: Rng, colors: list[Color], radial: bool | None = None) -> Image.Image:
-    """A linear or radial gradient through 2-3 colour stops, as an RGBA image."""
-    w, h = size
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    if radial is None:
-        radial = rng.random() < 0.45
-    if radial:
-        cx, cy = rng.uniform(0.2, 0.8) * w, rng.uniform(0.2, 0.8) * h
-        t = np.hypot(xx - cx, yy - cy) / (rng.uniform(0.4, 0.9) * max(w, h))
-    else:
-        a = rng.uniform(0, 2 * np.pi)
-        t = (xx * math.cos(a) + yy * math.sin(a)) / (abs(w * math.cos(a)) + abs(h * math.sin(a)))
-        t = t - t.min()
-    t = np.clip(t, 0, 1)
-    stops = np.array([c[:3] for c in colors], dtype=np.float32)
-    pos = np.linspace(0, 1, len(stops))
-    rgb = np.stack([np.interp(t, pos, stops[:, k]) for k in range(3)], axis=-1)
-    alpha = np.full((h, w, 1), 255, np.float32)
-    return Image.fromarray(np.concatenate([rgb, alpha], -1).round().astype(np.uint8), "RGBA")
-
-
-def _shade(c: Color, f: float) -> Color:
-    """Lighter (f > 0, towards white) or darker (f < 0, towards black) version of a colour."""
-    if f >= 0:
-        return tuple(round(v + (255 - v) * f) for v in c[:3]) + (c[3],)
-    return tuple(round(v * (1 + f)) for v in c[:3]) + (c[3],)
-
-
-def _layout_box(canvas: Image.Image, rng: Rng, margin: tuple[float, float] = (0.06, 0.18)):
-    w, h = canvas.size
-    m = rng.uniform(*margin) * min(w, h)
-    return (m, m, w - m, h - m)
-
-
-def _square_in(box, rng: Rng, frac: float = 1.0):
-    x0, y0, x1, y1 = box
-    side = min(x1 - x0, y1 - y0) * frac
-    cx = rng.uniform(x0 + side / 2, x1 - side / 2) if x1 - x0 > side else (x0 + x1) / 2
-    cy = (y0 + y1) / 2
-    return (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
-
-
-# --------------------------------------------------------------------------- text
-
-
-@lru_cache(maxsize=1)
-def _system_fonts() -> tuple[str, ...]:
-    found = set()
-    for d in FONT_DIRS:
-        p = Path(d)
-        if p.is_dir():
-            found.update(str(f) for f in p.rglob("*") if f.suffix.lower() in (".ttf", ".otf"))
-    return tuple(sorted(found))
-
-
-@lru_cache(maxsize=256)
-def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
-    if path:
-        return ImageFont.truetype(path, size)
-    return ImageFont.load_default(size=size)  # Pillow's built-in font
-
-
-_SYLLABLES = (
-    "ka",
-    "lo",
-    "ne",
-    "tri",
-    "vo",
-    "zen",
-    "ar",
-    "mi",
-    "sol",
-    "qu",
-    "ex",
-    "ly",
-    "bo",
-    "sta",
-    "ri",
-    "on",
-    "flux",
-    "gra",
-    "pix",
-    "ta",
-    "no",
-    "ve",
-    "co",
-    "dy",
-    "hub",
-)
-
-
-def _word(rng: Rng, lo: int = 1, hi: int = 4) -> str:
-    w = "".join(rng.choice(_SYLLABLES) for _ in range(int(rng.integers(lo, hi + 1))))
-    style = rng.choice(["upper", "title", "lower"], p=[0.45, 0.4, 0.15])
-    return {"upper": w.upper(), "title": w.title(), "lower": w}[style]
-
-
-def _fit_text(canvas, rng: Rng, text: str, box, font_path: str, fill: Color, anchor_x=0.5):
-    """Draw ``text`` as large as fits in ``box``."""
-    x0, y0, x1, y1 = box
-    bw, bh = x1 - x0, y1 - y0
-    size = max(4, int(bh))
-    font = _font(font_path, size)
-    left, top, right, bottom = font.getbbox(text)
-    scale = min(bw / max(1, right - left), bh / max(1, bottom - top))
-    size = max(4, int(size * scale * 0.98))
-    font = _font(font_path, size)
-    left, top, right, bottom = font.getbbox(text)
-    tx = x0 + (bw - (right - left)) * anchor_x - left
-    ty = y0 + (bh - (bottom - top)) / 2 - top
-    mask, d = _mask(canvas.size)
-    d.text((tx, ty), text, font=font, fill=255)
-    _fill(canvas, mask, fill)
-    return (tx + left, ty + top, tx + right, ty + bottom)
-
-
 # --------------------------------------------------------------------------- the four types
 
 
 def _draw_simple(canvas, rng: Rng, pal: list[Color], bg: Color) -> None:
     colors = pal[: int(rng.integers(1, 5))]  # 1-4 flat colours
-    box = _layout_box(canvas, rng)
+    box = layout_box(canvas, rng)
     layout = rng.choice(["single", "nested", "row", "stripes", "target", "grid"])
     x0, y0, x1, y1 = box
     if layout == "single":
@@ -412,22 +199,20 @@ def _draw_simple(canvas, rng: Rng, pal: list[Color], bg: Color) -> None:
                 str(rng.choice(FLAT_SHAPES)),
                 (rng.uniform(-0.3, 0.3), 0.0, rng.uniform(0.3, 0.6)),
             )
-        _draw_shape(canvas, rng, rng.choice(SHAPES), _square_in(box, rng), colors[0], hole=hole)
+        draw_shape(canvas, rng, rng.choice(SHAPES), square_in(box, rng), colors[0], hole=hole)
     elif layout == "nested":
-        sq = _square_in(box, rng)
+        sq = square_in(box, rng)
         for i, f in enumerate((1.0, rng.uniform(0.45, 0.7), rng.uniform(0.15, 0.35))):
             cx, cy, r = (sq[0] + sq[2]) / 2, (sq[1] + sq[3]) / 2, (sq[2] - sq[0]) / 2 * f
             kind = rng.choice(FLAT_SHAPES)
-            _draw_shape(
-                canvas, rng, kind, (cx - r, cy - r, cx + r, cy + r), colors[i % len(colors)]
-            )
+            draw_shape(canvas, rng, kind, (cx - r, cy - r, cx + r, cy + r), colors[i % len(colors)])
     elif layout == "row":
         n = int(rng.integers(2, 5))
         cell = (x1 - x0) / n
         kind = rng.choice(SHAPES)
         for i in range(n):
             c = (x0 + i * cell, y0, x0 + (i + 1) * cell, y1)
-            _draw_shape(canvas, rng, kind, _square_in(c, rng, 0.85), colors[i % len(colors)])
+            draw_shape(canvas, rng, kind, square_in(c, rng, 0.85), colors[i % len(colors)])
     elif layout == "stripes":
         n = int(rng.integers(3, 7))
         vertical = rng.random() < 0.5
@@ -438,23 +223,23 @@ def _draw_simple(canvas, rng: Rng, pal: list[Color], bg: Color) -> None:
                 if vertical
                 else (x0, y0 + (y1 - y0) * t0, x1, y0 + (y1 - y0) * t1)
             )
-            _draw_shape(canvas, rng, "rect", b, colors[i % len(colors)], rot=0.0)
+            draw_shape(canvas, rng, "rect", b, colors[i % len(colors)], rot=0.0)
     elif layout == "target":
-        sq = _square_in(box, rng)
+        sq = square_in(box, rng)
         n = int(rng.integers(2, 5))
         cx, cy, r = (sq[0] + sq[2]) / 2, (sq[1] + sq[3]) / 2, (sq[2] - sq[0]) / 2
         for i in range(n):
             ri = r * (1 - i / n)
             fill = colors[i % len(colors)] if i % 2 == 0 or len(colors) > 1 else _bg_or_white(bg)
-            _draw_shape(canvas, rng, "ellipse", (cx - ri, cy - ri, cx + ri, cy + ri), fill)
+            draw_shape(canvas, rng, "ellipse", (cx - ri, cy - ri, cx + ri, cy + ri), fill)
     else:  # grid of 4 tiles, like a windows-style mark
-        sq = _square_in(box, rng)
+        sq = square_in(box, rng)
         g = (sq[2] - sq[0]) * rng.uniform(0.04, 0.12)
         half = (sq[2] - sq[0] - g) / 2
         for i in range(4):
             ox, oy = sq[0] + (i % 2) * (half + g), sq[1] + (i // 2) * (half + g)
             b = (ox, oy, ox + half, oy + half)
-            _draw_shape(canvas, rng, "rect", b, colors[i % len(colors)], rot=0.0)
+            draw_shape(canvas, rng, "rect", b, colors[i % len(colors)], rot=0.0)
 
 
 def _bg_or_white(bg: Color) -> Color:
@@ -464,112 +249,118 @@ def _bg_or_white(bg: Color) -> Color:
 def _draw_text(canvas, rng: Rng, pal: list[Color], bg: Color) -> None:
     fonts = available_fonts()
     font = fonts[int(rng.integers(len(fonts)))]
-    box = _layout_box(canvas, rng, (0.04, 0.12))
+    box = layout_box(canvas, rng, (0.04, 0.12))
     x0, y0, x1, y1 = box
     layout = rng.choice(["wordmark", "lettermark", "combo_left", "combo_top", "two_tone"])
     c0, c1 = pal[0], pal[1]
     if layout == "wordmark":
         tag = rng.random() < 0.4
         split = y0 + (y1 - y0) * (0.72 if tag else 1.0)
-        _fit_text(canvas, rng, _word(rng, 1, 4), (x0, y0, x1, split), font, c0)
+        fit_text(canvas, rng, random_word(rng, 1, 4), (x0, y0, x1, split), font, c0)
         if tag:  # a small tagline: fine detail real wordmarks often carry
             tag_font = fonts[int(rng.integers(len(fonts)))]
-            _fit_text(canvas, rng, _word(rng, 2, 5).upper(), (x0, split + 2, x1, y1), tag_font, c1)
+            fit_text(
+                canvas, rng, random_word(rng, 2, 5).upper(), (x0, split + 2, x1, y1), tag_font, c1
+            )
         if rng.random() < 0.3:  # underline bar
             h = (y1 - y0) * 0.04
-            _draw_shape(canvas, rng, "rect", (x0, y1 - h, x1, y1), c1, rot=0.0)
+            draw_shape(canvas, rng, "rect", (x0, y1 - h, x1, y1), c1, rot=0.0)
     elif layout == "lettermark":
-        letters = _word(rng, 1, 1)[: int(rng.integers(1, 4))].upper()
-        sq = _square_in(box, rng)
+        letters = random_word(rng, 1, 1)[: int(rng.integers(1, 4))].upper()
+        sq = square_in(box, rng)
         if rng.random() < 0.6:  # letters knocked out of a filled frame
-            _draw_shape(canvas, rng, rng.choice(["ellipse", "squircle", "poly6", "poly4"]), sq, c0)
+            draw_shape(canvas, rng, rng.choice(["ellipse", "squircle", "poly6", "poly4"]), sq, c0)
             pad = (sq[2] - sq[0]) * 0.25
             inner = (sq[0] + pad, sq[1] + pad, sq[2] - pad, sq[3] - pad)
-            _fit_text(
+            fit_text(
                 canvas, rng, letters, inner, font, _bg_or_white(bg) if rng.random() < 0.7 else c1
             )
         else:
-            _fit_text(canvas, rng, letters, sq, font, c0)
+            fit_text(canvas, rng, letters, sq, font, c0)
     elif layout == "combo_left":
         side = min(y1 - y0, (x1 - x0) * 0.35)
         mark = (x0, (y0 + y1 - side) / 2, x0 + side, (y0 + y1 + side) / 2)
-        _draw_shape(canvas, rng, rng.choice(SHAPES), mark, c1)
+        draw_shape(canvas, rng, rng.choice(SHAPES), mark, c1)
         gap = side * 0.15
         th = (y1 - y0) * rng.uniform(0.45, 0.8)
         cy = (y0 + y1) / 2
-        _fit_text(
-            canvas, rng, _word(rng), (x0 + side + gap, cy - th / 2, x1, cy + th / 2), font, c0, 0
+        fit_text(
+            canvas,
+            rng,
+            random_word(rng),
+            (x0 + side + gap, cy - th / 2, x1, cy + th / 2),
+            font,
+            c0,
+            0,
         )
     elif layout == "combo_top":
         split = y0 + (y1 - y0) * rng.uniform(0.5, 0.65)
-        _draw_shape(canvas, rng, rng.choice(SHAPES), _square_in((x0, y0, x1, split), rng), c1)
-        _fit_text(canvas, rng, _word(rng), (x0, split + (y1 - y0) * 0.05, x1, y1), font, c0)
+        draw_shape(canvas, rng, rng.choice(SHAPES), square_in((x0, y0, x1, split), rng), c1)
+        fit_text(canvas, rng, random_word(rng), (x0, split + (y1 - y0) * 0.05, x1, y1), font, c0)
     else:  # two words, two colours, one baseline
-        w1, w2 = _word(rng, 1, 2), _word(rng, 1, 2)
+        w1, w2 = random_word(rng, 1, 2), random_word(rng, 1, 2)
         mid = x0 + (x1 - x0) * len(w1) / (len(w1) + len(w2))
-        _fit_text(canvas, rng, w1, (x0, y0, mid, y1), font, c0, 1.0)
-        _fit_text(canvas, rng, w2, (mid, y0, x1, y1), font, c1, 0.0)
+        fit_text(canvas, rng, w1, (x0, y0, mid, y1), font, c0, 1.0)
+        fit_text(canvas, rng, w2, (mid, y0, x1, y1), font, c1, 0.0)
 
 
 def _draw_gradient(canvas, rng: Rng, pal: list[Color], bg: Color) -> None:
-    box = _layout_box(canvas, rng)
+    box = layout_box(canvas, rng)
     layout = rng.choice(["shape", "sphere", "badge", "plate", "shadowed", "multi"])
 
     def grad(n: int = 2) -> Image.Image:
         idx = rng.choice(len(pal), size=n, replace=False)
-        return _gradient(canvas.size, rng, [pal[i] for i in idx])
+        return gradient(canvas.size, rng, [pal[i] for i in idx])
 
     if layout == "shape":
-        _draw_shape(
-            canvas, rng, rng.choice(SHAPES), _square_in(box, rng), grad(int(rng.integers(2, 4)))
+        draw_shape(
+            canvas, rng, rng.choice(SHAPES), square_in(box, rng), grad(int(rng.integers(2, 4)))
         )
     elif layout == "sphere":  # radial highlight on a disc: the classic shaded orb
-        sq = _square_in(box, rng)
+        sq = square_in(box, rng)
         c = pal[int(rng.integers(len(pal)))]
-        g = _gradient(canvas.size, rng, [_shade(c, 0.7), c, _shade(c, -0.5)], radial=True)
-        _draw_shape(canvas, rng, "ellipse", sq, g)
+        g = gradient(canvas.size, rng, [shade(c, 0.7), c, shade(c, -0.5)], radial=True)
+        draw_shape(canvas, rng, "ellipse", sq, g)
     elif layout == "badge":  # glossy rounded badge with a flat mark or text on top
-        sq = _square_in(box, rng) if rng.random() < 0.5 else box
+        sq = square_in(box, rng) if rng.random() < 0.5 else box
         c = pal[int(rng.integers(len(pal)))]
-        _draw_shape(
+        draw_shape(
             canvas,
             rng,
             "squircle",
             sq,
-            _gradient(canvas.size, rng, [_shade(c, 0.4), _shade(c, -0.3)], False),
+            gradient(canvas.size, rng, [shade(c, 0.4), shade(c, -0.3)], False),
         )
         pad = min(sq[2] - sq[0], sq[3] - sq[1]) * 0.25
         inner = (sq[0] + pad, sq[1] + pad, sq[2] - pad, sq[3] - pad)
         if rng.random() < 0.5:
-            _draw_shape(
-                canvas, rng, rng.choice(SHAPES), _square_in(inner, rng), (255, 255, 255, 255)
-            )
+            draw_shape(canvas, rng, rng.choice(SHAPES), square_in(inner, rng), (255, 255, 255, 255))
         else:
             fonts = available_fonts()
-            _fit_text(
+            fit_text(
                 canvas,
                 rng,
-                _word(rng, 1, 2),
+                random_word(rng, 1, 2),
                 inner,
                 fonts[int(rng.integers(len(fonts)))],
                 (255, 255, 255, 255),
             )
     elif layout == "plate":  # a gradient background plate behind a flat mark
         plate = Image.new("L", canvas.size, 255)
-        _fill(canvas, plate, grad(2))
-        _draw_shape(
+        paint(canvas, plate, grad(2))
+        draw_shape(
             canvas,
             rng,
             rng.choice(SHAPES),
-            _square_in(_layout_box(canvas, rng, (0.2, 0.3)), rng),
+            square_in(layout_box(canvas, rng, (0.2, 0.3)), rng),
             pal[0],
         )
     elif layout == "shadowed":  # flat or graded shape with a soft drop shadow
-        sq = _square_in(box, rng, 0.85)
+        sq = square_in(box, rng, 0.85)
         kind = rng.choice(SHAPES)
         off = (sq[2] - sq[0]) * rng.uniform(0.03, 0.08)
-        shadow, d = _mask(canvas.size)
-        pts = _shape_points(
+        shadow, d = new_mask(canvas.size)
+        pts = shape_points(
             kind,
             (sq[0] + sq[2]) / 2 + off,
             (sq[1] + sq[3]) / 2 + off,
@@ -580,26 +371,26 @@ def _draw_gradient(canvas, rng: Rng, pal: list[Color], bg: Color) -> None:
         )
         d.polygon(pts, fill=int(rng.integers(80, 170)))
         shadow = shadow.filter(ImageFilter.GaussianBlur(off * rng.uniform(0.5, 1.5)))
-        _fill(canvas, shadow, (0, 0, 0, 255))
-        _draw_shape(canvas, rng, kind, sq, grad(2) if rng.random() < 0.7 else pal[0])
+        paint(canvas, shadow, (0, 0, 0, 255))
+        draw_shape(canvas, rng, kind, sq, grad(2) if rng.random() < 0.7 else pal[0])
     else:  # several overlapping graded shapes (translucent ones blend)
         for _ in range(int(rng.integers(2, 5))):
-            sq = _square_in(box, rng, rng.uniform(0.4, 0.8))
+            sq = square_in(box, rng, rng.uniform(0.4, 0.8))
             dx = rng.uniform(-0.25, 0.25) * (box[2] - box[0])
             sq = (sq[0] + dx, sq[1], sq[2] + dx, sq[3])
             g = grad(2)
             if rng.random() < 0.4:
                 g.putalpha(int(rng.integers(140, 230)))
-            _draw_shape(canvas, rng, rng.choice(SHAPES), sq, g)
+            draw_shape(canvas, rng, rng.choice(SHAPES), sq, g)
 
 
 def _draw_complex(canvas, rng: Rng, pal: list[Color], bg: Color) -> None:
-    box = _layout_box(canvas, rng, (0.03, 0.1))
+    box = layout_box(canvas, rng, (0.03, 0.1))
     x0, y0, x1, y1 = box
     unit = min(x1 - x0, y1 - y0)
     # Many colours: the palette plus jittered variants.
     colors = pal + [
-        _shade(pal[int(i)], rng.uniform(-0.4, 0.4)) for i in rng.integers(0, len(pal), 16)
+        shade(pal[int(i)], rng.uniform(-0.4, 0.4)) for i in rng.integers(0, len(pal), 16)
     ]
 
     def color() -> Color:
@@ -611,7 +402,7 @@ def _draw_complex(canvas, rng: Rng, pal: list[Color], bg: Color) -> None:
             r = unit * rng.uniform(0.04, 0.3)
             cx, cy = rng.uniform(x0 + r, x1 - r), rng.uniform(y0 + r, y1 - r)
             outline = color() if rng.random() < 0.3 else None
-            _draw_shape(
+            draw_shape(
                 canvas,
                 rng,
                 rng.choice(SHAPES),
@@ -630,13 +421,13 @@ def _draw_complex(canvas, rng: Rng, pal: list[Color], bg: Color) -> None:
             for j in range(k):
                 a = 2 * np.pi * j / k
                 px, py = cx + (rr - pr) * math.cos(a), cy + (rr - pr) * math.sin(a)
-                _draw_shape(canvas, rng, kind, (px - pr, py - pr, px + pr, py + pr), c)
+                draw_shape(canvas, rng, kind, (px - pr, py - pr, px + pr, py + pr), c)
         r = unit * rng.uniform(0.08, 0.18)
-        _draw_shape(canvas, rng, "ellipse", (cx - r, cy - r, cx + r, cy + r), color())
+        draw_shape(canvas, rng, "ellipse", (cx - r, cy - r, cx + r, cy + r), color())
     elif layout == "emblem":  # a crest: outlined shield, inner marks, banner text
-        sq = _square_in(box, rng)
+        sq = square_in(box, rng)
         w = unit * rng.uniform(0.02, 0.05)
-        _draw_shape(
+        draw_shape(
             canvas,
             rng,
             rng.choice(["poly6", "squircle", "ellipse", "poly5"]),
@@ -645,34 +436,34 @@ def _draw_complex(canvas, rng: Rng, pal: list[Color], bg: Color) -> None:
             color(),
             w,
         )
-        inner = _layout_box(canvas, rng, (0.28, 0.35))
+        inner = layout_box(canvas, rng, (0.28, 0.35))
         for _ in range(int(rng.integers(3, 9))):
             r = unit * rng.uniform(0.04, 0.12)
             cx, cy = rng.uniform(inner[0], inner[2]), rng.uniform(inner[1], inner[3])
-            _draw_shape(canvas, rng, rng.choice(SHAPES), (cx - r, cy - r, cx + r, cy + r), color())
+            draw_shape(canvas, rng, rng.choice(SHAPES), (cx - r, cy - r, cx + r, cy + r), color())
         fonts = available_fonts()
         by = sq[3] - unit * 0.22
         band = (sq[0] - unit * 0.02, by, sq[2] + unit * 0.02, by + unit * 0.14)
-        _draw_shape(canvas, rng, "rect", band, color(), rot=0.0)
+        draw_shape(canvas, rng, "rect", band, color(), rot=0.0)
         pad = unit * 0.02
-        _fit_text(
+        fit_text(
             canvas,
             rng,
-            _word(rng, 2, 3).upper(),
+            random_word(rng, 2, 3).upper(),
             (band[0] + pad * 3, band[1] + pad, band[2] - pad * 3, band[3] - pad),
             fonts[int(rng.integers(len(fonts)))],
             _bg_or_white(bg),
         )
     else:  # fine detail: hatching, dot grids, thin concentric rings, small shapes
-        mask, d = _mask(canvas.size)
+        mask, d = new_mask(canvas.size)
         step = unit * rng.uniform(0.025, 0.06)
         lw = max(1, int(step * rng.uniform(0.1, 0.35)))
         for i in range(int((x1 - x0 + y1 - y0) / step)):
             o = i * step
             d.line([(x0 + o, y0), (x0, y0 + o)], fill=255, width=lw)
-        clip, cd = _mask(canvas.size)
+        clip, cd = new_mask(canvas.size)
         cd.polygon(
-            _shape_points(
+            shape_points(
                 rng.choice(["ellipse", "squircle", "blob"]),
                 (x0 + x1) / 2,
                 (y0 + y1) / 2,
@@ -684,23 +475,23 @@ def _draw_complex(canvas, rng: Rng, pal: list[Color], bg: Color) -> None:
             fill=255,
         )
         hatch = Image.fromarray(np.minimum(np.asarray(mask), np.asarray(clip)))
-        _fill(canvas, hatch, color())
-        dots, dd = _mask(canvas.size)
+        paint(canvas, hatch, color())
+        dots, dd = new_mask(canvas.size)
         dr = unit * rng.uniform(0.006, 0.018)
         for gx in np.arange(x0, x1, dr * rng.uniform(3, 6)):
             for gy in np.arange(y0, y0 + (y1 - y0) * rng.uniform(0.2, 0.5), dr * 4):
                 dd.ellipse((gx - dr, gy - dr, gx + dr, gy + dr), fill=255)
-        _fill(canvas, dots, color())
+        paint(canvas, dots, color())
         cx, cy = rng.uniform(x0, x1), rng.uniform(y0, y1)
-        rings, rd = _mask(canvas.size)
+        rings, rd = new_mask(canvas.size)
         for k in range(1, int(rng.integers(4, 12))):
             r = unit * 0.04 * k
             rd.ellipse((cx - r, cy - r, cx + r, cy + r), outline=255, width=max(1, lw))
-        _fill(canvas, rings, color())
+        paint(canvas, rings, color())
         for _ in range(int(rng.integers(5, 20))):
             r = unit * rng.uniform(0.02, 0.08)
             px, py = rng.uniform(x0 + r, x1 - r), rng.uniform(y0 + r, y1 - r)
-            _draw_shape(canvas, rng, rng.choice(SHAPES), (px - r, py - r, px + r, py + r), color())
+            draw_shape(canvas, rng, rng.choice(SHAPES), (px - r, py - r, px + r, py + r), color())
 
 
 _DRAWERS = {

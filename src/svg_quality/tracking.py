@@ -8,7 +8,9 @@ stage first calls :func:`preflight` (server reachable, recorded run present) bef
 any work, and opens the run only after every check that can refuse the stage, so a
 refused stage never changes an existing run. When DVC restores train from its
 run-cache, train does not run and the restored ``models/run.json`` still names the
-original run, so validate and export log into it and nothing creates a new one.
+original run, so validate and export log into it and nothing creates a new one. The
+local SQLite store (its location, lock and relocation after a copy) is
+:mod:`svg_quality.mlstore`.
 
 mlflow is imported lazily so library modules that do not track stay light.
 """
@@ -17,11 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import math
 import os
-import re
-import sqlite3
 import subprocess
 import urllib.error
 import urllib.request
@@ -33,6 +32,13 @@ from typing import TYPE_CHECKING, Any
 
 from svg_quality.config import TrackingConfig, flatten
 from svg_quality.io import write_json
+from svg_quality.mlstore import (
+    LOCAL_DB,
+    absolute_sqlite,
+    artifact_location,
+    relocate_copied_store,
+    store_lock,
+)
 
 if TYPE_CHECKING:
     import mlflow
@@ -45,34 +51,14 @@ DVC_TAG_ENV = {
     "DVC_EXP_NAME": "dvc_exp_name",
     "DVC_EXP_BASELINE_REV": "dvc_exp_baseline_rev",
 }
-# The local SQLite store and its artifacts, relative to the repository root.
-LOCAL_DB = "mlflow.db"
-LOCAL_ARTIFACTS = "mlartifacts"
 # MLflow 3's UI opens an experiment on its GenAI overview (traces) unless the experiment
 # is tagged as model development; then it lands on the runs.
 EXPERIMENT_KIND_TAG = {"mlflow.experimentKind": "custom_model_development"}
-
-log = logging.getLogger("tracking")
 
 
 def repo_root() -> Path:
     """The DVC repository root: ``DVC_ROOT`` (set by DVC for stage commands), else the cwd."""
     return Path(os.environ.get("DVC_ROOT") or os.getcwd()).resolve()
-
-
-def _absolute_sqlite(uri: str, root: Path) -> str:
-    """Anchor a relative ``sqlite:///rel.db`` at ``root`` so every working dir shares one file.
-
-    Queued experiments run in temporary copies of the repo; a relative path would give
-    each of them its own database, deleted with the copy.
-    """
-    prefix = "sqlite:///"
-    if not uri.startswith(prefix):
-        return uri
-    path = uri[len(prefix) :]
-    if path.startswith("/") or path == ":memory:" or re.match(r"^[A-Za-z]:[/\\]", path):
-        return uri
-    return f"{prefix}{(root / path).resolve().as_posix()}"
 
 
 def resolve_tracking_uri(cfg: TrackingConfig, root: Path | None = None) -> str:
@@ -84,9 +70,9 @@ def resolve_tracking_uri(cfg: TrackingConfig, root: Path | None = None) -> str:
     root = root or repo_root()
     env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
     if env:
-        return _absolute_sqlite(env, root)
+        return absolute_sqlite(env, root)
     if cfg.uri:
-        return _absolute_sqlite(cfg.uri, root)
+        return absolute_sqlite(cfg.uri, root)
     return f"sqlite:///{(root / LOCAL_DB).as_posix()}"
 
 
@@ -107,115 +93,6 @@ def check_server(uri: str, timeout: float = 5.0) -> None:
         ) from exc
 
 
-@contextlib.contextmanager
-def _store_lock(uri: str) -> Iterator[None]:
-    """Serialize first use of a SQLite store between processes.
-
-    Two processes creating a fresh mlflow.db at once (``dvc queue start -j 2``) race in
-    MLflow's schema migrations and corrupt it ("duplicate column name"); a lock file
-    next to the database makes creation and experiment lookup one at a time.
-    """
-    if not uri.startswith("sqlite:///") or uri.endswith(":memory:"):
-        yield
-        return
-    db = Path(uri[len("sqlite:///") :])
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with open(db.with_name(db.name + ".lock"), "a+b") as fh:
-        try:
-            import fcntl
-        except ImportError:  # Windows: no flock; first use is rarely concurrent there
-            yield
-            return
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def artifact_location(uri: str, experiment: str, root: Path | None = None) -> str | None:
-    """Where a new experiment's artifacts go: ``<repo>/mlartifacts/<experiment>`` for SQLite.
-
-    MLflow's default for a SQLite store is ``./mlruns`` of whatever the cwd is, which for
-    a queued experiment is a temporary folder deleted after the run. A server decides
-    for itself (``--artifacts-destination``), so None there.
-    """
-    if not uri.startswith("sqlite:///"):
-        return None
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", experiment)
-    return ((root or repo_root()) / LOCAL_ARTIFACTS / safe).resolve().as_uri()
-
-
-# Columns where MLflow's SQL store keeps absolute artifact locations (mlflow 3.x schema).
-_LOCATION_COLUMNS = (
-    ("experiments", "artifact_location"),
-    ("runs", "artifact_uri"),
-    ("logged_models", "artifact_location"),
-    ("model_versions", "storage_location"),
-    ("model_versions", "source"),
-)
-
-
-def relocate_copied_store(uri: str, root: Path | None = None) -> str | None:
-    """Point a copied repo's SQLite store at its own ``mlartifacts/``; returns the old root.
-
-    MLflow records absolute artifact locations (``file:///old/repo/mlartifacts/...``) in
-    the database, so after ``cp -a repo copy`` (or ``mv``) the copy's runs would write
-    their artifacts into the original's folder. A store inside the repository belongs to
-    it: when its experiments' artifacts live under another repo's ``mlartifacts/``, every
-    location that starts with that repo root is rewritten to this one (the copied
-    ``mlartifacts/`` then serves the old runs too). A store outside the repository
-    (shared on purpose by several checkouts) is left alone.
-    """
-    if not uri.startswith("sqlite:///"):
-        return None
-    root = (root or repo_root()).resolve()
-    db = Path(uri[len("sqlite:///") :])
-    if not db.is_file() or not db.resolve().is_relative_to(root):
-        return None
-    with contextlib.closing(sqlite3.connect(db)) as con, con:
-        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if "experiments" not in tables:
-            return None
-        old = None
-        for (loc,) in con.execute("SELECT artifact_location FROM experiments"):
-            path = Path(_local_path(loc or ""))
-            if path.parent.name == LOCAL_ARTIFACTS and path.parent.parent != root:
-                old = path.parent.parent
-                break
-        if old is None:
-            return None
-        for table, col in _LOCATION_COLUMNS:
-            if table not in tables:
-                continue
-            for prefix_old, prefix_new in (
-                (old.as_uri() + "/", root.as_uri() + "/"),
-                (f"{old.as_posix()}/", f"{root.as_posix()}/"),
-            ):
-                con.execute(  # table and column names come from _LOCATION_COLUMNS, not input
-                    f"UPDATE {table} SET {col} = ? || substr({col}, ?) "
-                    f"WHERE substr({col}, 1, ?) = ?",
-                    (prefix_new, len(prefix_old) + 1, len(prefix_old), prefix_old),
-                )
-    log.warning(
-        "%s was copied from %s: its artifact locations now point into %s/%s, so runs here "
-        "no longer write into the other checkout",
-        db,
-        old,
-        root,
-        LOCAL_ARTIFACTS,
-    )
-    return str(old)
-
-
-def _local_path(location: str) -> str:
-    if location.startswith("file://"):
-        from urllib.parse import unquote, urlparse
-
-        return unquote(urlparse(location).path)
-    return location
-
-
 def setup(cfg: TrackingConfig) -> str:
     """Point MLflow at the resolved URI and make sure the experiment exists; returns its id."""
     import mlflow
@@ -225,9 +102,10 @@ def setup(cfg: TrackingConfig) -> str:
     uri = resolve_tracking_uri(cfg)
     check_server(uri)
     mlflow.set_tracking_uri(uri)
-    with _store_lock(uri):
-        relocate_copied_store(uri)
-        exp_id = get_or_create_experiment(cfg.experiment, artifact_location(uri, cfg.experiment))
+    with store_lock(uri):
+        relocate_copied_store(uri, repo_root())
+        location = artifact_location(uri, cfg.experiment, repo_root())
+        exp_id = get_or_create_experiment(cfg.experiment, location)
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
 
@@ -339,7 +217,7 @@ def _require_run(uri: str, info: Mapping[str, Any], run_json: str | Path) -> Non
     from mlflow.exceptions import MlflowException
 
     try:
-        with _store_lock(uri):
+        with store_lock(uri):
             mlflow.MlflowClient(uri).get_run(info["run_id"])
     except MlflowException as exc:
         raise RuntimeError(
@@ -535,11 +413,23 @@ def log_flat_metrics(metrics: Mapping[str, Any], prefix: str = "", step: int | N
         mlflow.log_metrics(clean, step=step)
 
 
-def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    """Nested metrics -> ``{"a/b": float}``, keeping only finite numbers (not bools)."""
+def flatten_metrics(
+    metrics: Mapping[str, Any], prefix: str = "", *, numbers_only: bool = True
+) -> dict[str, Any]:
+    """Nested metrics -> flat ``/`` keys (``test/type/text/pearson``): the one flattener
+    behind every flat metric key, in MLflow and in the DVC metrics files (validate's
+    metrics.json and size.json, :mod:`svg_quality.report`; export's metrics.json).
+
+    ``numbers_only`` (MLflow's view): only finite numbers, as floats (bools left out).
+    Otherwise every leaf as it is (ints, bools, None, NaN), as a DVC metrics file keeps
+    them (written through :func:`svg_quality.metrics.finite_or_none`).
+    """
+    flat = flatten(metrics, prefix, sep="/")
+    if not numbers_only:
+        return flat
     return {
         k: float(v)
-        for k, v in flatten(metrics, prefix, sep="/").items()
+        for k, v in flat.items()
         if not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v)
     }
 
@@ -635,6 +525,6 @@ def check_remote(root: Path | None = None) -> str:
         raise RuntimeError(
             "no default DVC remote is configured. Add one: "
             "`dvc remote add -d local ../svg-quality-dvc-remote` (a folder), or "
-            "`dvc remote add -d s3 s3://bucket/path` (see README, Remote storage)"
+            "`dvc remote add -d s3 s3://bucket/path` (see docs/tracking.md#remote-storage)"
         )
     return name

@@ -37,7 +37,16 @@ from typing import Any
 import numpy as np
 
 from svg_quality import objectives
-from svg_quality.paramspace import PARAM_NAMES, SPECS, VTRACER_DEFAULTS, scale_params
+from svg_quality.colour import ColourReference
+from svg_quality.config import VtracerConfig
+from svg_quality.paramspace import (
+    PARAM_NAMES,
+    SPECS,
+    VTRACER_DEFAULTS,
+    scale_params,
+    sobol_candidates,
+)
+from svg_quality.preprocess import load_full
 from svg_quality.probe import SETTINGS
 
 MAX_SIDE = 2048  # px: a longer input is traced at this long side (and the output says so)
@@ -178,8 +187,6 @@ def _distinct(raw: np.ndarray, order: np.ndarray, k: int) -> list[int]:
 def candidate_matrix(ranges: tuple, n: int, seed: int) -> np.ndarray:
     """VTracer's defaults (row 0) and ``n`` Sobol sets, duplicates dropped; the same for
     every logo, so computed once per (ranges, n, seed). Read-only."""
-    from svg_quality.paramspace import sobol_candidates
-
     rng = {name: (lo, hi) for name, lo, hi in ranges}
     default = np.array([[VTRACER_DEFAULTS[k] for k in PARAM_NAMES]], dtype=np.float32)
     raw = np.concatenate([default, sobol_candidates(rng, n, seed)])
@@ -245,8 +252,6 @@ def suggest(
         )
     full = input_size = None
     if verify and _is_image(image):
-        from svg_quality.preprocess import load_full
-
         full, input_size = load_full(image, max_side, getattr(predictor, "min_size", 1))
         logo = predictor.prepare(full, long_side=max(full.shape[:2]))  # scored at its size
     else:
@@ -329,8 +334,6 @@ def _probe_conversion(logo: Any, cfg: Any) -> Any:
 
 def vtracer_config(metadata: Mapping[str, Any]) -> Any:
     """The export's VTracer settings (colormode, hierarchical, mode, ranges) as a config."""
-    from svg_quality.config import VtracerConfig
-
     return VtracerConfig(
         **metadata["vtracer"], ranges={k: tuple(v) for k, v in metadata["param_ranges"].items()}
     )
@@ -344,7 +347,7 @@ def convert_all(
     of it (its conversion is not redone; its colour error is measured if missing)."""
     from PIL import Image
 
-    from svg_quality.colour import ColourReference
+    # lazy: scipy; the predictor and the CLI import this module
     from svg_quality.ssim import SSIMReference
     from svg_quality.vectorize import ConversionFailed, RenderFailed, render, score
 

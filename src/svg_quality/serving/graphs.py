@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from svg_quality.backbone import load_backbone
 from svg_quality.inputspec import InputSpec
 from svg_quality.model import PeriodicEmbedding, QualityMLP, plain_mlp
 
@@ -254,8 +255,6 @@ def candidate_scorer(
 def rebuild_backbone(weights: Mapping[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
     """The exact ResNet-50 trunk featurize used, from its recorded ``weights`` record
     (``data/features/meta.json``); fails when the rebuilt tensors' digest differs."""
-    from svg_quality.backbone import load_backbone
-
     used = weights.get("used")
     if used == "random":
         model, info = load_backbone("random", seed=int(weights["seed"]))

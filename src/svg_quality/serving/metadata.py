@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from svg_quality.config import shown
+from svg_quality.inputgroups import describe_resnet
 from svg_quality.inputspec import InputSpec
 from svg_quality.paramspace import PARAM_NAMES, SPECS, VTRACER_DEFAULTS
 from svg_quality.serving.runtime import EXPORT_FORMAT, FILES, GRAPH_FILES
@@ -82,8 +84,7 @@ def build_metadata(
     preprocessing = features.get("preprocessing")
     if spec.uses_resnet and not preprocessing:
         raise ValueError("the model's meta records no backbone preprocessing; retrain")
-    from svg_quality.dataset import weights_used
-    from svg_quality.inputgroups import describe_resnet
+    from svg_quality.dataset import weights_used  # lazy: torch and pandas
 
     linear = [m for m in plain_mlp(mlp).net if isinstance(m, nn.Linear)]  # the graphs' layers
     cfg = model_meta["model"]
@@ -187,8 +188,6 @@ def describe_embedding(cfg: Mapping[str, Any]) -> str:
 
 
 def _shown(value: Any) -> str:
-    from svg_quality.config import shown
-
     return shown(value)
 
 

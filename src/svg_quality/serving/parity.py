@@ -11,10 +11,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from svg_quality.backbone import preprocess
+from svg_quality.images import load_rgb
 from svg_quality.inputspec import SIZE_HEAD, InputSpec
 from svg_quality.model import QualityMLP, load_model
 from svg_quality.paramspace import sobol_candidates
-from svg_quality.serving.graphs import MLPForExport, SizeOutput
+from svg_quality.preprocess import backbone_input
+from svg_quality.serving.graphs import MLPForExport, SizeOutput, size_output
 from svg_quality.serving.runtime import FILES, GRAPH_FILES, ort_session
 from svg_quality.serving.testset import TestSet
 from svg_quality.serving.writers import load_torchscript
@@ -227,10 +230,6 @@ def _backbone_checks(
     how they compare with the torch-free preprocessing and featurize's stored features."""
     from PIL import Image
 
-    from svg_quality.backbone import preprocess
-    from svg_quality.images import load_rgb
-    from svg_quality.preprocess import backbone_input
-
     rgbs = [load_rgb(logos_dir / f"{i}.png") for i in image_ids]
     images = torch.stack([preprocess(Image.fromarray(r)) for r in rgbs])  # [E, 3, 224, 224]
     numpy_images = np.stack([backbone_input(r, preprocessing or {}) for r in rgbs])
@@ -259,8 +258,6 @@ def verify_size_formats(
     """The size head's output (``log10_svg_bytes``) of every format against PyTorch:
     its model file, both TorchScript files (second output), the ONNX MLP, candidates
     and end-to-end graphs."""
-    from svg_quality.serving.graphs import size_output
-
     x = np.ascontiguousarray(test.x)
     b = min(parity_batch, len(x))
     ref = torch_rows_fn(size.eval())

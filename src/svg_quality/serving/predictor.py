@@ -23,9 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from svg_quality.config import shown
 from svg_quality.inputspec import SIZE_HEAD, InputSpec
+from svg_quality.io import file_digest
+from svg_quality.logostats import STAT_NAMES, compute_stats
 from svg_quality.paramspace import PARAM_NAMES, SPECS, VTRACER_DEFAULTS
 from svg_quality.preprocess import backbone_input, load_logo
+from svg_quality.probe import measure
 from svg_quality.serving.metadata import (
     check_metadata,
     self_test_inputs,
@@ -33,6 +37,7 @@ from svg_quality.serving.metadata import (
     self_test_outputs,
 )
 from svg_quality.serving.runtime import FILES, GRAPH_FILES, ort_session
+from svg_quality.verify import suggest
 
 RUNTIMES = ("onnx", "torch")
 METADATA = FILES["metadata"]
@@ -105,8 +110,6 @@ class Predictor:
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}; {REEXPORT}") from None
         except (KeyError, TypeError, AttributeError) as exc:
-            from svg_quality.config import shown
-
             raise ValueError(
                 f"{path}: incomplete or damaged ({type(exc).__name__}: {shown(str(exc))}); "
                 f"{REEXPORT}"
@@ -122,8 +125,6 @@ class Predictor:
     def model_file(self, key: str) -> Path:
         """The export's file ``key`` (metadata ``files``: a plain name inside the export
         folder), checked against the SHA-256 metadata.json records for it."""
-        from svg_quality.io import file_digest
-
         if key not in self.metadata["files"]:
             raise ValueError(f"{self.export_dir}: this export has no {key} file; {REEXPORT}")
         path = self.export_dir / self.metadata["files"][key]
@@ -186,14 +187,11 @@ class Predictor:
             return image
         rgb = load_logo(image, self.image_size, self.min_size)
         x = backbone_input(rgb, self.metadata["preprocessing"]) if self.uses_resnet else None
-        if self.uses_stats:
-            from svg_quality.logostats import STAT_NAMES
-
-            if list(STAT_NAMES) != list(self.metadata["stats"]["names"]):
-                raise ValueError(
-                    "this code computes other logo statistics than the model was trained on; "
-                    "use the svg-quality version that exported it"
-                )
+        if self.uses_stats and list(STAT_NAMES) != list(self.metadata["stats"]["names"]):
+            raise ValueError(
+                "this code computes other logo statistics than the model was trained on; "
+                "use the svg-quality version that exported it"
+            )
         return logo_inputs(
             rgb,
             self.spec,
@@ -297,8 +295,6 @@ class Predictor:
         ``objective``, ``verify``, ...): the one suggest that the CLI, convert, evaluate,
         the export's suggestion check and the benchmarks use. Returns its
         :class:`svg_quality.verify.Suggestions`."""
-        from svg_quality.verify import suggest
-
         return suggest(self, image, **kwargs)
 
     def _feed(self, logo: Logo, raw: np.ndarray) -> dict[str, np.ndarray | None]:
@@ -328,17 +324,13 @@ def logo_inputs(
     stats = tables = probe = probe_score = None
     probe_ms = 0.0
     if spec.uses_stats:
-        from svg_quality.logostats import compute_stats
-
         stats = compute_stats(rgb)
     if spec.uses_vtracer:
-        from svg_quality import vtables
+        from svg_quality import vtables  # lazy: scipy, for VTracer-aware models only
 
         vtables.check_meta(spec.tables or {}, what)
         tables = vtables.compute_tables(rgb)
     if spec.uses_probe:
-        from svg_quality.probe import measure
-
         probe, probe_ms, probe_score = measure(rgb, vtracer)
     side = size_input(spec, long_side)
     return Logo(rgb, image, stats, tables, probe, probe_ms, probe_score, dict(vtracer), side)

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from svg_quality.images import load_rgb
+
 GUARD_MARGIN = 0.01  # predicted SSIM gain over the defaults worth switching for (report only)
 
 
@@ -23,7 +25,7 @@ def validate_suggestions(
     for each ``(image_id, logo_type, path)``."""
     from tqdm import tqdm
 
-    from svg_quality.images import load_rgb
+    # lazy: scipy (this module imports with numpy alone)
     from svg_quality.ssim import SSIMReference
     from svg_quality.vectorize import ConversionFailed, RenderFailed, score
 

@@ -49,7 +49,7 @@ def _rows(table: np.ndarray | None, rows: np.ndarray, name: str) -> np.ndarray:
 
 def load_test_set(data: Any, spec: InputSpec) -> TestSet:
     """The test split's ok rows (val, then train, when a tiny dataset has no test rows)."""
-    from svg_quality.dataset import build_arrays
+    from svg_quality.dataset import build_arrays  # lazy: torch and pandas
 
     for split in ("test", "val", "train"):
         mask = data.mask(split)
