@@ -44,8 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from svg_quality.config import Params, load_params
 from svg_quality.dataset import LabeledData, load_labeled, split_arrays
-from svg_quality.metrics import RANK_METRIC_NAMES
-from svg_quality.validation import finite_or_none, per_group_metrics
+from svg_quality.metrics import RANK_METRIC_NAMES, finite_or_none
+from svg_quality.validation import per_group_metrics
 
 ARTWORK = "artwork"
 REAL_ONLY = "real-only"

@@ -131,7 +131,7 @@ class DataConfig:
     sources: tuple[str, ...] = ("synthetic",)
     per_type: int = 100  # synthetic logos per logo type
     artwork: tuple[str, ...] = VENDORED  # pinned icon sets (svg_quality.artsets.TRAINING)
-    per_set: int = 60  # icons per artwork set, type-balanced (artwork.sample)
+    per_set: int = 30  # icons per artwork set, type-balanced (artwork.sample)
     seed: int = 0
     image_size: int = 256  # longest side after normalization
     min_size: int = 16  # images with a side shorter than this are rejected
