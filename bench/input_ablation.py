@@ -38,16 +38,15 @@ from typing import Any
 
 import numpy as np
 
-from svg_quality.crossval import cross_validate
-from svg_quality.trainer import fit, predict
-from svg_quality.validation import SSIM_HEAD
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from svg_quality.config import ModelConfig, Params, load_params
+from svg_quality.crossval import cross_validate
 from svg_quality.dataset import build_arrays, load_labeled, split_arrays
 from svg_quality.metrics import in_box
 from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS
+from svg_quality.trainer import fit, predict
+from svg_quality.validation import SSIM_HEAD
 
 DEFAULT_CONFIGS = ("stats", "vtracer", "stats+vtracer", "stats+vtracer+probe", "stats+probe")
 SMOKE_CONFIGS = ("stats", "stats+vtracer+probe")

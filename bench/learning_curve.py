@@ -30,14 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from svg_quality.trainer import fit, predict
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from svg_quality.config import Params, load_params
 from svg_quality.dataset import LabeledData, load_labeled, split_arrays
 from svg_quality.metrics import ranking_metrics
 from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS
+from svg_quality.trainer import fit, predict
 
 
 def thinned(data: LabeledData, logos: float, samples: int, seed: int) -> LabeledData:
