@@ -5,7 +5,7 @@ Sources (``data.sources``, mixed in one run): ``synthetic`` (svg_quality.synthet
 vendored in ``artwork/``, or fetched when a set is not or ``data.per_set`` exceeds what is
 vendored) and folders laid out as ``<logo_type>/<image file>``. logos.csv's ``origin`` says
 which (``synthetic``, ``artwork``, ``folder``); splits are stratified by logo type within
-each stratum (:func:`stratum`: synthetic, each artwork set, each folder). Bad files never
+each stratum (``Job.stratum``: synthetic, each artwork set, each folder). Bad files never
 stop the stage: each becomes a row of ``rejects.csv`` with a reason code (see
 :func:`svg_quality.images.open_image`, plus ``unknown_file``, ``no_type_folder``,
 ``unsupported_mode``, ``render_failed`` and ``duplicate``).
@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from svg_quality import artwork, images, io, synthetic
 from svg_quality.artsets import TRAINING, VENDORED
-from svg_quality.config import LOGO_TYPES, DataConfig, SplitConfig
+from svg_quality.config import LOGO_TYPES, SOURCE_KINDS, DataConfig, SplitConfig
 from svg_quality.vectorize import RenderFailed
 
 LOGO_COLUMNS = [
@@ -129,7 +129,7 @@ def artwork_jobs(cfg: DataConfig, folder: Path = ARTWORK_DIR) -> list[Job]:
 def source_jobs(cfg: DataConfig, folder: Path = ARTWORK_DIR) -> tuple[list[Job], list[Result]]:
     """The jobs (and the rejects found by listing) of every source in ``data.sources``."""
     jobs, rejects = [], []
-    folders = [s for s in cfg.sources if s not in ("synthetic", "artwork")]
+    folders = [s for s in cfg.sources if s not in SOURCE_KINDS]
     for source in cfg.sources:
         if source == "synthetic":
             jobs += synthetic_jobs(cfg)
@@ -274,7 +274,7 @@ def assign_splits(df: pd.DataFrame, cfg: SplitConfig) -> pd.Series:
     ``df`` may lack a ``stratum`` column (one stratum).
     """
     split = pd.Series("train", index=df.index, dtype=object)
-    strata = df["stratum"] if "stratum" in df.columns else pd.Series("synthetic", index=df.index)
+    strata = _strata(df)
     alone = strata.nunique() <= 1
     for (stratum, logo_type), group in df.groupby([strata, df["logo_type"]], sort=True):
         key = str(logo_type) if alone or stratum == "synthetic" else f"{stratum}/{logo_type}"
@@ -287,6 +287,11 @@ def assign_splits(df: pd.DataFrame, cfg: SplitConfig) -> pd.Series:
         split[ids[:n_test]] = "test"
         split[ids[n_test : n_test + n_val]] = "val"
     return split
+
+
+def _strata(df: pd.DataFrame) -> pd.Series:
+    """``df``'s ``stratum`` column (collect's), or one stratum for a table without it."""
+    return df["stratum"] if "stratum" in df.columns else pd.Series("synthetic", index=df.index)
 
 
 def _share(n: int, frac: float) -> int:
@@ -307,8 +312,7 @@ def choose_sized(logos: pd.DataFrame, share: float) -> pd.Series:
     if share <= 0 or logos.empty:
         return chosen
     salted = logos["image_id"].map(lambda i: io.sha256_hex(f"sizes:{i}".encode()))
-    strata = logos["stratum"] if "stratum" in logos.columns else pd.Series("", logos.index)
-    for _, group in salted.groupby([strata, logos["logo_type"], logos["split"]], sort=True):
+    for _, group in salted.groupby([_strata(logos), logos["logo_type"], logos["split"]]):
         chosen[group.sort_values().index[: round(share * len(group))]] = True
     return chosen
 
