@@ -6,7 +6,7 @@ path is not built yet, so it has no column). Each strategy has convert's setting
 and the model's 4 best candidates converted at the input's own size, rendered with resvg,
 scored by SSIM and mean CIEDE2000), one process, the same logos:
 
-* today      verify.suggest as convert.convert_one calls it, then convert_one's tail
+* today      verify.suggest as convertlogo.convert_one calls it, then convert_one's tail
              (sized_svg, minify, the traced pixels' PNG), re-done here since convert_one
              serves a worker's module-level predictor; `--check-convert N` runs the real
              run_batch on N logos and stops unless it writes today's SVGs byte for byte.
@@ -82,7 +82,7 @@ def png_of(rgb: np.ndarray) -> bytes:
 
 
 def today(predictor: Any, source: Path, s: Any) -> Any:
-    """verify.suggest exactly as convert.convert_one calls it."""
+    """verify.suggest exactly as convertlogo.convert_one calls it."""
     from svg_quality.verify import suggest
 
     return suggest(
@@ -95,7 +95,7 @@ def today(predictor: Any, source: Path, s: Any) -> Any:
 def written(res: Any) -> tuple[str, float]:
     """convert_one's tail -> (the SVG it writes, its SSIM): the choice at the input's size,
     minified when it renders the same; the traced pixels' PNG encoded, as it does."""
-    from svg_quality.convert import sized_svg
+    from svg_quality.convertlogo import sized_svg
     from svg_quality.minify import minify
     from svg_quality.ssim import SSIMReference
 

@@ -23,6 +23,7 @@ from svg_quality.io import image_id_for
 from svg_quality.labeling import COLUMNS, TIMING_COLUMNS, ShardStore, fingerprint, label_dataset
 from svg_quality.paramspace import PARAM_NAMES, SPECS, VTRACER_DEFAULTS, sample_params
 from tests.conftest import REPO_ROOT
+from tests.dask_fixtures import DaskCluster, free_port
 
 # --------------------------------------------------------------------------- helpers
 
@@ -316,49 +317,9 @@ def test_raising_samples_per_image_reuses_every_finished_sample(tmp_path, tiny_p
 # --------------------------------------------------------------------------- a real Dask cluster
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class _Cluster:
-    """`dask scheduler` and `dask worker --nthreads 1` processes on 127.0.0.1."""
-
-    def __init__(self, tmp: Path, workers: int, env: dict[str, str] | None = None) -> None:
-        self.address = f"tcp://127.0.0.1:{_free_port()}"
-        self.tmp = tmp
-        self.env = env
-        port = self.address.rsplit(":", 1)[1]
-        cmd = ["dask", "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard"]
-        self.scheduler = self._spawn(cmd, "scheduler")
-        self.workers = [self.add_worker(f"w{i}") for i in range(workers)]
-
-    def _spawn(self, cmd: list[str], name: str) -> subprocess.Popen:
-        log = (self.tmp / f"{name}.log").open("w")
-        return subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=self.env
-        )
-
-    def add_worker(self, name: str) -> subprocess.Popen:
-        cmd = ["dask", "worker", self.address, "--nthreads", "1", "--no-dashboard"]
-        return self._spawn([*cmd, "--name", name], name)
-
-    def kill(self, proc: subprocess.Popen) -> None:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)  # the nanny and its worker process
-        proc.wait()
-
-    def close(self) -> None:
-        for proc in [*self.workers, self.scheduler]:
-            self.kill(proc)
-
-
 @pytest.fixture
 def dask_cluster(tmp_path):
-    cluster = _Cluster(tmp_path, workers=2)
+    cluster = DaskCluster(tmp_path, workers=2)
     yield cluster
     cluster.close()
 
@@ -433,7 +394,7 @@ def test_unreachable_scheduler_and_workers_without_vtracer_fail_clearly(
     tmp_path, tiny_params
 ) -> None:
     logos, logos_dir = make_logos(tmp_path)
-    nowhere = f"tcp://127.0.0.1:{_free_port()}"
+    nowhere = f"tcp://127.0.0.1:{free_port()}"
     vt, lab = configs(tiny_params, cluster=nowhere)
     with pytest.raises(ConnectionError, match=f"label.cluster = '{nowhere}'.*unreachable"):
         label_dataset(logos, logos_dir, tmp_path / "work", vt, lab, progress=False)
@@ -443,7 +404,7 @@ def test_unreachable_scheduler_and_workers_without_vtracer_fail_clearly(
     shadow.mkdir()
     (shadow / "vtracer.py").write_text("raise ImportError('vtracer is not installed here')\n")
     env = dict(os.environ, PYTHONPATH=f"{shadow}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    cluster = _Cluster(tmp_path, workers=1, env=env)
+    cluster = DaskCluster(tmp_path, workers=1, env=env)
     try:
         vt, lab = configs(tiny_params, cluster=cluster.address)
         with pytest.raises(RuntimeError, match="vtracer missing .*install the same versions"):

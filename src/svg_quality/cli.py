@@ -239,6 +239,7 @@ def _convert(args: argparse.Namespace) -> int:
             force=args.force,
             progress=not args.no_progress,
             on_record=on_record,
+            cluster=args.cluster,
         )
     except KeyboardInterrupt:
         print(
@@ -345,6 +346,16 @@ def _register_suggest(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_suggest)
 
 
+def _add_cluster_arg(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--cluster",
+        default=None,
+        metavar="ADDRESS",
+        help=f"{what} on the Dask scheduler at ADDRESS (tcp://host:8786), one task per logo, "
+        "instead of --workers here; its workers need this project installed (docs/cluster.md)",
+    )
+
+
 def _register_convert(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "convert", help="write the chosen, verified SVG for each logo (files or folders)"
@@ -364,6 +375,7 @@ def _register_convert(sub: argparse._SubParsersAction) -> None:
         default=1,
         help="parallel worker processes (at least 1; at most the cores and the logos to convert)",
     )
+    _add_cluster_arg(p, "convert")
     p.add_argument("--force", action="store_true", help="overwrite existing SVGs")
     p.add_argument(
         "--no-minify",
@@ -400,6 +412,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             sizes=None if args.sizes is None else tuple(args.sizes),
             progress=not args.no_progress,
             force=args.force,
+            cluster=args.cluster,
         )
     except KeyboardInterrupt:
         print(
@@ -449,6 +462,7 @@ def _register_evaluate(sub: argparse._SubParsersAction) -> None:
         "--workers", type=int, default=0, help="VTracer processes (0: all cores; at most the cores)"
     )
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per conversion (60)")
+    _add_cluster_arg(p, "label")
     p.add_argument(
         "--params", default=None, help="params.yaml whose label design to use (./params.yaml)"
     )

@@ -1,12 +1,13 @@
 """`svg-quality convert`: logos in, the chosen (verified) SVG out, one per logo, at its size.
 
     INPUT... (files, or folders searched recursively) --find_jobs--> (source, out/rel.svg)
-      --workers: Predictor + verify.suggest(objective, verify=K) at the input's own size
+      --workers (local processes) or --cluster (Dask tasks, svg_quality.convert_cluster):
+        convertlogo.convert_one: verify.suggest(objective, verify=K) at the input's size
         --> chosen SVG + the defaults' SVG + figures
       --main process: atomic writes, journal line, progress bar, per-logo line
         --> convert-report.json and index.html (the page: original, defaults, chosen)
 
-Each worker process loads the exported model once. Only the main process writes: the
+Each worker loads the exported model once. Only the main process writes: the
 SVG (atomically), its side files under ``OUT/.svg-quality/`` (the traced pixels as PNG
 and the defaults' SVG, for the page), then one line of the journal
 ``OUT/.svg-quality-convert.jsonl``. A rerun into the same OUT keeps a logo only when its
@@ -24,20 +25,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from svg_quality.convertlogo import Job, Output, Settings, convert_one
 from svg_quality.convertpage import page
-from svg_quality.io import file_digest, json_digest, sha256_hex, write_bytes, write_json, write_text
-from svg_quality.minify import minify
+from svg_quality.io import file_digest, sha256_hex, write_bytes, write_json, write_text
 from svg_quality.serving.predictor import Predictor
-from svg_quality.verify import suggest
 from svg_quality.workers import die_with_parent
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -46,36 +42,6 @@ LOCK = ".svg-quality-convert.lock"
 REPORT = "convert-report.json"
 PAGE = "index.html"
 SIDE = ".svg-quality"  # OUT/SIDE/<rel>.png (traced pixels), <rel>.defaults.svg: the page's
-
-
-@dataclass(frozen=True)
-class Job:
-    source: Path
-    rel: str  # output path relative to OUT (the input's relative path, suffix .svg)
-
-
-@dataclass(frozen=True)
-class Settings:
-    model: str
-    runtime: str
-    objective: str
-    verify: int
-    candidates: int
-    min_ssim: float | None
-    tolerance: float
-    seed: int
-    max_side: int = 2048
-    colour_tolerance: float = 0.5
-    minify: bool = True
-
-    def key(self) -> str:
-        """What decides the output besides the input: these settings and the model's
-        metadata (its digests name every model file)."""
-        meta = Path(self.model) / "metadata.json"
-        model = file_digest(meta) if meta.is_file() else self.model
-        return json_digest(
-            {**{k: v for k, v in self.__dict__.items() if k != "model"}, "model": model}
-        )
 
 
 def find_jobs(inputs: Sequence[str | Path], skipped: list[str] | None = None) -> list[Job]:
@@ -150,7 +116,7 @@ def _inside(out: Path, rel: str) -> bool:
     return target.parent.resolve().is_relative_to(out.resolve())
 
 
-# --------------------------------------------------------------------------- the work per logo
+# --------------------------------------------------------------------------- the local pool
 
 _PREDICTOR: Any = None
 
@@ -163,121 +129,8 @@ def _init_worker(settings: Settings, parent_pid: int | None = None) -> None:
     _PREDICTOR = Predictor.load(settings.model, runtime=settings.runtime)
 
 
-@dataclass(frozen=True)
-class Output:
-    """What one logo's conversion writes: the chosen SVG, and the page's side files."""
-
-    svg: str = ""
-    defaults_svg: str = ""
-    png: bytes = b""  # the pixels VTracer traced
-
-
-def sized_svg(svg: str, size: tuple[int, int], traced: tuple[int, int]) -> str:
-    """VTracer's SVG (``width``/``height`` of the ``traced`` pixels) shown at the input's
-    own ``size``: when they differ (a resampled input), a viewBox of the traced size and
-    the input's width and height on the root element."""
-    import re
-
-    if tuple(size) == tuple(traced):
-        return svg
-    root = re.search(r"<svg\b[^>]*>", svg)
-    if root is None:
-        raise ValueError("VTracer's output has no <svg> element")
-    tag = re.sub(r'\s(width|height|viewBox)="[^"]*"', "", root.group(0))
-    tag = tag[:-1].rstrip("/") + (
-        f' width="{size[0]}" height="{size[1]}" viewBox="0 0 {traced[0]} {traced[1]}">'
-    )
-    return svg[: root.start()] + tag + svg[root.end() :]
-
-
-def convert_one(job: Job, settings: Settings) -> tuple[dict[str, Any], Output]:
-    """Suggest, verify and pick one logo's SVG at its own size, minified unless
-    ``settings.minify`` is off -> (record, output); never raises for a bad image (status
-    ``bad``) or a failed conversion (status ``failed``)."""
-    from svg_quality.ssim import SSIMReference  # lazy: scipy, which `--help` need not load
-
-    rec: dict[str, Any] = {"source": str(job.source), "output": job.rel}
-    t0 = time.perf_counter()
-    try:
-        res = suggest(
-            _PREDICTOR,
-            job.source,
-            objective=settings.objective,
-            top_k=1,
-            candidates=settings.candidates,
-            seed=settings.seed,
-            min_ssim=settings.min_ssim,
-            tolerance=settings.tolerance,
-            verify=settings.verify,
-            max_side=settings.max_side,
-            colour_tolerance=settings.colour_tolerance,
-        )
-    except (ValueError, FileNotFoundError) as exc:  # unreadable image, named by load_logo
-        rec.update(status="bad", error=str(exc), ms=(time.perf_counter() - t0) * 1e3)
-        return rec, Output()
-    except RuntimeError as exc:  # VTracer failed on every candidate
-        rec.update(status="failed", error=str(exc), ms=(time.perf_counter() - t0) * 1e3)
-        return rec, Output()
-    chosen, default = res.chosen, res.verified[0]
-    size, traced = res.input_size, res.size
-    rgb = res.pixels  # what VTracer traced
-    svg = written = sized_svg(chosen.svg, size, traced)
-    ssim = chosen.ssim
-    if settings.minify:
-        small = minify(svg, *traced)
-        if small.changed:  # the figures of what is written, at the size traced
-            written = small.svg
-            ssim = float(np.clip(SSIMReference(rgb).score(small.rendering), 0, 1))
-    rec.update(
-        status="ok",
-        objective=res.objective,
-        params=chosen.candidate.params,
-        origin=chosen.candidate.origin,
-        is_default=chosen.candidate.is_default,
-        fell_back=res.fell_back,
-        width=size[0],
-        height=size[1],
-        traced_width=traced[0],
-        traced_height=traced[1],
-        resampled=tuple(size) != tuple(traced),
-        scale=res.scale,
-        predicted_ssim=chosen.candidate.predicted_ssim,
-        predicted_bytes=chosen.candidate.predicted_bytes,
-        ssim=ssim,
-        svg_bytes=len(written.encode()),
-        vtracer_bytes=len(svg.encode()),
-        minified=written is not svg,
-        delta_e=chosen.delta_e,
-        n_paths=chosen.n_paths,
-        default_predicted_ssim=default.candidate.predicted_ssim,
-        default_predicted_bytes=default.candidate.predicted_bytes,
-        default_ssim=default.ssim,
-        default_svg_bytes=default.svg_bytes,
-        default_delta_e=default.delta_e,
-        verified=len(res.verified),
-        colour_refused=res.colour_refused,
-        ms=(time.perf_counter() - t0) * 1e3,
-    )
-    return rec, Output(
-        svg=written,
-        defaults_svg="" if default.error else sized_svg(default.svg, size, traced),
-        png=_png(rgb),
-    )
-
-
-def _png(rgb: np.ndarray) -> bytes:
-    """The pixels VTracer traced, as PNG (the page's original)."""
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def _convert_in_worker(job: Job, settings: Settings) -> tuple[dict[str, Any], Output]:
-    return convert_one(job, settings)
+    return convert_one(job, settings, _PREDICTOR)
 
 
 # --------------------------------------------------------------------------- the batch
@@ -442,9 +295,14 @@ def run_batch(
     force: bool = False,
     progress: bool = True,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    cluster: str | None = None,
 ) -> dict[str, Any]:
     """Convert every logo of ``inputs`` into ``out``; returns ``{"summary", "logos"}`` and
-    writes it to ``out/convert-report.json``, and the page ``out/index.html``."""
+    writes it to ``out/convert-report.json``, and the page ``out/index.html``.
+
+    ``workers`` processes on this machine, or one task per logo on the Dask scheduler at
+    ``cluster`` (:mod:`svg_quality.convert_cluster`); either way only this process writes,
+    so a batch started one way resumes the other."""
     from tqdm import tqdm
 
     if settings.verify < 1:
@@ -492,11 +350,15 @@ def run_batch(
 
         try:
             n = max(1, min(workers, os.cpu_count() or 1, len(todo)))
-            if n == 1:
+            if cluster and todo:
+                from svg_quality.convert_cluster import run_dask  # lazy: Dask, cluster runs only
+
+                run_dask([j for j, _ in todo], settings, cluster, finish)
+            elif n == 1:
                 if todo:
                     _init_worker(settings)
                 for j, _ in todo:
-                    finish(*convert_one(j, settings))
+                    finish(*convert_one(j, settings, _PREDICTOR))
             else:
                 with ProcessPoolExecutor(
                     max_workers=n, initializer=_init_worker, initargs=(settings, os.getpid())

@@ -156,11 +156,13 @@ def evaluate(
     design: LabelConfig | None = None,
     sizes: tuple[int, ...] = (),
     progress: bool = True,
+    cluster: str | None = None,
 ) -> EvalResult:
     """Label ``folder``'s logos (``samples`` sets each, VTracer's defaults first, with the
     label stage's ``design``: local box and share) and score them with ``scorer``; at the
     model's view and, for every logo whose source is at least that large, at each long side
-    in ``sizes`` (traced with the view's sets scaled, as the label stage does)."""
+    in ``sizes`` (traced with the view's sets scaled, as the label stage does); on the
+    Dask scheduler at ``cluster`` when given (the label stage's ``label.cluster`` path)."""
     from svg_quality.labeling import label_dataset
 
     folder, work = Path(folder), Path(work_dir)
@@ -184,6 +186,7 @@ def evaluate(
         timeout_s=timeout_s,
         local_share=d.local_share,
         local_box={k: v for k, v in d.local_box.items() if k in info.ranges},
+        cluster=cluster,
     )
     vt = VtracerConfig(**info.vtracer, ranges={k: tuple(v) for k, v in info.ranges.items()})
     labels, _ = label_dataset(
@@ -194,6 +197,7 @@ def evaluate(
         label_cfg,
         image_size=info.image_size,
         progress=progress,
+        cluster_where=f"--cluster {cluster}",
     )
     rows = []
     for (image_id, size), g in labels.groupby(["image_id", "size"], sort=True):

@@ -10,25 +10,25 @@ takes its in-flight task with it: Dask reruns that task elsewhere, and after
 ``allowed-failures`` deaths its samples are recorded as ``worker_died`` (retried by the
 next run). Rows go to the caller's resumable shards as each task finishes.
 
-Before any work: the scheduler must answer within :data:`CONNECT_TIMEOUT_S`, a worker
-must join, and every worker must import vtracer and resvg-py at this machine's versions
-(else the labels would differ); each failure is one error naming the address and the fix.
+Before any work (:mod:`svg_quality.cluster`): the scheduler must answer, a worker must
+join, and every worker must run vtracer, resvg-py and svg_quality's code at this
+machine's versions (else the labels would differ); each failure is one error naming the
+address and the fix.
 """
 
 from __future__ import annotations
 
 import queue
-import sys
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from distributed import Client, WorkerPlugin, as_completed, get_worker
+from distributed import WorkerPlugin, get_worker
 
+from svg_quality.cluster import check_workers, connect, stream
 from svg_quality.sandbox import LogoJob, Sandbox, failed_row
 
 PLUGIN_NAME = "svg-quality-label"
-CONNECT_TIMEOUT_S = 10.0  # an unreachable label.cluster fails after this long
 
 
 class SandboxPlugin(WorkerPlugin):
@@ -76,87 +76,25 @@ def run_logo_job(job: LogoJob, timeout_s: float) -> list[dict[str, Any]]:
         plugin.release(sb)
 
 
-def worker_versions() -> dict[str, str]:
-    """Run on every Dask worker before labelling: what it would label with."""
-    from importlib.metadata import version
-
-    out = {"python": sys.executable}
-    for module, dist in (("vtracer", "vtracer"), ("resvg_py", "resvg-py")):
-        try:
-            __import__(module)
-            out[dist] = version(dist)
-        except Exception as exc:
-            out[dist] = f"missing ({type(exc).__name__}: {exc})"
-    return out
-
-
-def connect(address: str) -> Any:
-    """A Dask client for ``label.cluster``, or a clear error naming the address."""
-    try:
-        return Client(address, set_as_default=False, timeout=f"{CONNECT_TIMEOUT_S}s")
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise ConnectionError(
-            f"label.cluster = {address!r}: the Dask scheduler is unreachable ({exc}); start "
-            "one with `dask scheduler` and workers with `dask worker <address> --nthreads 1`, "
-            "or set label.cluster: null to label on this machine"
-        ) from None
-
-
-def check_workers(client: Any, address: str, timeout_s: float = 60.0) -> int:
-    """Wait for a worker, check every worker can label like this process; return the slots."""
-    from importlib.metadata import version
-
-    try:
-        client.wait_for_workers(1, timeout=timeout_s)
-    except TimeoutError:
-        raise RuntimeError(
-            f"label.cluster = {address!r}: no Dask worker joined within {timeout_s:.0f} s; "
-            f"start workers with `dask worker {address} --nthreads 1`"
-        ) from None
-    try:
-        found = client.run(worker_versions)
-    except Exception as exc:  # e.g. the worker cannot import svg_quality to run the check
-        raise RuntimeError(
-            f"label.cluster = {address!r}: the Dask workers cannot run the label code "
-            f"({type(exc).__name__}: {exc}); install this project (pip install -e .) on "
-            "every worker"
-        ) from None
-    want = {"vtracer": version("vtracer"), "resvg-py": version("resvg-py")}
-    for addr, got in sorted(found.items()):
-        for dist, v in want.items():
-            if got.get(dist) != v:
-                raise RuntimeError(
-                    f"label.cluster = {address!r}: worker {addr} ({got['python']}) has "
-                    f"{dist} {got.get(dist)}, this machine {v}; install the same versions on "
-                    "every worker (pip install -r requirements.lock) so labels agree"
-                )
-    return max(1, sum(client.nthreads().values()))
-
-
 def run_dask(
-    jobs: Iterable[LogoJob], address: str, timeout_s: float, on_row: Callable[[dict], None]
+    jobs: Iterable[LogoJob],
+    address: str,
+    timeout_s: float,
+    on_row: Callable[[dict], None],
+    where: str | None = None,
 ) -> None:
     """Run ``jobs`` (one logo at one size each) on the Dask cluster at ``address``: the
-    local pool's rows."""
-    with connect(address) as client:
-        slots = check_workers(client, address)
+    local pool's rows. ``where`` names the setting in errors (``label.cluster``)."""
+    where = where or f"label.cluster = {address!r}"
+    local = "set label.cluster: null to label on this machine"
+    with connect(address, where, local) as client:
+        slots = check_workers(client, address, where)
         client.register_plugin(SandboxPlugin(), name=PLUGIN_NAME)
-        it = iter(jobs)
-        by_key: dict[str, LogoJob] = {}
 
-        def submit_next() -> Any:
-            job = next(it, None)
-            if job is None:
-                return None
-            fut = client.submit(run_logo_job, job, timeout_s, pure=False)
-            by_key[fut.key] = job
-            return fut
+        def submit(job: LogoJob) -> Any:
+            return client.submit(run_logo_job, job, timeout_s, pure=False)
 
-        # Bounded in flight (jobs carry PNG bytes), deep enough that no worker waits.
-        first = [f for f in (submit_next() for _ in range(4 * slots)) if f is not None]
-        stream = as_completed(first, loop=client.loop)
-        for fut in stream:
-            job = by_key.pop(fut.key)
+        def done(job: LogoJob, fut: Any) -> None:
             if fut.status == "finished":
                 rows = fut.result()
             else:
@@ -165,9 +103,8 @@ def run_dask(
                 exc = fut.exception()
                 error = f"{type(exc).__name__}: {exc}"[:500]
                 rows = [failed_row(t, "worker_died", error) for t in job.tasks()]
-            fut.release()
             for row in rows:
                 on_row(row)
-            nxt = submit_next()
-            if nxt is not None:
-                stream.add(nxt)
+
+        # Deep enough that no worker waits between tasks.
+        stream(client, jobs, submit, done, depth=4 * slots)

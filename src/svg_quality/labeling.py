@@ -262,6 +262,7 @@ def label_dataset(
     image_size: int | None = None,
     faults: Mapping[tuple, str] | None = None,
     progress: bool = True,
+    cluster_where: str | None = None,
 ) -> tuple[pd.DataFrame, LabelStats]:
     """Label every logo in ``logos`` (a logos.csv frame) at the view and at its larger
     ``sizes``, reusing rows stored in ``work_dir``.
@@ -271,7 +272,8 @@ def label_dataset(
     prepare makes it data.image_size). Returns the labels table (DESIGN.md columns plus
     ``sample``, ``size``, ``split``, ``ssim_ms``), sorted by ``(image_id, size, sample)``.
     ``faults`` plants test-only failures by ``(image_id, sample)``, or
-    ``(image_id, sample, size)`` at a larger size.
+    ``(image_id, sample, size)`` at a larger size. ``cluster_where`` names where
+    ``label_cfg.cluster`` came from in errors (default: ``label.cluster``).
     """
     import pandas as pd
     from tqdm import tqdm
@@ -339,7 +341,7 @@ def label_dataset(
         if todo and label_cfg.cluster:
             from svg_quality.label_cluster import run_dask  # lazy: Dask, cluster runs only
 
-            run_dask(jobs(), label_cfg.cluster, label_cfg.timeout_s, on_row)
+            run_dask(jobs(), label_cfg.cluster, label_cfg.timeout_s, on_row, cluster_where)
         elif todo:
             run_local(tasks(), stats.workers, label_cfg.timeout_s, on_row)
     finally:
