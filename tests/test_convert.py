@@ -83,6 +83,54 @@ def test_verification_falls_back_to_the_defaults_when_no_candidate_beats_them(ex
     assert broken[1].error and choose(broken, "quality") == (broken[0], True)
 
 
+@pytest.mark.parametrize(
+    ("min_ssim", "tolerance", "colour_tolerance"),
+    [(None, 0.002, 0.5), (None, 0.03, 0.5), (None, 0.03, 0.0), (0.5, 0.002, 0.5), (0.9999, 0, 0.5)],
+)
+def test_smallest_first_scores_fewer_sets_and_chooses_exactly_as_scoring_all(
+    min_ssim, tolerance, colour_tolerance, repo_params
+) -> None:
+    """convert's size path (convert_smallest_first) against convert_all on real
+    conversions: the same choice, the same colour-blind choice, the same figures for what
+    it scores; bars the defaults miss (min_ssim 0.9999) score everything."""
+    from svg_quality.config import parse_params
+    from svg_quality.paramspace import sample_params
+    from svg_quality.preprocess import load_logo
+    from svg_quality.synthetic import generate
+    from svg_quality.verify import convert_smallest_first
+
+    cfg = parse_params(repo_params).vtracer
+    ranges = cfg.ranges
+    kw = {"min_ssim": min_ssim, "tolerance": tolerance}
+    scored = total = 0
+    for i, kind in enumerate(("text", "simple", "gradient", "complex")):
+        rgb = load_logo(generate(kind, i, 1, 128), 128)
+        default = Candidate(dict(VTRACER_DEFAULTS), 0.9, None, True)
+        fb = [Candidate({**VTRACER_DEFAULTS, "path_precision": p}, 0.9, None, False, True)
+              for p in FALLBACK_PRECISIONS]  # fmt: skip
+        rand = [Candidate(dict(q), 0.9, None, False) for q in sample_params(f"{i:064x}", 6, ranges, i)]
+        cands = [default, *fb, *rand]
+        every = convert_all(rgb, cands, cfg)
+        some = convert_smallest_first(rgb, cands, cfg, colour_tolerance=colour_tolerance, **kw)
+        for tol in (colour_tolerance, None):
+            a, b = (
+                choose(every, "size", colour_tolerance=tol, **kw),
+                choose(some, "size", colour_tolerance=tol, **kw),
+            )
+            assert a[0].candidate == b[0].candidate and a[0].svg == b[0].svg and a[1] == b[1]
+        mine = {id(v.candidate): v for v in every}
+        for v in some:  # what it scores, it scores as convert_all does
+            w = mine[id(v.candidate)]
+            assert (v.ssim, v.svg_bytes, v.n_paths, v.delta_e, v.svg, v.error) == (
+                w.ssim, w.svg_bytes, w.n_paths, w.delta_e, w.svg, w.error
+            )  # fmt: skip
+        scored, total = scored + len(some), total + len(every)
+    if min_ssim == 0.9999:  # the defaults miss the bar: nothing may be left out
+        assert scored == total
+    else:
+        assert scored < total
+
+
 def test_each_objective_ranks_by_its_rule_and_its_verified_choice_is_never_worse(export_dir, logos):
     """quality / size / balanced / --pareto on a tiny export with both heads: every row
     carries predicted SSIM and bytes, the ranking follows the objective, and the verified

@@ -98,6 +98,7 @@ def convert_one(job: Job, settings: Settings, predictor: Any) -> tuple[dict[str,
             verify=settings.verify,
             max_side=settings.max_side,
             colour_tolerance=settings.colour_tolerance,
+            score_all=False,  # the same choice; sets larger than it are not rendered
         )
     except (ValueError, FileNotFoundError) as exc:  # unreadable image, named by load_logo
         rec.update(status="bad", error=str(exc), ms=(time.perf_counter() - t0) * 1e3)

@@ -228,6 +228,7 @@ def suggest(
     max_side: int = MAX_SIDE,
     colour_tolerance: float = COLOUR_TOLERANCE,
     scaling: str = "scaled",
+    score_all: bool = True,
 ) -> Suggestions:
     """Rank VTracer's defaults and ``candidates`` Sobol sets by ``objective``; with
     ``verify`` = K > 0 convert the K best, VTracer's defaults and their path_precision
@@ -239,6 +240,8 @@ def suggest(
     with ``prepare``, ``ranges``, ``min_size`` and ``score_candidates(logo, raw) -> (ssim
     [N], log10 bytes [N] | None)``). ``scaling``: ``scaled`` maps the pixel parameters to
     the verified size (:func:`scale_params`), ``unscaled`` gives VTracer the model's values.
+    ``score_all`` False: with the size objective only the verified sets that can win are
+    rendered and scored (the same choice; ``verified`` then lists those and the failures).
     """
     if top_k < 1:
         raise ValueError(f"top_k = {top_k} is invalid; allowed: at least 1")
@@ -301,6 +304,7 @@ def suggest(
         tolerance=tolerance,
         colour_tolerance=colour_tolerance,
         defaults_score=_probe_conversion(logo, cfg) if same_pixels else None,
+        score_all=score_all,
     )
     h, w = rgb.shape[:2]
     return dataclasses.replace(
@@ -339,21 +343,32 @@ def vtracer_config(metadata: Mapping[str, Any]) -> Any:
     )
 
 
-def convert_all(
-    rgb: np.ndarray, cands: list[Candidate], vtracer_cfg: Any, done: Mapping[int, Any] | None = None
-) -> list[Verified]:
-    """Convert and score each candidate with the label contract, and measure its colour
-    error; failures are kept. ``done``: candidate index -> a vectorize.Score already made
-    of it (its conversion is not redone; its colour error is measured if missing)."""
+def _references(rgb: np.ndarray) -> tuple[bytes, Any, ColourReference]:
+    """What every conversion of one logo is compared with: its PNG (VTracer's input), its
+    SSIM reference and its colour reference."""
     from PIL import Image
 
-    # lazy: scipy; the predictor and the CLI import this module
-    from svg_quality.ssim import SSIMReference
-    from svg_quality.vectorize import ConversionFailed, RenderFailed, render, score
+    from svg_quality.ssim import SSIMReference  # lazy: scipy; the CLI imports this module
 
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG")
-    png, ref, colour = buf.getvalue(), SSIMReference(rgb), ColourReference(rgb)
+    return buf.getvalue(), SSIMReference(rgb), ColourReference(rgb)
+
+
+def convert_all(
+    rgb: np.ndarray,
+    cands: list[Candidate],
+    vtracer_cfg: Any,
+    done: Mapping[int, Any] | None = None,
+    refs: tuple[bytes, Any, ColourReference] | None = None,
+) -> list[Verified]:
+    """Convert and score each candidate with the label contract, and measure its colour
+    error; failures are kept. ``done``: candidate index -> a vectorize.Score already made
+    of it (its conversion is not redone; its colour error is measured if missing).
+    ``refs``: :func:`_references` of ``rgb``, when already made."""
+    from svg_quality.vectorize import ConversionFailed, RenderFailed, render, score
+
+    png, ref, colour = refs or _references(rgb)
     out, done = [], done or {}
     for j, c in enumerate(cands):
         t0 = time.perf_counter()
@@ -375,6 +390,67 @@ def convert_all(
             Verified(c, s.ssim, s.svg_bytes, s.n_paths, s.convert_ms, s.svg, delta_e=s.delta_e)
         )
     return out
+
+
+def convert_smallest_first(
+    rgb: np.ndarray,
+    cands: list[Candidate],
+    vtracer_cfg: Any,
+    done: Mapping[int, Any] | None = None,
+    *,
+    min_ssim: float | None = None,
+    tolerance: float = objectives.DEFAULT_TOLERANCE,
+    colour_tolerance: float = COLOUR_TOLERANCE,
+) -> list[Verified]:
+    """:func:`convert_all` for the size objective, scoring only the sets that can win.
+
+    The defaults (``cands[0]``) are scored; every other set is converted (VTracer gives
+    its bytes), then rendered and scored from the smallest up, stopping after the first
+    size in bytes at which a set clears the SSIM bar and the colour bound. The sets left
+    out are larger than that one, so :func:`choose` (and its colour-blind twin) picks from
+    this list exactly what it picks from convert_all's, at a fraction of the renders and
+    SSIMs. When the defaults fail, or miss the bar themselves (a ``min_ssim`` above them),
+    every set is scored as convert_all does. Returns the scored sets and the failures, in
+    ``cands`` order.
+    """
+    from svg_quality.vectorize import ConversionFailed, RenderFailed, convert, count_paths, render
+
+    refs = _references(rgb)
+    png, ref, colour = refs
+    first = convert_all(rgb, cands[:1], vtracer_cfg, done, refs)[0]
+    if first.error is not None:
+        return [first, *convert_all(rgb, cands[1:], vtracer_cfg, None, refs)]
+    bar = objectives.size_threshold(first.ssim, min_ssim, tolerance) - 1e-9  # as rank's
+    if first.ssim < bar:
+        return [first, *convert_all(rgb, cands[1:], vtracer_cfg, None, refs)]
+    out: dict[int, Verified] = {0: first}
+    converted: dict[int, tuple[str, float]] = {}
+    for j, c in enumerate(cands[1:], 1):
+        t0 = time.perf_counter()
+        try:
+            converted[j] = (convert(png, c.params, vtracer_cfg), (time.perf_counter() - t0) * 1e3)
+        except ConversionFailed as exc:
+            out[j] = Verified(c, None, None, None, (time.perf_counter() - t0) * 1e3, "", str(exc))
+    size = {j: len(svg.encode()) for j, (svg, _) in converted.items()}
+    found: int | None = None  # the bytes of the smallest set that passed
+    for j in sorted(converted, key=lambda j: (size[j], j)):
+        # larger than a passing set, or than the defaults (which pass): cannot be chosen
+        if size[j] > (found if found is not None else first.svg_bytes):
+            break
+        svg, ms = converted[j]
+        try:
+            shown = render(svg, rgb.shape[1], rgb.shape[0])
+        except RenderFailed as exc:
+            out[j] = Verified(cands[j], None, None, None, ms, "", str(exc))
+            continue
+        ssim = float(np.clip(ref.score(shown), 0.0, 1.0))
+        v = Verified(
+            cands[j], ssim, size[j], count_paths(svg), ms, svg, None, colour.delta_e(shown)
+        )
+        out[j] = v
+        if found is None and ssim >= bar and colour_ok([first, v], colour_tolerance)[1]:
+            found = size[j]
+    return [out[j] for j in sorted(out)]
 
 
 def colour_ok(verified: list[Verified], colour_tolerance: float = COLOUR_TOLERANCE) -> list[bool]:
@@ -431,12 +507,22 @@ def verify_choice(
     tolerance: float = objectives.DEFAULT_TOLERANCE,
     colour_tolerance: float = COLOUR_TOLERANCE,
     defaults_score: Any = None,
+    score_all: bool = True,
 ) -> Suggestions:
     """``res`` with the defaults and ``picks`` converted and the verified choice made;
-    ``defaults_score``: the defaults' conversion when already made (the probe's)."""
+    ``defaults_score``: the defaults' conversion when already made (the probe's).
+    ``score_all`` False with the size objective: only the sets that can win are scored
+    (:func:`convert_smallest_first`; the same choice, fewer renders and SSIMs)."""
     t0 = time.perf_counter()
     done = {} if defaults_score is None else {0: defaults_score}
-    verified = convert_all(rgb, [res.default, *picks], vtracer_cfg, done)
+    cands = [res.default, *picks]
+    if score_all or res.objective != "size":
+        verified = convert_all(rgb, cands, vtracer_cfg, done)
+    else:
+        verified = convert_smallest_first(
+            rgb, cands, vtracer_cfg, done, min_ssim=min_ssim, tolerance=tolerance,
+            colour_tolerance=colour_tolerance,
+        )  # fmt: skip
     kw = {"min_ssim": min_ssim, "tolerance": tolerance}
     chosen, fell_back = choose(verified, res.objective, colour_tolerance=colour_tolerance, **kw)
     luma_only = choose(verified, res.objective, colour_tolerance=None, **kw)[0]
