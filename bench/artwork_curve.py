@@ -42,15 +42,19 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from benchjson import Record
 from svg_quality.config import Params, load_params
 from svg_quality.dataset import LabeledData, load_labeled, split_arrays
-from svg_quality.metrics import RANK_METRIC_NAMES, finite_or_none
+from svg_quality.metrics import RANK_METRIC_NAMES
 from svg_quality.validation import per_group_metrics
 
 ARTWORK = "artwork"
 REAL_ONLY = "real-only"
 FOLDER_SAMPLES = 16  # label.samples_per_image of the folder: as data/labels at the view
 SCORES = ("pearson", "rmse", *(f"rank/{k}" for k in RANK_METRIC_NAMES))
+SCOPES = (("test", "synthetic"), ("test", ARTWORK), ("folder", "folder"))  # (group, origin)
+# the digits of a table column, by the end of its name
+DIGITS = (("_r", 3), ("_rmse", 4), ("_spearman", 3), ("_regret", 5), ("_defaults", 3), ("_s", 1))
 
 
 def with_artwork(data: LabeledData, real: float | str, seed: int) -> LabeledData:
@@ -181,10 +185,11 @@ def main() -> None:
     ap.add_argument(
         "--folder-work", type=Path, default=None, help="default /work/curve-work/<folder name>"
     )
-    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--json", type=Path, default=None, help="write the record here (benchjson)")
     ap.add_argument("--epochs", type=int, default=0, help="override train.epochs (0: keep)")
     ap.add_argument("--smoke", action="store_true", help="seconds: a tiny project, 2 epochs")
     args = ap.parse_args()
+    record = Record(Path(__file__).stem)
     if args.smoke:
         args.real, args.seeds = [0.0, 1.0], [0]
         args.epochs = args.epochs or 2
@@ -225,11 +230,16 @@ def main() -> None:
             )
             check_same_features(data, folder, work)
             name = f"{args.folder} (every icon; labels and features in {work})"
-        run(args, params, data, folder, name)
+        run(args, params, data, folder, name, record)
 
 
 def run(
-    args: argparse.Namespace, params: Params, data: LabeledData, folder: LabeledData, name: str
+    args: argparse.Namespace,
+    params: Params,
+    data: LabeledData,
+    folder: LabeledData,
+    name: str,
+    record: Record,
 ) -> None:
     """Every point and seed; the tables, the JSON and the ratio line."""
     from svg_quality.model import model_meta
@@ -295,16 +305,14 @@ def run(
             }
             print(json.dumps({"real": real, "seed": seed, **out["logos"], **brief}), flush=True)
 
-    tables(results, points, view)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        info = {"folder": name, "view": view, "seeds": args.seeds, "smoke": args.smoke}
-        args.json.write_text(json.dumps(finite_or_none({**info, "points": results}), indent=1))
+    tables = {title: table_rows(results, points, at) for at, title in titles(results, view)}
+    print_tables(tables)
     rmse = {p: mean_of(results, p, "folder", "folder/all", "rmse") for p in (0.0, 1.0)}
-    print(
-        "\nfolder RMSE with no artwork in train/val / with all of it: "
-        f"ratio {rmse[0.0] / rmse[1.0]:.3f}x"
-    )
+    label = "folder RMSE with no artwork in train/val / with all of it"
+    if args.json:
+        info = {"folder": name, "view": view, "seeds": args.seeds, "smoke": args.smoke}
+        record.write(args.json, tables, rmse[0.0] / rmse[1.0], label, **info, points=results)
+    print(f"\n{label}: ratio {rmse[0.0] / rmse[1.0]:.3f}x")
 
 
 def mean_of(results: list[dict], point: float | str, group: str, key: str, metric: str) -> float:
@@ -313,37 +321,53 @@ def mean_of(results: list[dict], point: float | str, group: str, key: str, metri
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def tables(results: list[dict], points: list[float | str], view: int) -> None:
-    """Two Markdown tables (every size; the view only), one row per point, seeds averaged."""
+def titles(results: list[dict], view: int) -> list[tuple[str, str]]:
+    """(scope, title) of the two tables: every size; the view only."""
+    seeds = sorted({r["seed"] for r in results})
+    return [
+        ("all", f"every size (mean over seeds {seeds})"),
+        ("view", f"the view ({view} px) only (mean over seeds {seeds})"),
+    ]
 
-    def f(v: float, digits: int = 4) -> str:
+
+def table_rows(results: list[dict], points: list[float | str], at: str) -> list[dict[str, Any]]:
+    """One row per point, seeds averaged, at every size (``at="all"``) or the view only."""
+    rows = []
+    for p in points:
+        n = next(r for r in results if r["real"] == p)["logos"]
+        row: dict[str, Any] = {
+            "point": "real only" if p == REAL_ONLY else f"artwork {p:g}",
+            "train_logos_syn/art": f"{n.get('train/synthetic', 0)} / {n.get(f'train/{ARTWORK}', 0)}",
+            "val_logos_syn/art": f"{n.get('val/synthetic', 0)} / {n.get(f'val/{ARTWORK}', 0)}",
+        }
+        for group, origin in SCOPES:
+            for metric, column in zip(SCORES[:4], ("r", "rmse", "spearman", "regret"), strict=True):
+                row[f"{origin}_{column}"] = mean_of(results, p, group, f"{origin}/{at}", metric)
+        row["folder_beats_defaults"] = mean_of(results, p, "folder", f"folder/{at}", SCORES[4])
+        row["train_s"] = float(np.mean([r["train_seconds"] for r in results if r["real"] == p]))
+        rows.append(row)
+    return rows
+
+
+def print_tables(tables: dict[str, list[dict[str, Any]]]) -> None:
+    """The tables as Markdown, each figure at its column's digits."""
+
+    def cell(key: str, v: str | float) -> str:
+        if isinstance(v, str):
+            return v
+        digits = next(d for suffix, d in DIGITS if key.endswith(suffix))
         return "n/a" if not np.isfinite(v) else f"{v:.{digits}f}"
 
-    scopes = (("test", "synthetic"), ("test", ARTWORK), ("folder", "folder"))
-    for at, title in (("all", "every size"), ("view", f"the view ({view} px) only")):
-        print(f"\n### {title} (mean over seeds {sorted({r['seed'] for r in results})})\n")
+    for title, rows in tables.items():
+        print(f"\n### {title}\n")
         head = ["point", "train logos syn / art", "val logos syn / art"]
-        for _, origin in scopes:
+        for _, origin in SCOPES:
             head += [f"{origin} r", "RMSE", "Spearman", "regret"]
         head += ["folder beats defaults", "train s"]
         print("| " + " | ".join(head) + " |")
         print("|" + "---|" * len(head))
-        for p in points:
-            first = next(r for r in results if r["real"] == p)
-            n = first["logos"]
-            row = [
-                "real only" if p == REAL_ONLY else f"artwork {p:g}",
-                f"{n.get('train/synthetic', 0)} / {n.get(f'train/{ARTWORK}', 0)}",
-                f"{n.get('val/synthetic', 0)} / {n.get(f'val/{ARTWORK}', 0)}",
-            ]
-            for group, origin in scopes:
-                for metric in SCORES[:4]:
-                    v = mean_of(results, p, group, f"{origin}/{at}", metric)
-                    row.append(f(v, 5 if "regret" in metric else 4 if metric == "rmse" else 3))
-            row.append(f(mean_of(results, p, "folder", f"folder/{at}", SCORES[4]), 3))
-            secs = [r["train_seconds"] for r in results if r["real"] == p]
-            row.append(f"{np.mean(secs):.1f}")
-            print("| " + " | ".join(row) + " |")
+        for row in rows:
+            print("| " + " | ".join(cell(k, v) for k, v in row.items()) + " |")
 
 
 if __name__ == "__main__":

@@ -1,28 +1,36 @@
 """Where `svg-quality convert`'s time goes per logo, and a screening path that picks the same.
 
-Issue 34 items 1 and 3: the measurement and a screening prototype (the Dask LocalCluster
-path is not built yet, so it has no column). Each strategy has convert's settings
+Issue 34 items 1 and 3: the measurement, convert's path against scoring every verified
+set, a screening prototype, and the batch on a local pool against a Dask LocalCluster on
+the same cores. Each strategy has convert's settings
 (`--objective size --verify 4`: VTracer's defaults, the defaults at path_precision 2 and 0
 and the model's 4 best candidates converted at the input's own size, rendered with resvg,
 scored by SSIM and mean CIEDE2000), one process, the same logos:
 
-* today      verify.suggest as convertlogo.convert_one calls it, then convert_one's tail
-             (sized_svg, minify, the traced pixels' PNG), re-done here since convert_one
-             serves a worker's module-level predictor; `--check-convert N` runs the real
-             run_batch on N logos and stops unless it writes today's SVGs byte for byte.
+* score-all  verify.suggest as convert called it until it scored smallest first: every
+             verified set converted, rendered and scored; then convert_one's tail
+             (sized_svg, minify, the traced pixels' PNG), re-done here.
+* convert    verify.suggest as convertlogo.convert_one calls it (`score_all=False`: all
+             converted, rendered and scored smallest first up to the first that passes);
+             the bench stops unless it writes score-all's SVG on every logo.
+             `--check-convert N` runs the real run_batch on N logos and stops unless it
+             writes the same SVGs byte for byte.
 * screen     the same 4 candidates first converted at `--screen-size` px (pixel
              parameters scaled by paramspace.scale_params, as label does; at the model's
              256 px view the probe's conversion is the defaults'), the best `--finalists`
              by the objective there kept (colour-refused last); then the defaults, both
              fallbacks and the finalists at full size, chosen by verify.verify_choice.
-* screen+fb  the same with the fallbacks screened too (a variant: what 2x would cost).
 
-A screened choice is the verified best of a subset of today's verified sets (VTracer is
-deterministic), so it can be worse by the objective only where today's pick was screened
+`--batch-workers N` (default 2) then converts `--batch-limit` logos with run_batch twice:
+a local pool of N processes and a Dask LocalCluster of N single-thread workers, the same
+cores, and stops unless both write the same files and records (cluster / local logos/s).
+
+A screened choice is the verified best of a subset of score-all's verified sets (VTracer is
+deterministic), so it can be worse by the objective only where score-all's pick was screened
 out: counted, with the worst gap. The bench stops unless the SVG is byte-identical wherever
 both pick the same set.
 
-`--breakdown` first runs today's path on `--breakdown-limit` logos at each
+`--breakdown` first runs score-all's path on `--breakdown-limit` logos at each
 `--breakdown-sizes` long side (the PNGs resampled with LANCZOS: 2048 px is the 1024 px
 icons upsampled), whole, then part by part with the calls suggest makes in its order:
 decode (load_full), prepare (Predictor.prepare: view, logostats, vtables, the probe's
@@ -35,7 +43,7 @@ choose, and convert_one's tail (minify+png).
     python bench/convert_throughput.py --smoke   # 2 logos on the tests' tiny export (~1 min)
 
 Strategies take turns going first, logo by logo, so background load hits each alike.
-Prints the ratio last: today's ms per logo over screen's.
+Prints the ratio last: score-all's ms per logo over convert's.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import logging
 import math
 import os
 import shutil
@@ -57,10 +66,11 @@ from typing import Any
 
 import numpy as np
 
+from benchjson import Record
 from svg_quality import objectives
 from svg_quality.paramspace import PARAM_NAMES, SPECS, scale_params
 
-STRATEGIES = ("today", "screen", "screen+fb")
+STRATEGIES = ("score-all", "convert", "screen")
 PARTS = "decode prepare probe stats tables score setup convert render ssim colour choose minify+png"
 INSIDE_PREPARE = ("probe", "stats", "tables")  # timed apart, already in prepare's time
 
@@ -81,14 +91,15 @@ def png_of(rgb: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def today(predictor: Any, source: Path, s: Any) -> Any:
-    """verify.suggest exactly as convertlogo.convert_one calls it."""
+def suggested(predictor: Any, source: Path, s: Any, score_all: bool = False) -> Any:
+    """verify.suggest exactly as convertlogo.convert_one calls it; ``score_all``: as it
+    did before it scored smallest first (every verified set rendered and scored)."""
     from svg_quality.verify import suggest
 
     return suggest(
         predictor, source, objective=s.objective, top_k=1, candidates=s.candidates,
         seed=s.seed, min_ssim=s.min_ssim, tolerance=s.tolerance, verify=s.verify,
-        max_side=s.max_side, colour_tolerance=s.colour_tolerance,
+        max_side=s.max_side, colour_tolerance=s.colour_tolerance, score_all=score_all,
     )  # fmt: skip
 
 
@@ -111,7 +122,7 @@ def written(res: Any) -> tuple[str, float]:
 def verified_pool(predictor: Any, logo: Any, s: Any) -> tuple[Any, list, list]:
     """What suggest verifies for a prepared logo, by its calls in its order: (the ranking
     as Suggestions, the path_precision fallbacks, the K picks in the view's frame). The
-    bench stops on a logo where this differs from what today's suggest verified."""
+    bench stops on a logo where this differs from what score-all's suggest verified."""
     from svg_quality import verify
 
     key = tuple((n, *map(float, predictor.ranges[n])) for n in PARAM_NAMES)
@@ -152,7 +163,7 @@ def screened(
     predictor: Any, source: Path, s: Any, cfg: Any, size: int, finalists: int, fb: bool
 ) -> tuple[Any, list]:
     """The screening path -> (Suggestions as suggest returns them, the full-size
-    candidates before screening, to check against today's)."""
+    candidates before screening, to check against score-all's)."""
     from svg_quality.preprocess import load_full, load_logo
     from svg_quality.verify import colour_ok, convert_all, verify_choice
 
@@ -197,7 +208,7 @@ def breakdown_one(predictor: Any, source: Path, s: Any, cfg: Any) -> dict[str, A
     from svg_quality.vtables import compute_tables
 
     t0 = time.perf_counter()
-    res = today(predictor, source, s)
+    res = suggested(predictor, source, s, score_all=True)
     written(res)
     ms = {"whole": (time.perf_counter() - t0) * 1e3}
     with clock(ms, "decode"):
@@ -282,6 +293,14 @@ def run_breakdown(predictor: Any, jobs: list, s: Any, cfg: Any, sizes: list, tmp
     return out
 
 
+def mean_parts(size: int, logos: list[dict[str, Any]]) -> dict[str, Any]:
+    """One breakdown size as a table row: the mean ms of the whole and of each part."""
+    parts = ["whole", *PARTS.split()]
+    return {"long side": size, "logos": len(logos)} | {
+        p: float(np.mean([r["ms"].get(p, 0.0) for r in logos])) for p in parts
+    }
+
+
 def record(res: Any, svg: str, ssim: float, ms: float) -> dict[str, Any]:
     """One strategy's figures on one logo (the SVG written and the choice's verification)."""
     d, c = res.verified[0], res.chosen
@@ -329,7 +348,7 @@ def summarize(rs: list[dict[str, Any]], s: Any) -> dict[str, Any]:
 
 
 def check_convert(jobs: list, svgs: dict[str, str], s: Any, tmp: Path) -> None:
-    """svg-quality convert's own batch (run_batch) on ``jobs``: its SVGs must be today's."""
+    """svg-quality convert's own batch (run_batch) on ``jobs``: its SVGs must be convert's."""
     from svg_quality.convert import run_batch
 
     for j in jobs:
@@ -338,8 +357,54 @@ def check_convert(jobs: list, svgs: dict[str, str], s: Any, tmp: Path) -> None:
     run_batch([tmp / "in"], tmp / "out", s, workers=1, progress=False)
     for j in jobs:
         if (tmp / "out" / j.rel).read_text() != svgs[j.rel]:
-            raise RuntimeError(f"{j.source}: svg-quality convert wrote another SVG than today's")
-    print(f"svg-quality convert (run_batch) on {len(jobs)} logos: today's SVGs, byte for byte")
+            raise RuntimeError(f"{j.source}: svg-quality convert wrote another SVG than convert's")
+    print(f"svg-quality convert (run_batch) on {len(jobs)} logos: convert's SVGs, byte for byte")
+
+
+def batch(jobs: list, s: Any, workers: int, tmp: Path) -> dict[str, Any]:
+    """svg-quality convert's batch on the same logos twice, on the same cores: a local
+    pool of ``workers`` processes, then a Dask LocalCluster of ``workers`` single-thread
+    worker processes (started before the clock, as a user's cluster would be); each timed
+    from run_batch's call to its report, model loading included. Stops unless both write
+    the same SVGs, side files and report records."""
+    from distributed import LocalCluster
+
+    from svg_quality.convert import REPORT, run_batch
+
+    src = tmp / "batch-in"
+    for j in jobs:
+        (src / j.rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(j.source, (src / j.rel).with_suffix(j.source.suffix))
+    t0 = time.perf_counter()
+    run_batch([src], tmp / "batch-local", s, workers=workers, progress=False)
+    local_s = time.perf_counter() - t0
+    with LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    ) as cluster:
+        t0 = time.perf_counter()
+        run_batch([src], tmp / "batch-dask", s, cluster=cluster.scheduler_address, progress=False)
+        dask_s = time.perf_counter() - t0
+
+    def written(out: Path) -> dict[str, bytes]:
+        files = sorted(p for p in out.rglob("*") if p.is_file() and p.suffix in (".svg", ".png"))
+        return {p.relative_to(out).as_posix(): p.read_bytes() for p in files}
+
+    def records(out: Path) -> list[dict[str, Any]]:
+        logos = json.loads((out / REPORT).read_text())["logos"]
+        return [{k: v for k, v in r.items() if k != "ms"} for r in logos]
+
+    local, dask = tmp / "batch-local", tmp / "batch-dask"
+    if written(local) != written(dask) or records(local) != records(dask):
+        raise RuntimeError("the LocalCluster batch wrote other files or records than the local one")
+    return {
+        "logos": len(jobs), "workers": workers, "cores": len(os.sched_getaffinity(0)),
+        "local_s": local_s, "cluster_s": dask_s, "local_logos_per_s": len(jobs) / local_s,
+        "cluster_logos_per_s": len(jobs) / dask_s, "cluster_over_local": local_s / dask_s,
+    }  # fmt: skip
 
 
 def main() -> None:
@@ -353,7 +418,11 @@ def main() -> None:
     ap.add_argument("--screen-size", type=int, default=256, help="long side screened at, px")
     ap.add_argument("--finalists", type=int, default=2, help="screened sets verified at full size")
     ap.add_argument("--check-convert", type=int, default=3, help="logos through run_batch (0: off)")
-    ap.add_argument("--breakdown", action="store_true", help="time today's parts first")
+    ap.add_argument(
+        "--batch-workers", type=int, default=2, help="local pool vs LocalCluster workers (0: off)"
+    )
+    ap.add_argument("--batch-limit", type=int, default=20, help="logos in the batch comparison")
+    ap.add_argument("--breakdown", action="store_true", help="time score-all's parts first")
     ap.add_argument("--breakdown-limit", type=int, default=10, help="logos timed part by part")
     ap.add_argument("--breakdown-sizes", type=int, nargs="+", default=[256, 1024, 2048])
     ap.add_argument("--json", default=None, help="write every figure here")
@@ -374,7 +443,7 @@ def main() -> None:
         model, folder = smoke_setup(tmp, None)
         args.model, args.folder, args.limit, args.candidates = str(model), str(folder), 2, 64
         args.breakdown, args.breakdown_limit, args.breakdown_sizes = True, 1, [96, 128, 192]
-        args.check_convert = 1
+        args.check_convert, args.batch_limit = 1, 2
     predictor = Predictor.load(args.model)
     predictor.backend.warm()  # as convert does, before any logo
     args.screen_size = predictor.image_size if args.smoke else args.screen_size
@@ -386,14 +455,15 @@ def main() -> None:
     )  # fmt: skip
     jobs = find_jobs([args.folder])
     jobs = jobs[:: max(1, len(jobs) // args.limit)][: args.limit] if args.limit else jobs
+    results = Record(Path(__file__).stem)
     load = {"cores": os.cpu_count(), "start": os.getloadavg()}
     print(f"{len(jobs)} logos from {args.folder}, model {args.model}; {load['cores']} cores, "
           f"load average {' '.join(f'{x:.1f}' for x in load['start'])}", flush=True)  # fmt: skip
-    written(today(predictor, jobs[0].source, s))  # warm: candidate matrix, imports, sessions
-    out: dict[str, Any] = {"args": vars(args), "load": load}
+    written(suggested(predictor, jobs[0].source, s))  # warm: candidate matrix, imports, sessions
+    out: dict[str, Any] = {}
     if args.breakdown:
         bjobs = jobs[:: max(1, len(jobs) // args.breakdown_limit)][: args.breakdown_limit]
-        print(f"\ntoday's path, part by part, on {len(bjobs)} logos resampled (LANCZOS) to "
+        print(f"\nscore-all's path, part by part, on {len(bjobs)} logos resampled (LANCZOS) to "
               f"{', '.join(map(str, args.breakdown_sizes))} px", flush=True)  # fmt: skip
         out["breakdown"] = run_breakdown(predictor, bjobs, s, cfg, args.breakdown_sizes, tmp)
         load["after_breakdown"] = os.getloadavg()
@@ -401,9 +471,9 @@ def main() -> None:
     screen = partial(screened, predictor, s=s, cfg=cfg, size=args.screen_size,
                      finalists=args.finalists)  # fmt: skip
     run = {
-        "today": lambda src: (today(predictor, src, s), None),
+        "score-all": lambda src: (suggested(predictor, src, s, score_all=True), None),
+        "convert": lambda src: (suggested(predictor, src, s), None),
         "screen": lambda src: screen(src, fb=False),
-        "screen+fb": lambda src: screen(src, fb=True),
     }
     rows: dict[str, list[dict[str, Any]]] = {n: [] for n in STRATEGIES}
     svgs, t_start = {}, time.perf_counter()
@@ -417,26 +487,31 @@ def main() -> None:
             rows[name].append(
                 {"logo": job.rel, **record(res, svg, ssim, (time.perf_counter() - t0) * 1e3)}
             )
-        t_res, svgs[job.rel], _ = got["today"]
-        for name in STRATEGIES[1:]:
-            res, svg, pool = got[name]
-            if [c.params for c in pool] != [v.candidate.params for v in t_res.verified[1:]]:
-                raise RuntimeError(f"{job.source}: {name}'s candidates differ from suggest's")
-            same = res.chosen.candidate.params == t_res.chosen.candidate.params
-            if same and svg != svgs[job.rel]:
-                raise RuntimeError(f"{job.source}: {name} picked today's set but another SVG")
-            rows[name][-1].update(same_set=same, gap=gap(t_res, res, s))
+        t_res, all_svg, _ = got["score-all"]
+        res, svgs[job.rel], _ = got["convert"]  # convert's path must change nothing chosen
+        if res.chosen.candidate != t_res.chosen.candidate or svgs[job.rel] != all_svg:
+            raise RuntimeError(f"{job.source}: convert chose another set than scoring all")
+        rows["convert"][-1].update(same_set=True, gap=gap(t_res, res, s))
+        res, svg, pool = got["screen"]
+        if [c.params for c in pool] != [v.candidate.params for v in t_res.verified[1:]]:
+            raise RuntimeError(f"{job.source}: screen's candidates differ from suggest's")
+        same = res.chosen.candidate.params == t_res.chosen.candidate.params
+        if same and svg != all_svg:
+            raise RuntimeError(f"{job.source}: screen picked the same set but another SVG")
+        rows["screen"][-1].update(same_set=same, gap=gap(t_res, res, s))
         if (n + 1) % 10 == 0 or n + 1 == len(jobs):
             print(f"  {n + 1}/{len(jobs)} logos, {time.perf_counter() - t_start:.0f} s", flush=True)
     load["end"] = os.getloadavg()
     if args.check_convert:
         check_convert(jobs[: args.check_convert], svgs, s, tmp)
+    if args.batch_workers:
+        out["batch"] = batch(jobs[: args.batch_limit], s, args.batch_workers, tmp)
 
     print(f"\n{len(jobs)} logos, objective {s.objective}, verify {s.verify}, screened at "
           f"{args.screen_size} px, {args.finalists} finalists; load average at the end "
           f"{' '.join(f'{x:.1f}' for x in load['end'])}; ok: SSIM >= the defaults' - "
           f"{s.tolerance} and colour error <= the defaults' + {s.colour_tolerance}")  # fmt: skip
-    print(f"{'strategy':<10}{'logos/s':>8}{'ms/logo':>9}{'verified':>9}{'mean SSIM':>10}"
+    print(f"{'strategy':<10}{'logos/s':>8}{'ms/logo':>9}{'scored':>9}{'mean SSIM':>10}"
           f"{'bytes/def':>10}{'ok':>6}{'same set':>9}{'identical':>10}{'worse':>6}{'worst':>9}")  # fmt: skip
     summary = {name: summarize(rs, s) for name, rs in rows.items()}
     for name, m in summary.items():
@@ -448,15 +523,27 @@ def main() -> None:
             worst = f"+{10**w - 1:.1%}" if s.objective == "size" else f"{w:.4f}"
             line += f"{m['share_same_set']:>9.0%}{m['identical']:>10}{m['worse']:>6}{worst:>9}"
         print(line)
-    print("(verified: sets converted at full size; bytes/def: median of the written SVG's bytes "
-          "over the defaults'; worse: picks worse than today's by the objective, worst by how "
-          "much (size: bytes); identical: SVGs byte-identical to today's)")  # fmt: skip
-    ratio = summary["today"]["ms_per_logo"] / summary["screen"]["ms_per_logo"]
+    print("(scored: sets rendered and scored at full size; bytes/def: median of the written "
+          "SVG's bytes over the defaults'; worse: picks worse than score-all's by the objective, "
+          "worst by how much (size: bytes); identical: SVGs byte-identical to score-all's)")  # fmt: skip
+    if "batch" in out:
+        b = out["batch"]
+        print(f"\nbatch of {b['logos']} logos, {b['workers']} workers on {b['cores']} cores "
+              f"(identical SVGs and reports): local pool {b['local_logos_per_s']:.3f} logos/s, "
+              f"Dask LocalCluster {b['cluster_logos_per_s']:.3f} logos/s; cluster / local "
+              f"{b['cluster_over_local']:.2f}")  # fmt: skip
+    ratio = summary["score-all"]["ms_per_logo"] / summary["convert"]["ms_per_logo"]
     if args.json:
-        figures = {**out, "summary": summary, "logos": rows, "ratio": ratio}
-        Path(args.json).write_text(json.dumps(figures, indent=1, default=str))
+        tables = {"per strategy": [{"strategy": k, **v} for k, v in summary.items()]}
+        if "batch" in out:
+            tables["batch: local pool vs Dask LocalCluster"] = [out["batch"]]
+        if "breakdown" in out:
+            title = "score-all's path part by part: mean ms per logo at each size"
+            tables[title] = [mean_parts(int(n), r) for n, r in out["breakdown"].items()]
+        label = "ms per logo at the folder's size, score-all / convert"
+        results.write(args.json, tables, ratio, label, args=vars(args), load=load, logos=rows)
     tmp_dir.cleanup()
-    print(f"\nms per logo at the folder's size, today / screen: {ratio:.2f}x")
+    print(f"\nms per logo at the folder's size, score-all / convert: {ratio:.2f}x")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ Needs only torch, torchvision, numpy, pillow and tqdm (no install: src/ is put o
     python bench/featurize_throughput.py --device cuda --n 4096 --baseline-n 512
     python bench/featurize_throughput.py --data-dir data/logos --n 128
     python bench/featurize_throughput.py --smoke              # seconds: 4 images, batch 2
+    python bench/featurize_throughput.py --json bench/results/featurize_throughput.json
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from benchjson import Record
 from svg_quality.accel import choose_device, configure_cpu_threads
 from svg_quality.backbone import (
     IMAGENET_MEAN,
@@ -91,10 +93,12 @@ def main() -> None:
     ap.add_argument("--workers", default="auto", help="DataLoader workers (auto = cores, max 8)")
     ap.add_argument("--amp", default="auto", choices=("auto", "off", "bf16", "fp16"))
     ap.add_argument("--no-stats", action="store_true", help="leave out the logo statistics")
+    ap.add_argument("--json", default=None, help="also write the record here (benchjson)")
     ap.add_argument(
         "--smoke", action="store_true", help="seconds: --n 4 --baseline-n 2 --batch-size 2"
     )
     args = ap.parse_args()
+    record = Record(Path(__file__).stem)
     if args.smoke:
         args.n, args.baseline_n, args.batch_size = 4, 2, 2
 
@@ -129,16 +133,26 @@ def main() -> None:
 
     seed_rate = len(base_paths) / t_seed
     stage_rate = res.images_per_s
-    print(f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'})")
-    print(
-        f"threads {torch.get_num_threads()}, workers {workers}, batch {args.batch_size}, ", end=""
+    name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
+    setup = (
+        f"threads {torch.get_num_threads()}, workers {workers}, batch {args.batch_size}, "
+        f"autocast {precision.name}, stats {'off' if args.no_stats else 'on'}"
     )
-    print(f"autocast {precision.name}, stats {'off' if args.no_stats else 'on'}")
+    print(f"device {device} ({name})")
+    print(setup)
     print(
         f"seed loop (batch 1, Resize+CenterCrop): {len(base_paths)} images, {seed_rate:.1f} images/s"
     )
     print(f"stage extractor: {len(paths)} images, {stage_rate:.1f} images/s")
-    print(f"ratio {stage_rate / seed_rate:.2f}x")
+    ratio = stage_rate / seed_rate
+    if args.json:
+        rows = [
+            {"path": "seed loop (batch 1)", "images": len(base_paths), "images_per_s": seed_rate},
+            {"path": "stage extractor", "images": len(paths), "images_per_s": stage_rate},
+        ]
+        title = f"device {device} ({name}); {setup}"
+        record.write(args.json, {title: rows}, ratio, "images/s, stage extractor / seed loop")
+    print(f"ratio {ratio:.2f}x")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
     python bench/inference_latency.py                       # random-init default model
     python bench/inference_latency.py --export models/export
     python bench/inference_latency.py --smoke               # seconds: a few repeats of each
+    python bench/inference_latency.py --export models/export --json bench/results/inference_latency.json
 
 Without ``--export``, a randomly initialised model of params.yaml's architecture (its
 ``model.inputs`` resolved as on the default data, whose trunk is random-init offline:
@@ -33,14 +34,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchjson import Record
 from svg_quality.backbone import PREPROCESSING, load_backbone
 from svg_quality.config import load_params
 from svg_quality.images import to_rgb_on_white
-from svg_quality.model import InputSpec, QualityMLP, build_model, load_model
+from svg_quality.model import InputSpec, build_model, load_model
 from svg_quality.model import model_meta as build_model_meta
 from svg_quality.paramspace import PARAM_NAMES, VTRACER_DEFAULTS, sobol_candidates
 from svg_quality.serving.export import seal
-from svg_quality.serving.graphs import MLPForExport, candidate_scorer
+from svg_quality.serving.graphs import MLPForExport
 from svg_quality.serving.latency import latency
 from svg_quality.serving.metadata import build_metadata
 from svg_quality.serving.parity import torch_rows_fn
@@ -106,21 +108,6 @@ def random_export(out: Path, params_file: Path) -> None:
     seal(out, meta)
 
 
-class EagerScorer:
-    """The candidates model in eager PyTorch behind the predictor's backend interface."""
-
-    def __init__(self, mlp: QualityMLP, spec: InputSpec) -> None:
-        self.scorer = candidate_scorer(mlp, spec)
-        self.spec = spec
-
-    def run(self, graph: str, arrays: dict) -> list[np.ndarray]:
-        if graph != "candidates":
-            raise ValueError(f"EagerScorer runs the candidates graph only, not {graph!r}")
-        with torch.inference_mode():
-            args = [torch.from_numpy(arrays[n]) for n in self.spec.input_names(graph)]
-            return [self.scorer(*args).numpy()]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -131,10 +118,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=500, help="batch-1 timings per format")
     ap.add_argument("--suggest-repeats", type=int, default=30)
     ap.add_argument("--naive-repeats", type=int, default=3)
+    ap.add_argument("--json", default=None, help="also write the record here (benchjson)")
     ap.add_argument(
         "--smoke", action="store_true", help="seconds: 64 candidates, a few repeats of each"
     )
     args = ap.parse_args()
+    record = Record(Path(__file__).stem)
     if args.smoke:
         args.candidates, args.repeats, args.suggest_repeats, args.naive_repeats = 64, 5, 2, 1
 
@@ -182,21 +171,23 @@ def main() -> None:
         ),
     }
     print("\nMLP, batch 1 (ms)            p50      p95")
-    mlp_ms = {}
+    mlp_ms, mlp_rows = {}, []
     for name, fn in fns.items():
         t = latency(lambda f=fn: f(x1), args.repeats, warmup=50)
         mlp_ms[name] = t["p50_ms"]
+        mlp_rows.append({"runtime": name, "p50_ms": t["p50_ms"], "p95_ms": t["p95_ms"]})
         print(f"  {name:24s} {t['p50_ms']:8.4f} {t['p95_ms']:8.4f}")
 
     # 2. suggest after features: defaults + candidates, scored and ranked.
     from scipy.stats import qmc  # noqa: F401  (import once, outside the timings)
 
-    print(f"\nsuggest after features, {args.candidates + 1} parameter sets (ms)   p50      p95")
-    results = {}
+    suggest_title = f"suggest after features, {args.candidates + 1} parameter sets (ms)"
+    print(f"\n{suggest_title}   p50      p95")
+    results, suggest_rows = {}, []
     for runtime in ("onnx", "torch"):
-        pred = Predictor.load(export_dir, runtime="onnx")
-        if runtime == "torch":  # the candidates model in eager PyTorch, same Predictor code
-            pred._backend = EagerScorer(mlp, spec)
+        # torch: the candidates model (and the size head, if any) in eager PyTorch, the same
+        # Predictor code around it
+        pred = Predictor.load(export_dir, runtime=runtime)
         t = latency(  # the one suggest, on the prepared logo: table lookup, scoring, ranking
             lambda p=pred: suggest(p, logo, top_k=5, candidates=args.candidates),
             args.suggest_repeats,
@@ -209,6 +200,7 @@ def main() -> None:
             else "torch eager (candidates model)"
         )
         print(f"  {label:44s} {t['p50_ms']:8.2f} {t['p95_ms']:8.2f}")
+        suggest_rows.append({"scorer": label, "p50_ms": t["p50_ms"], "p95_ms": t["p95_ms"]})
     defaults = np.array([[VTRACER_DEFAULTS[n] for n in PARAM_NAMES]], dtype=np.float32)
     raw = np.concatenate([defaults, sobol_candidates(spec.ranges, args.candidates)])
     rows = spec.rows({**blocks, "params": raw}, broadcast=True)
@@ -217,7 +209,9 @@ def main() -> None:
         max(5, args.suggest_repeats // 3),
         warmup=2,
     )
-    print(f"  {'onnxruntime (plain MLP over full rows)':44s} {t['p50_ms']:8.2f} {t['p95_ms']:8.2f}")
+    label = "onnxruntime (plain MLP over full rows)"
+    print(f"  {label:44s} {t['p50_ms']:8.2f} {t['p95_ms']:8.2f}")
+    suggest_rows.append({"scorer": label, "p50_ms": t["p50_ms"], "p95_ms": t["p95_ms"]})
 
     # 3. Naive baseline: eager PyTorch, one candidate at a time.
     eager = MLPForExport(mlp)
@@ -233,7 +227,9 @@ def main() -> None:
     for _ in range(args.naive_repeats):
         naive()
     naive_ms = (time.perf_counter() - t0) / args.naive_repeats * 1e3
-    print(f"  {'naive: eager torch, one candidate per call':44s} {naive_ms:8.2f}")
+    label = "naive: eager torch, one candidate per call"
+    print(f"  {label:44s} {naive_ms:8.2f}")
+    suggest_rows.append({"scorer": label, "mean_ms": naive_ms})
 
     ok_mlp = mlp_ms["onnxruntime"] <= TARGET_MLP_MS
     ok_sug = results["onnx"] <= TARGET_SUGGEST_MS
@@ -245,10 +241,22 @@ def main() -> None:
         f"target suggest <= {TARGET_SUGGEST_MS:.0f} ms after features: "
         f"{results['onnx']:.1f} ms {'PASS' if ok_sug else 'MISS'}"
     )
-    print("speedup of ONNX Runtime suggest over the naive eager per-candidate loop:")
+    label = "speedup of ONNX Runtime suggest over the naive eager per-candidate loop"
+    print(f"{label}:")
     if tmp is not None:
         tmp.cleanup()
-    print(f"ratio {naive_ms / results['onnx']:.2f}x")
+    ratio = naive_ms / results["onnx"]
+    if args.json:
+        targets = [
+            {"target": name, "limit_ms": limit, "measured_ms": ms, "pass": ok}
+            for name, limit, ms, ok in (
+                ("ONNX Runtime MLP batch-1 p50", TARGET_MLP_MS, mlp_ms["onnxruntime"], ok_mlp),
+                ("suggest after features", TARGET_SUGGEST_MS, results["onnx"], ok_sug),
+            )
+        ]
+        tables = {"MLP, batch 1 (ms)": mlp_rows, suggest_title: suggest_rows, "targets": targets}
+        record.write(args.json, tables, ratio, label, model=meta["export"]["architecture"])
+    print(f"ratio {ratio:.2f}x")
     sys.stdout.flush()
 
 

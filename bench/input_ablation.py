@@ -40,6 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from benchjson import Record
 from svg_quality.config import ModelConfig, Params, load_params
 from svg_quality.crossval import cross_validate
 from svg_quality.dataset import build_arrays, load_labeled, split_arrays
@@ -166,9 +167,10 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=0, help="override train.epochs (0: keep)")
     ap.add_argument("--cv", type=int, default=0, help="grouped CV folds (0: none)")
     ap.add_argument("--no-hgb", action="store_true", help="skip HistGBR on the same inputs")
-    ap.add_argument("--json", type=Path, default=None, help="write the results here")
+    ap.add_argument("--json", type=Path, default=None, help="write the record here (benchjson)")
     ap.add_argument("--smoke", action="store_true", help="seconds: a tiny project, 2 epochs")
     args = ap.parse_args()
+    record = Record(Path(__file__).stem)
     if args.configs is None:
         args.configs = list(SMOKE_CONFIGS if args.smoke else DEFAULT_CONFIGS)
     if args.smoke:
@@ -179,7 +181,7 @@ def main() -> None:
     params = load_params(args.root / "params.yaml")
     with data_dir(args.root, args.smoke, "input-ablation-") as data:
         results = run(args, params, data)
-    table_and_ratio(args, results)
+    table_and_ratio(args, results, record)
 
 
 def run(args: argparse.Namespace, params: Params, d: Path) -> list[dict[str, Any]]:
@@ -256,7 +258,9 @@ def run(args: argparse.Namespace, params: Params, d: Path) -> list[dict[str, Any
     return results
 
 
-def table_and_ratio(args: argparse.Namespace, results: list[dict[str, Any]]) -> None:
+def table_and_ratio(
+    args: argparse.Namespace, results: list[dict[str, Any]], record: Record
+) -> None:
     cols = ["val", "test", "real", "cv", "hgb_test", "hgb_real"]
     print("\n| config | seed | " + " | ".join(c for c in cols) + " |")
     print("|---|---|" + "---|" * len(cols))
@@ -274,8 +278,6 @@ def table_and_ratio(args: argparse.Namespace, results: list[dict[str, Any]]) -> 
                 cell += f" · box ρ {m['spearman_in_box']:.2f} · reg {m['box_regret']:.4f}"
             cells.append(cell)
         print(f"| {out['config']} | {out['seed']} | " + " | ".join(cells) + " |")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
     val_rmse = {
         c: np.mean([r["val"]["rmse"] for r in results if r["config"] == c and r["seed"] != "mean"])
         for c in args.configs
@@ -283,7 +285,18 @@ def table_and_ratio(args: argparse.Namespace, results: list[dict[str, Any]]) -> 
     best = min(val_rmse, key=val_rmse.get)
     first = args.configs[0]
     ratio = val_rmse[first] / val_rmse[best]
-    print(f"\nval RMSE of {first} / of the best config ({best}): {ratio:.2f}x")
+    label = f"val RMSE of {first} / of the best config ({best})"
+    if args.json:
+        rows = [
+            {
+                "config": out["config"],
+                "seed": out["seed"],
+                **{f"{c}_{k}": out[c][k] for c in cols if c in out for k in ("r", "rmse")},
+            }
+            for out in results
+        ]
+        record.write(args.json, {"r and RMSE per set": rows}, ratio, label, points=results)
+    print(f"\n{label}: {ratio:.2f}x")
 
 
 if __name__ == "__main__":

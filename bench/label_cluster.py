@@ -8,6 +8,7 @@ non-timing column, and prints samples/s and the per-sample time split for each.
 
     python bench/label_cluster.py [--per-type 10] [--samples 12] [--workers 2] [--size 256]
     python bench/label_cluster.py --smoke    # seconds: 1 logo per type, 1 worker, 1 round
+    python bench/label_cluster.py --json bench/results/label_cluster.json   # also the record
 
 Cluster start-up (workers importing the stack, sandboxes starting) is outside the timed
 part: the cluster first labels a few warm-up logos, as a long-lived cluster would be warm.
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchjson import Record
 from svg_quality.config import LOGO_TYPES, load_params
 from svg_quality.images import to_rgb_on_white
 from svg_quality.io import image_id_for
@@ -46,13 +48,23 @@ def make_logos(root: Path, per_type: int, size: int) -> tuple[pd.DataFrame, Path
     return pd.DataFrame(rows), logos_dir
 
 
-def line(name: str, df: pd.DataFrame, stats) -> str:
+def figures(name: str, df: pd.DataFrame, stats) -> dict[str, float | int | str]:
+    """One path's row: samples/s, samples, seconds and the mean ms of each timed part."""
     ok = df[df["status"] == "ok"]
-    ms = {c: ok[c].mean() for c in TIMING_COLUMNS}
+    return {
+        "path": name,
+        "samples_per_s": stats.computed / stats.compute_s,
+        "samples": stats.computed,
+        "seconds": stats.compute_s,
+        **{c: float(ok[c].mean()) for c in TIMING_COLUMNS},
+    }
+
+
+def line(row: dict) -> str:
     return (
-        f"{name:8s} {stats.computed / stats.compute_s:7.1f} samples/s ({stats.computed} in "
-        f"{stats.compute_s:.1f} s) | mean ms: convert {ms['convert_ms']:.2f}  render "
-        f"{ms['render_ms']:.2f}  ssim {ms['ssim_ms']:.2f}"
+        f"{row['path']:8s} {row['samples_per_s']:7.1f} samples/s ({row['samples']} in "
+        f"{row['seconds']:.1f} s) | mean ms: convert {row['convert_ms']:.2f}  render "
+        f"{row['render_ms']:.2f}  ssim {row['ssim_ms']:.2f}"
     )
 
 
@@ -66,12 +78,14 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256, help="logo side, px")
     ap.add_argument("--rounds", type=int, default=2, help="alternating runs of each path")
     ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--json", default=None, help="also write the record here (benchjson)")
     ap.add_argument(
         "--smoke",
         action="store_true",
         help="seconds: --per-type 1 --samples 2 --workers 1 --size 96 --rounds 1",
     )
     args = ap.parse_args()
+    record = Record(Path(__file__).stem)
     if args.smoke:
         args.per_type, args.samples, args.workers, args.size, args.rounds = 1, 2, 1, 96, 1
 
@@ -115,10 +129,14 @@ def main() -> None:
     )
     drop = list(TIMING_COLUMNS)
     pd.testing.assert_frame_equal(local.drop(columns=drop), remote.drop(columns=drop))
-    print(f"{len(logos)} logos x {args.samples} sets, {args.workers} cores: rows identical")
-    print(line("local", local, s_local))
-    print(line("cluster", remote, s_remote))
-    ratio = (s_remote.computed / s_remote.compute_s) / (s_local.computed / s_local.compute_s)
+    title = f"{len(logos)} logos x {args.samples} sets, {args.workers} cores: rows identical"
+    rows = [figures("local", local, s_local), figures("cluster", remote, s_remote)]
+    print(title)
+    for row in rows:
+        print(line(row))
+    ratio = rows[1]["samples_per_s"] / rows[0]["samples_per_s"]
+    if args.json:
+        record.write(args.json, {title: rows}, ratio, "samples/s, cluster / local")
     print(f"ratio {ratio:.2f}x")
 
 

@@ -10,6 +10,7 @@ interleaved logo by logo so background load hits both alike.
 
     python bench/label_throughput.py [--per-type 3] [--samples 6] [--params params.yaml]
     python bench/label_throughput.py --smoke     # seconds: 1 logo per type, 2 sets each
+    python bench/label_throughput.py --json bench/results/label_throughput.json  # the record
 
 Prints samples/s both ways, the per-sample time split, and the ratio last.
 """
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchjson import Record
 from svg_quality.config import LOGO_TYPES, load_params
 from svg_quality.images import to_rgb_on_white
 from svg_quality.io import image_id_for
@@ -72,8 +74,10 @@ def main() -> None:
     ap.add_argument("--per-type", type=int, default=3, help="synthetic logos per logo type")
     ap.add_argument("--samples", type=int, default=6, help="parameter sets per logo")
     ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--json", default=None, help="also write the record here (benchjson)")
     ap.add_argument("--smoke", action="store_true", help="seconds: --per-type 1 --samples 2")
     args = ap.parse_args()
+    record = Record(Path(__file__).stem)
     if args.smoke:
         args.per_type, args.samples = 1, 2
     p = load_params(args.params)
@@ -116,15 +120,30 @@ def main() -> None:
             naive["total"] += time.perf_counter() - t0
 
     n = len(logos) * args.samples
-    print(f"{len(logos)} logos x {args.samples} parameter sets = {n} samples per path")
+    title = f"{len(logos)} logos x {args.samples} parameter sets = {n} samples per path"
+    print(title)
+    rows = []
     for name, d in (("baseline", naive), ("stage", stage)):
         c, r, s = (statistics.fmean(d[k]) for k in ("convert", "render", "score"))
+        rows.append(
+            {
+                "path": name,
+                "samples_per_s": n / d["total"],
+                "convert_ms": c,
+                "render_ms": r,
+                "ssim_ms": s,
+                "render_ssim_over_convert": (r + s) / c,
+            }
+        )
         print(
             f"{name:9s} {n / d['total']:7.2f} samples/s | mean ms: convert {c:6.2f}  render {r:6.2f}"
             f"  ssim {s:6.2f}  (render+ssim {r + s:6.2f} vs convert {c:6.2f}: "
             f"{(r + s) / c:.2f}x)"
         )
-    print(f"ratio {naive['total'] / stage['total']:.2f}x")
+    ratio = naive["total"] / stage["total"]
+    if args.json:
+        record.write(args.json, {title: rows}, ratio, "wall time, baseline / stage")
+    print(f"ratio {ratio:.2f}x")
 
 
 if __name__ == "__main__":

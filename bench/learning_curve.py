@@ -32,6 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from benchjson import Record
 from svg_quality.config import Params, load_params
 from svg_quality.dataset import LabeledData, load_labeled, split_arrays
 from svg_quality.metrics import ranking_metrics
@@ -57,10 +58,11 @@ def main() -> None:
     ap.add_argument("--logos", nargs="+", type=float, default=[0.25, 0.5, 1.0])
     ap.add_argument("--samples", nargs="+", type=int, default=[4, 8])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--json", type=Path, default=None, help="write the record here (benchjson)")
     ap.add_argument("--epochs", type=int, default=0, help="override train.epochs (0: keep)")
     ap.add_argument("--smoke", action="store_true", help="seconds: a tiny project, 2 epochs")
     args = ap.parse_args()
+    record = Record(Path(__file__).stem)
     if args.smoke:
         args.logos, args.samples, args.seeds = [0.5, 1.0], [2], [0]
         args.epochs = args.epochs or 2
@@ -69,10 +71,10 @@ def main() -> None:
 
     params = load_params(args.root / "params.yaml")
     with data_dir(args.root, args.smoke, "learning-curve-") as data:
-        run(args, params, data)
+        run(args, params, data, record)
 
 
-def run(args: argparse.Namespace, params: Params, d: Path) -> None:
+def run(args: argparse.Namespace, params: Params, d: Path, record: Record) -> None:
     """Every point and seed on the project data in ``d``; the table and the ratio line."""
     import pandas as pd
 
@@ -122,22 +124,31 @@ def run(args: argparse.Namespace, params: Params, d: Path) -> None:
 
     print("\n| train images | sets per image | train rows | val r | val RMSE | val Spearman |")
     print("|---|---|---|---|---|---|")
+    rows = []
     for logos, samples in points:
         pts = [r for r in results if r["logos"] == logos and r["samples"] == (samples or "all")]
-        mean = {k: np.mean([p[k] for p in pts]) for k in ("val_r", "val_rmse", "val_spearman")}
-        spread = np.ptp([p["val_rmse"] for p in pts])
+        mean = {k: float(np.mean([p[k] for p in pts])) for k in ("val_r", "val_rmse")}
+        row = {
+            "train_images": pts[0]["train_images"],
+            "sets_per_image": samples or "all",
+            "train_rows": pts[0]["train_rows"],
+            **mean,
+            "val_rmse_half_spread": float(np.ptp([p["val_rmse"] for p in pts]) / 2),
+            "val_spearman": float(np.mean([p["val_spearman"] for p in pts])),
+        }
+        rows.append(row)
         print(
-            f"| {pts[0]['train_images']} | {samples or 'all'} | {pts[0]['train_rows']} | "
-            f"{mean['val_r']:.3f} | {mean['val_rmse']:.4f} (±{spread / 2:.4f}) | "
-            f"{mean['val_spearman']:.3f} |"
+            f"| {row['train_images']} | {row['sets_per_image']} | {row['train_rows']} | "
+            f"{row['val_r']:.3f} | {row['val_rmse']:.4f} (±{row['val_rmse_half_spread']:.4f}) | "
+            f"{row['val_spearman']:.3f} |"
         )
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
     full = np.mean([r["val_rmse"] for r in results if r["logos"] == 1.0 and r["samples"] == "all"])
     small = np.mean([r["val_rmse"] for r in results if r["logos"] == min(args.logos)])
-    print(
-        f"\nval RMSE at {min(args.logos):g} of the train logos / at all of them: {small / full:.2f}x"
-    )
+    label = f"val RMSE at {min(args.logos):g} of the train logos / at all of them"
+    if args.json:
+        title = f"mean over seeds {args.seeds} (± half the RMSE spread)"
+        record.write(args.json, {title: rows}, small / full, label, points=results)
+    print(f"\n{label}: {small / full:.2f}x")
 
 
 if __name__ == "__main__":

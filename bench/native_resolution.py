@@ -29,7 +29,6 @@ per logo of random-N over quality-verify-K (both at full size).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import tempfile
 import time
@@ -38,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from benchjson import Record
 from svg_quality import objectives
 from svg_quality.colour import ColourReference
 from svg_quality.convert import find_jobs
@@ -99,9 +99,12 @@ def main() -> None:
     ap.add_argument("--candidates", type=int, default=2048)
     ap.add_argument("--max-side", type=int, default=2048)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", default=None, help="also write the per-logo rows here")
+    ap.add_argument(
+        "--json", default=None, help="also write the record here (benchjson: table, per-logo rows)"
+    )
     ap.add_argument("--smoke", action="store_true", help="seconds: tiny export, 2 logos")
     args = ap.parse_args()
+    record = Record(Path(__file__).stem)
 
     tmp = tempfile.TemporaryDirectory()
     if args.smoke:
@@ -178,10 +181,11 @@ def main() -> None:
                 f"  {n_done}/{len(jobs)} logos, {time.perf_counter() - t_start:.0f} s", flush=True
             )
 
-    print(
-        f"\nat the logos' own size (long side {', '.join(map(str, sorted(sizes)))} px); "
+    title = (
+        f"at the logos' own size (long side {', '.join(map(str, sorted(sizes)))} px); "
         f"ok = SSIM >= defaults' - {TOL} and colour error <= defaults' + {COLOUR_TOL}"
     )
+    print(f"\n{title}")
     print(
         f"{'strategy':<24} {'mean SSIM':>9} {'med bytes/def':>13} {'SSIM ok':>8} "
         f"{'colour ok':>9} {'both':>6} {'mean dE':>8} {'ms/logo':>8}"
@@ -209,13 +213,23 @@ def main() -> None:
     print(
         f"\nsize-verify-{k}: the colour check changed the choice on {refused} of {len(jobs)} logos"
     )
-    if args.json:
-        Path(args.json).write_text(json.dumps({"summary": summary, "logos": per_logo}, indent=1))
     ratio = (
         summary[f"random-{args.random}"]["ms_per_logo"]
         / summary[f"quality-verify-{k}"]["ms_per_logo"]
     )
-    print(f"\nwall time per logo, random-{args.random} / quality-verify-{k}, at full size:")
+    label = f"wall time per logo, random-{args.random} / quality-verify-{k}, at full size"
+    if args.json:
+        rows = [{"strategy": name, **line} for name, line in summary.items()]
+        refusals = f"size-verify-{k}: logos whose choice the colour check changed"
+        record.write(
+            args.json,
+            {title: rows, refusals: [{"changed": refused, "logos": len(jobs)}]},
+            ratio,
+            label,
+            summary=summary,
+            logos=per_logo,
+        )
+    print(f"\n{label}:")
     print(f"ratio {ratio:.2f}x")
     tmp.cleanup()
 

@@ -30,7 +30,6 @@ predictor+verify-4 (quality objective).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import tempfile
@@ -41,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from benchjson import Record
 from svg_quality import objectives
 from svg_quality.convert import find_jobs
 from svg_quality.inputspec import InputSpec
@@ -219,7 +219,9 @@ def main() -> None:
     ap.add_argument("--objectives", default="quality,size")
     ap.add_argument("--candidates", type=int, default=2048)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", default=None, help="also write the per-logo rows here")
+    ap.add_argument(
+        "--json", default=None, help="also write the record here (benchjson: tables, per-logo rows)"
+    )
     ap.add_argument(
         "--size-model",
         default="models/size_model.pt",
@@ -229,6 +231,7 @@ def main() -> None:
         "--smoke", action="store_true", help="seconds: tiny export, 2 logos, fewest strategies"
     )
     args = ap.parse_args()
+    record = Record(Path(__file__).stem)
     logging.basicConfig(level=logging.WARNING)
     # conversions per search strategy (random-N, optuna-N) and verified sets (predictor+verify-K)
     searches, verifies = (4, 16, 32), (1, 4)
@@ -318,12 +321,14 @@ def main() -> None:
     order += [f"random-{n}" for n in searches] + [f"optuna-{n}" for n in searches]
     order += [f"predictor+verify-{k}" for k in verifies]
     summary: dict[str, Any] = {}
+    tables: dict[str, list[dict[str, Any]]] = {}
     for obj in wanted:
-        print(
-            f"\nobjective {obj} ({len(per_logo)} logos; better = "
+        title = (
+            f"objective {obj} ({len(per_logo)} logos; better = "
             + ("higher SSIM" if obj == "quality" else f"smaller SVG with SSIM >= defaults - {TOL}")
             + ")"
         )
+        print(f"\n{title}")
         print(
             f"{'strategy':<20} {'mean SSIM':>9} {'med bytes/def':>13} {'better':>7} "
             f"{'>=def-tol':>9} {'ms/logo':>9}"
@@ -341,26 +346,38 @@ def main() -> None:
                 "ms_per_logo": float(ms.mean()),
             }
             summary[f"{obj}/{name}"] = line
+            tables.setdefault(title, []).append({"strategy": name, **line})
             print(
                 f"{name:<20} {line['mean_ssim']:>9.4f} {line['median_bytes_ratio']:>13.3f} "
                 f"{line['share_better']:>7.0%} {line['share_within_tol']:>9.0%} "
                 f"{line['ms_per_logo']:>9.0f}"
             )
-    if args.json:
-        Path(args.json).write_text(json.dumps({"summary": summary, "logos": per_logo}, indent=1))
     obj = "quality" if "quality" in wanted else wanted[0]
     search, pv = f"random-{max(searches)}", f"predictor+verify-{max(verifies)}"
     ratio = summary[f"{obj}/{search}"]["ms_per_logo"] / summary[f"{obj}/{pv}"]["ms_per_logo"]
     probe, rest, scoring, verification = np.mean(parts[(obj, max(verifies))], axis=0)
     conversions = probe + verification  # the defaults (the probe's) + the verified sets
+    cap = summary[f"{obj}/{search}"]["ms_per_logo"] / conversions
     print(
         f"\n{pv} ({obj}) per logo: conversions {conversions:.0f} ms (the probe's "
         f"defaults {probe:.0f} + the verified sets and fallbacks {verification:.0f}), "
         f"decode + statistics + tables {rest:.0f} ms, scoring {scoring:.0f} ms; with the rest "
         f"free, the conversions alone cap the ratio at "
-        f"{summary[f'{obj}/{search}']['ms_per_logo'] / conversions:.2f}x"
+        f"{cap:.2f}x"
     )
-    print(f"\nwall time per logo, {search} / {pv} ({obj}):")
+    label = f"wall time per logo, {search} / {pv} ({obj})"
+    if args.json:
+        split = {
+            "conversions_ms": conversions,
+            "probe_defaults_ms": probe,
+            "verified_sets_and_fallbacks_ms": verification,
+            "decode_statistics_tables_ms": rest,
+            "scoring_ms": scoring,
+            "ratio_cap_of_conversions": cap,
+        }
+        tables[f"{pv} ({obj}): time per logo by part"] = [{k: float(v) for k, v in split.items()}]
+        record.write(args.json, tables, ratio, label, summary=summary, logos=per_logo)
+    print(f"\n{label}:")
     print(f"ratio {ratio:.2f}x")
     tmp.cleanup()
 

@@ -23,6 +23,7 @@ Needs only torch, numpy and pyyaml (``PYTHONPATH=src`` on a box without the pack
 
     python bench/train_throughput.py [--rows 20000] [--device cuda]
     python bench/train_throughput.py --smoke     # seconds: 1024 rows, the same code paths
+    python bench/train_throughput.py --json bench/results/train_throughput.json  # the record
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from benchjson import Record
 from svg_quality.accel import choose_device, configure_cpu_threads
 from svg_quality.config import ModelConfig, Params, TrainConfig, load_params
 from svg_quality.inputgroups import resolve_inputs
@@ -202,8 +205,9 @@ def compare(
     label: str,
     sets_per_logo: int,
     resnet_width: int = 0,
-) -> float:
-    """Time both loops on ``args.rows`` random rows ``width`` wide; print and return the ratio."""
+) -> list[dict[str, float | int | str]]:
+    """Time both loops on ``args.rows`` random rows ``width`` wide; print them and return
+    their rows (naive, trainer; the trainer's ``ratio`` over the naive loop's samples/s)."""
     device = choose_device(args.device)
     rows = synthetic_rows(args.rows, width, sets_per_logo)
     val_rows = min(1024, args.rows)
@@ -221,7 +225,17 @@ def compare(
         f"trainer (resident tensors, batch {cfg.batch_size}, amp {cfg.amp}, incl. setup+val): "
         f"{ours_s:7.2f} s  {ours_sps:10.0f} samples/s  ({ours_sps / naive_sps:.2f}x)"
     )
-    return ours_sps / naive_sps
+    row = {"model": label, "rows": args.rows, "inputs": width}
+    return [
+        {**row, "loop": "naive", "seconds": naive_s, "samples_per_s": naive_sps},
+        {
+            **row,
+            "loop": "trainer",
+            "seconds": ours_s,
+            "samples_per_s": ours_sps,
+            "ratio": ours_sps / naive_sps,
+        },
+    ]
 
 
 def main() -> None:
@@ -235,8 +249,10 @@ def main() -> None:
     ap.add_argument("--naive-batch-size", type=int, default=64, help="the original batch size")
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--amp", help="the trainer's amp (default: params.yaml, i.e. fp32 on CPU)")
+    ap.add_argument("--json", default=None, help="also write the record here (benchjson)")
     ap.add_argument("--smoke", action="store_true", help=f"seconds: {SMOKE_ROWS} rows")
     args = ap.parse_args()
+    record = Record(Path(__file__).stem)
     args.rows = args.rows or (SMOKE_ROWS if args.smoke else 20_000)
 
     params = load_params(args.params)
@@ -250,15 +266,21 @@ def main() -> None:
         batch_size=args.batch_size or params.train.batch_size,
         amp=args.amp or params.train.amp,
     )
-    print(f"threads {configure_cpu_threads()}")
+    threads = configure_cpu_threads()
+    print(f"threads {threads}")
     sets = params.label.samples_per_image
     spec = default_layout(params)
-    compare(
+    rows = compare(
         args, params.model, cfg, spec.width, f"default model ({spec.inputs})", sets,
         spec.resnet_width,
     )  # fmt: skip
     resnet_only = resnet_only_model_config(params.model)
-    ratio = compare(args, resnet_only, cfg, args.features, "the ResNet-only MLP and inputs", sets)
+    rows += compare(args, resnet_only, cfg, args.features, "the ResNet-only MLP and inputs", sets)
+    ratio = rows[-1]["ratio"]
+    if args.json:
+        title = f"one epoch on {choose_device(args.device)}, {threads} threads"
+        label = "samples/s, trainer / naive loop (the ResNet-only MLP)"
+        record.write(args.json, {title: rows}, ratio, label)
     print(f"ratio {ratio:.2f}x")
 
 
