@@ -210,7 +210,9 @@ def _convert(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ValueError(f"--workers {args.workers} is invalid; allowed: at least 1")
     _check_candidates(args.candidates)
-    # The export checked (digests, signatures, self-test) before OUT or its journal exist.
+    # The export checked (digests, signatures, self-test) before OUT or its journal exist;
+    # one process then converts with this predictor, a pool's or a cluster's workers load
+    # their own.
     predictor = _load_predictor(args)
     predictor.backend.warm()
     objective = args.objective
@@ -240,6 +242,7 @@ def _convert(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             on_record=on_record,
             cluster=args.cluster,
+            predictor=predictor,
         )
     except KeyboardInterrupt:
         print(
@@ -506,7 +509,7 @@ def _warning_line(
     line: str | None = None,
 ) -> None:
     """A warning as the CLI's one line (``svg-quality: warning: ...``), not Python's two;
-    each message once (convert loads the model twice: to check it, then to serve)."""
+    each message once (a pool's workers load the model again after the check)."""
     text = str(message)
     if text not in _WARNED:
         _WARNED.add(text)

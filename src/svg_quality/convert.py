@@ -296,13 +296,15 @@ def run_batch(
     progress: bool = True,
     on_record: Callable[[dict[str, Any]], None] | None = None,
     cluster: str | None = None,
+    predictor: Predictor | None = None,
 ) -> dict[str, Any]:
     """Convert every logo of ``inputs`` into ``out``; returns ``{"summary", "logos"}`` and
     writes it to ``out/convert-report.json``, and the page ``out/index.html``.
 
     ``workers`` processes on this machine, or one task per logo on the Dask scheduler at
     ``cluster`` (:mod:`svg_quality.convert_cluster`); either way only this process writes,
-    so a batch started one way resumes the other."""
+    so a batch started one way resumes the other. ``predictor``: ``settings.model``
+    already loaded (and checked) by the caller, used when one process converts."""
     from tqdm import tqdm
 
     if settings.verify < 1:
@@ -355,10 +357,10 @@ def run_batch(
 
                 run_dask([j for j, _ in todo], settings, cluster, finish)
             elif n == 1:
-                if todo:
-                    _init_worker(settings)
+                if todo and predictor is None:
+                    predictor = Predictor.load(settings.model, runtime=settings.runtime)
                 for j, _ in todo:
-                    finish(*convert_one(j, settings, _PREDICTOR))
+                    finish(*convert_one(j, settings, predictor))
             else:
                 with ProcessPoolExecutor(
                     max_workers=n, initializer=_init_worker, initargs=(settings, os.getpid())

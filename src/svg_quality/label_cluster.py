@@ -84,9 +84,13 @@ def run_dask(
     where: str | None = None,
 ) -> None:
     """Run ``jobs`` (one logo at one size each) on the Dask cluster at ``address``: the
-    local pool's rows. ``where`` names the setting in errors (``label.cluster``)."""
-    where = where or f"label.cluster = {address!r}"
-    local = "set label.cluster: null to label on this machine"
+    local pool's rows. ``where`` names the setting in errors (default ``label.cluster``;
+    evaluate's ``--cluster``)."""
+    if where is None:
+        where, local = f"label.cluster = {address!r}", "set label.cluster: null"
+    else:
+        local = "leave out --cluster"
+    local += " to label on this machine"
     with connect(address, where, local) as client:
         slots = check_workers(client, address, where)
         client.register_plugin(SandboxPlugin(), name=PLUGIN_NAME)
