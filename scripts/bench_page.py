@@ -31,6 +31,8 @@ SECTION = re.compile(
     r"(?P<end><!-- end generated: (?P=name) -->)",
     re.DOTALL,
 )
+
+
 def load_record(path: Path) -> dict[str, Any]:
     raw = json.loads(path.read_text())
     if "tables" in raw:

@@ -108,7 +108,9 @@ def test_smallest_first_scores_fewer_sets_and_chooses_exactly_as_scoring_all(
         default = Candidate(dict(VTRACER_DEFAULTS), 0.9, None, True)
         fb = [Candidate({**VTRACER_DEFAULTS, "path_precision": p}, 0.9, None, False, True)
               for p in FALLBACK_PRECISIONS]  # fmt: skip
-        rand = [Candidate(dict(q), 0.9, None, False) for q in sample_params(f"{i:064x}", 6, ranges, i)]
+        rand = [
+            Candidate(dict(q), 0.9, None, False) for q in sample_params(f"{i:064x}", 6, ranges, i)
+        ]
         cands = [default, *fb, *rand]
         every = convert_all(rgb, cands, cfg)
         some = convert_smallest_first(rgb, cands, cfg, colour_tolerance=colour_tolerance, **kw)
