@@ -43,6 +43,22 @@ def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
     return res
 
 
+def interrupted(
+    argv: list[str], journal: Path, env: dict[str, str] | None = None
+) -> tuple[int, str]:
+    """Run a convert command and press Ctrl-C (SIGINT) once its journal has 2 lines ->
+    (its exit status, its stderr)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.is_file() and journal.read_text().count("\n") >= 2:
+            proc.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.02)
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, err.decode()
+
+
 def render_ok(svg: Path, size: tuple[int, int]) -> None:
     """The SVG renders with resvg at the logo's size and is not blank."""
     from svg_quality.vectorize import render
@@ -261,17 +277,10 @@ def test_an_interrupted_batch_converts_only_the_missing_logos_on_rerun(export_di
     argv = [*CLI, "convert", str(src), "-o", str(out), "--model", str(export_dir)]
     argv += ["--candidates", "64", "--verify", "4", "--no-progress"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     journal = out / ".svg-quality-convert.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if journal.is_file() and journal.read_text().count("\n") >= 2:
-            proc.send_signal(signal.SIGINT)
-            break
-        time.sleep(0.02)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err.decode()  # interrupted, with the resume hint
-    assert "rerun the same command" in err.decode()
+    rc, err = interrupted(argv, journal, env)
+    assert rc == 130, err  # interrupted, with the resume hint
+    assert "rerun the same command" in err
     done = journal.read_text().count("\n")
     assert 2 <= done < 24
     written = sorted(p.relative_to(out).as_posix() for p in out.glob("set*/*/*.svg"))

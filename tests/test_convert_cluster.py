@@ -17,7 +17,7 @@ import pytest
 
 from svg_quality.convert import JOURNAL, REPORT, SIDE, Settings, run_batch
 from tests.dask_fixtures import DaskCluster
-from tests.test_convert import CLI, run
+from tests.test_convert import CLI, interrupted, run
 
 pytestmark = pytest.mark.slow
 
@@ -137,24 +137,14 @@ def test_a_worker_killed_mid_batch_loses_nothing(cluster, export_dir, folder, lo
 
 
 def test_a_batch_interrupted_here_finishes_on_the_cluster(cluster, export_dir, folder, local):
-    import signal
-    import subprocess
-
     src, out = local.parent / "resume-in", local.parent / "resume-out"
     for i in range(2):
         shutil.copytree(folder, src / f"set{i}", ignore=shutil.ignore_patterns("*.txt"))
     argv = [*CLI, "convert", str(src), "-o", str(out), "--model", str(export_dir)]
     argv += ["--objective", "size", "--candidates", "64", "--no-progress"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     journal = out / JOURNAL
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if journal.is_file() and journal.read_text().count("\n") >= 2:
-            proc.send_signal(signal.SIGINT)
-            break
-        time.sleep(0.02)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err.decode()
+    rc, err = interrupted(argv, journal)
+    assert rc == 130, err
     before = journal.read_text().count("\n")
     assert 2 <= before < 16
 
