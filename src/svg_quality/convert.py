@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -362,8 +363,13 @@ def run_batch(
                 for j, _ in todo:
                     finish(*convert_one(j, settings, predictor))
             else:
+                # spawn, not fork: a caller with threads (onnxruntime's, Dask's; run_batch
+                # inside the test suite) hung on forked workers, as prepare's pool did
                 with ProcessPoolExecutor(
-                    max_workers=n, initializer=_init_worker, initargs=(settings, os.getpid())
+                    max_workers=n,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_init_worker,
+                    initargs=(settings, os.getpid()),
                 ) as pool:
                     futures = [pool.submit(_convert_in_worker, j, settings) for j, _ in todo]
                     try:
