@@ -258,6 +258,14 @@ def breakdown_one(predictor: Any, source: Path, s: Any, cfg: Any) -> dict[str, A
     return {"ms": ms, "sets": sets}
 
 
+def mean_parts(size: int, logos: list[dict[str, Any]]) -> dict[str, Any]:
+    """One breakdown size as a table row: the mean ms of the whole and of each part."""
+    parts = ["whole", *PARTS.split()]
+    return {"long side": size, "logos": len(logos)} | {
+        p: float(np.mean([r["ms"].get(p, 0.0) for r in logos])) for p in parts
+    }
+
+
 def run_breakdown(predictor: Any, jobs: list, s: Any, cfg: Any, sizes: list, tmp: Path) -> dict:
     from PIL import Image
 
@@ -272,8 +280,8 @@ def run_breakdown(predictor: Any, jobs: list, s: Any, cfg: Any, sizes: list, tmp
                 f = size / max(im.size)
                 im.resize((round(im.width * f), round(im.height * f)), Image.LANCZOS).save(path)
             rows.append({"logo": job.rel, **breakdown_one(predictor, path, s, cfg)})
-        mean = {p: np.mean([r["ms"].get(p, 0.0) for r in rows]) for p in ["whole", *PARTS.split()]}
-        parts = sum(v for p, v in mean.items() if p not in ("whole", *INSIDE_PREPARE))
+        mean = mean_parts(size, rows)
+        parts = sum(mean[p] for p in PARTS.split() if p not in INSIDE_PREPARE)
         print(f"\n{size} px ({len(rows)} logos): mean ms per logo and share of the whole, "
               f"{mean['whole']:.0f} ms (the parts sum to {parts:.0f}; {', '.join(INSIDE_PREPARE)} "
               "are inside prepare)")  # fmt: skip
@@ -292,14 +300,6 @@ def run_breakdown(predictor: Any, jobs: list, s: Any, cfg: Any, sizes: list, tmp
                   f"  resvg {m['render']:>5.0f}  SSIM+colour {m['ssim'] + m['colour']:>5.0f}  "
                   f"prepare {m['prepare']:>4.0f}  minify+png {m['minify+png']:>4.0f}")  # fmt: skip
     return out
-
-
-def mean_parts(size: int, logos: list[dict[str, Any]]) -> dict[str, Any]:
-    """One breakdown size as a table row: the mean ms of the whole and of each part."""
-    parts = ["whole", *PARTS.split()]
-    return {"long side": size, "logos": len(logos)} | {
-        p: float(np.mean([r["ms"].get(p, 0.0) for r in logos])) for p in parts
-    }
 
 
 def record(res: Any, svg: str, ssim: float, ms: float) -> dict[str, Any]:
@@ -348,14 +348,19 @@ def summarize(rs: list[dict[str, Any]], s: Any) -> dict[str, Any]:
     return out
 
 
+def copy_in(jobs: list, folder: Path) -> Path:
+    """The logos of ``jobs`` copied into ``folder`` at their relative paths -> ``folder``."""
+    for j in jobs:
+        (folder / j.rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(j.source, (folder / j.rel).with_suffix(j.source.suffix))
+    return folder
+
+
 def check_convert(jobs: list, svgs: dict[str, str], s: Any, tmp: Path) -> None:
     """svg-quality convert's own batch (run_batch) on ``jobs``: its SVGs must be convert's."""
     from svg_quality.convert import run_batch
 
-    for j in jobs:
-        (tmp / "in" / j.rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(j.source, (tmp / "in" / j.rel).with_suffix(j.source.suffix))
-    run_batch([tmp / "in"], tmp / "out", s, workers=1, progress=False)
+    run_batch([copy_in(jobs, tmp / "in")], tmp / "out", s, workers=1, progress=False)
     for j in jobs:
         if (tmp / "out" / j.rel).read_text() != svgs[j.rel]:
             raise RuntimeError(f"{j.source}: svg-quality convert wrote another SVG than convert's")
@@ -374,10 +379,7 @@ def batch(jobs: list, s: Any, workers: int, tmp: Path, rounds: int) -> dict[str,
 
     from svg_quality.convert import REPORT, run_batch
 
-    src = tmp / "batch-in"
-    for j in jobs:
-        (src / j.rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(j.source, (src / j.rel).with_suffix(j.source.suffix))
+    src = copy_in(jobs, tmp / "batch-in")
     local, dask = tmp / "batch-local", tmp / "batch-dask"
     local_s, dask_s = [], []
     for _ in range(rounds):
@@ -398,7 +400,7 @@ def batch(jobs: list, s: Any, workers: int, tmp: Path, rounds: int) -> dict[str,
             run_batch([src], dask, s, cluster=cluster.scheduler_address, progress=False)
             dask_s.append(time.perf_counter() - t0)
 
-    def written(out: Path) -> dict[str, bytes]:
+    def files_of(out: Path) -> dict[str, bytes]:
         files = sorted(p for p in out.rglob("*") if p.is_file() and p.suffix in (".svg", ".png"))
         return {p.relative_to(out).as_posix(): p.read_bytes() for p in files}
 
@@ -406,7 +408,7 @@ def batch(jobs: list, s: Any, workers: int, tmp: Path, rounds: int) -> dict[str,
         logos = json.loads((out / REPORT).read_text())["logos"]
         return [{k: v for k, v in r.items() if k != "ms"} for r in logos]
 
-    if written(local) != written(dask) or records(local) != records(dask):
+    if files_of(local) != files_of(dask) or records(local) != records(dask):
         raise RuntimeError("the LocalCluster batch wrote other files or records than the local one")
     return {
         "logos": len(jobs), "workers": workers, "cores": len(os.sched_getaffinity(0)),

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from svg_quality import tracking
 from svg_quality.io import write_text
 from svg_quality.metrics import finite_or_none
 
@@ -30,20 +31,19 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def git_commit() -> str | None:
-    """The short HEAD commit, with ``-dirty`` when tracked files differ from it; None
-    outside a git checkout."""
-
-    def git(*argv: str) -> str:
-        return subprocess.run(
-            ["git", *argv], cwd=REPO_ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-
-    try:
-        head = git("rev-parse", "--short", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.CalledProcessError):
+    """The short HEAD commit (svg_quality.tracking's, as model runs record it), with
+    ``-dirty`` when tracked files differ from it; None outside a git checkout."""
+    head = tracking.git_commit(REPO_ROOT)
+    if head is None:
         return None
-    return head + ("-dirty" if dirty else "")
+    try:
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        dirty = ""
+    return head[:7] + ("-dirty" if dirty else "")
 
 
 class Record:

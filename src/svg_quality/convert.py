@@ -122,10 +122,9 @@ def _inside(out: Path, rel: str) -> bool:
 _PREDICTOR: Any = None
 
 
-def _init_worker(settings: Settings, parent_pid: int | None = None) -> None:
+def _init_worker(settings: Settings, parent_pid: int) -> None:
     global _PREDICTOR
-    if parent_pid is not None:  # a pool worker: end with the batch, however it ends
-        die_with_parent(parent_pid)
+    die_with_parent(parent_pid)  # end with the batch, however it ends
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # workers are the parallelism
     _PREDICTOR = Predictor.load(settings.model, runtime=settings.runtime)
 
